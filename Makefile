@@ -1,0 +1,31 @@
+# The two commands a newcomer needs: `make dev` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test lint bench-import clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## Start PostgreSQL (embedded unless DATABASE_URL is set), the Dagster UI on :3000 and the tracking app on :8080.
+dev: $(STAMP)
+	$(BIN)/python -m campaign_pipelines.devserver
+
+## Run the whole test suite against real PostgreSQL and Redis.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-import: $(STAMP)
+	$(BIN)/python bench/import_bench.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""campaign-pipelines: email campaigns to very large contact lists, run from Dagster."""

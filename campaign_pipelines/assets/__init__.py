@@ -1,0 +1,1 @@
+"""Assets: the per-campaign contact import."""

@@ -1,0 +1,181 @@
+"""The two steps of a campaign (seed §2): create a draft, then configure files and lines.
+
+Plain functions over a psycopg connection (autocommit), called by the Dagster ops and the
+CLI alike. Validation reports every problem at once and changes nothing when any exists.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from campaign_pipelines.contacts.records import normalize_email
+from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import catalog
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One sending line as the user types it; empty rules mean the seed's defaults."""
+
+    sender_name: str
+    sender_email: str
+    server: str
+    send_frequency_minutes: float | None = None
+    max_daily_sends: int | None = None
+    scheduled_at: str | datetime | None = None
+
+
+def create_campaign(conn: psycopg.Connection, *, name: str, subject: str, template: str) -> int:
+    """Step 1: a campaign in status draft, holding a snapshot of its template."""
+    problems = []
+    if not name.strip():
+        problems.append("name is empty")
+    if not subject.strip():
+        problems.append("subject is empty")
+    found = catalog.template_by_name(conn, template)
+    if found is None:
+        problems.append(f"template '{template}' does not exist")
+    if problems:
+        raise ValidationError(f"campaign '{name}'", problems)
+    assert found is not None
+    return campaign_sql.insert_campaign(
+        conn, name=name.strip(), subject=subject.strip(), template_id=found.id, html=found.html
+    )
+
+
+def resolve_contact_file(contacts_dir: Path, name: str) -> Path:
+    """The file `name` inside `contacts_dir`; anything resolving outside it is refused."""
+    root = contacts_dir.resolve()
+    candidate = Path(name)
+    if candidate.is_absolute():
+        raise ValidationError("contact file", [f"'{name}' must be a name relative to the contacts directory"])
+    resolved = (root / candidate).resolve()
+    if not resolved.is_relative_to(root):
+        raise ValidationError("contact file", [f"'{name}' is outside the contacts directory"])
+    return resolved
+
+
+def _contact_file_problems(contacts_dir: Path, files: list[str]) -> list[str]:
+    problems = []
+    if not files:
+        problems.append("at least one contact file is required")
+    if not contacts_dir.is_dir():
+        return [*problems, f"the contacts directory {contacts_dir} does not exist"]
+    seen: set[Path] = set()
+    for name in files:
+        try:
+            path = resolve_contact_file(contacts_dir, name)
+        except ValidationError as error:
+            problems.extend(error.problems)
+            continue
+        if path in seen:
+            problems.append(f"contact file '{name}' is listed twice")
+        seen.add(path)
+        if not path.is_file():
+            problems.append(f"contact file '{name}' does not exist in {contacts_dir}")
+        elif not os.access(path, os.R_OK):
+            problems.append(f"contact file '{name}' is not readable")
+    return problems
+
+
+def _parse_start(value: str | datetime | None) -> datetime | None:
+    """ISO 8601; a time without a zone is taken as UTC."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value.strip())
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _channel_problems(
+    conn: psycopg.Connection, channels: list[ChannelSpec]
+) -> tuple[list[str], list[campaign_sql.NewChannel]]:
+    problems: list[str] = []
+    lines: list[campaign_sql.NewChannel] = []
+    if not channels:
+        problems.append("at least one sending line is required")
+    for number, spec in enumerate(channels, start=1):
+        where = f"line {number}"
+        if not spec.sender_name.strip():
+            problems.append(f"{where}: sender name is empty")
+        sender_email = normalize_email(spec.sender_email or "")
+        if sender_email is None:
+            problems.append(f"{where}: sender email {spec.sender_email!r} is not a valid address")
+        server = catalog.server_by_name(conn, spec.server)
+        if server is None:
+            problems.append(f"{where}: server '{spec.server}' does not exist")
+        elif not server.active:
+            problems.append(f"{where}: server '{spec.server}' is inactive")
+        frequency = spec.send_frequency_minutes
+        if frequency is not None and frequency < 0:
+            problems.append(f"{where}: send_frequency_minutes is negative ({frequency})")
+        quota = spec.max_daily_sends
+        if quota is not None and quota < 1:
+            problems.append(f"{where}: max_daily_sends must be at least 1 (leave it empty for no limit), got {quota}")
+        try:
+            start = _parse_start(spec.scheduled_at)
+        except ValueError:
+            problems.append(f"{where}: scheduled_at {spec.scheduled_at!r} is not an ISO 8601 date-time")
+            start = None
+        if server is not None and sender_email is not None:
+            lines.append(
+                campaign_sql.NewChannel(
+                    sender_name=spec.sender_name.strip(),
+                    sender_email=sender_email,
+                    server_id=server.id,
+                    send_frequency_minutes=frequency or None,
+                    max_daily_sends=quota,
+                    scheduled_at=start,
+                )
+            )
+    return problems, lines
+
+
+def configure_campaign(
+    conn: psycopg.Connection,
+    campaign_id: int,
+    *,
+    contact_files: list[str],
+    channels: list[ChannelSpec],
+    contacts_dir: Path,
+) -> campaign_sql.CampaignRow:
+    """Step 2: contact files and sending lines; the campaign becomes scheduled.
+
+    Its template snapshot is taken now. The import is started by the import sensor.
+    """
+    what = f"campaign {campaign_id}"
+    campaign = campaign_sql.campaign_by_id(conn, campaign_id)
+    if campaign is None:
+        raise NotFoundError(f"campaign {campaign_id} does not exist")
+    problems = []
+    if campaign.status not in campaign_sql.CONFIGURABLE:
+        problems.append(
+            f"status is '{campaign.status}': only a {'/'.join(campaign_sql.CONFIGURABLE)} campaign can be configured"
+        )
+    problems += _contact_file_problems(contacts_dir, contact_files)
+    channel_problems, lines = _channel_problems(conn, channels)
+    problems += channel_problems
+    if problems:
+        raise ValidationError(what, problems)
+
+    with conn.transaction():
+        locked = campaign_sql.campaign_by_id(conn, campaign_id, for_update=True)
+        assert locked is not None
+        if locked.status not in campaign_sql.CONFIGURABLE:
+            raise ValidationError(what, [f"status changed to '{locked.status}' meanwhile"])
+        template = catalog.template_by_id(conn, locked.template_id)
+        campaign_sql.save_configuration(
+            conn,
+            campaign_id,
+            contact_files=[str(Path(name)) for name in contact_files],
+            channels=lines,
+            template_html=template.html,
+        )
+    updated = campaign_sql.campaign_by_id(conn, campaign_id)
+    assert updated is not None
+    return updated

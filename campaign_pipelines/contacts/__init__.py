@@ -1,0 +1,1 @@
+"""Contact files: streaming readers, email normalisation and the bulk loader of the import."""

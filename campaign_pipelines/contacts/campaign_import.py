@@ -1,0 +1,50 @@
+"""One campaign's import, status included: processing → scheduled, or failed with the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from campaign_pipelines.campaigns import resolve_contact_file
+from campaign_pipelines.contacts.loader import Connect, ImportReport, import_contact_files
+from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.store import campaigns as campaign_sql
+
+
+def import_campaign(
+    connect: Connect,
+    campaign_id: int,
+    contacts_dir: Path,
+    *,
+    on_progress: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    """Import the campaign's configured contact files; the campaign's status follows.
+
+    Any error marks the campaign `failed` with its message (the file and byte offset for
+    bad JSON) and is raised again; what was loaded before stays and is merged next time.
+    """
+    with connect() as conn:
+        campaign = campaign_sql.campaign_by_id(conn, campaign_id)
+        if campaign is None:
+            raise NotFoundError(f"campaign {campaign_id} does not exist")
+        if campaign.status not in campaign_sql.IMPORTABLE:
+            raise ValidationError(
+                f"campaign {campaign_id}",
+                [
+                    f"status is '{campaign.status}': contacts are imported only for a configured campaign"
+                    f" ({'/'.join(campaign_sql.IMPORTABLE)})"
+                ],
+            )
+        if not campaign_sql.try_lock_import(conn, campaign_id):
+            raise ValidationError(f"campaign {campaign_id}", ["another import of this campaign is running"])
+        campaign_sql.mark_processing(conn, campaign_id)
+        try:
+            paths = [resolve_contact_file(contacts_dir, name) for name in campaign.contact_files]
+            report = import_contact_files(connect, campaign_id, paths, on_progress=on_progress)
+        except Exception as error:
+            campaign_sql.mark_failed(conn, campaign_id, str(error))
+            raise
+        campaign_sql.mark_imported(
+            conn, campaign_id, nbre_contacts=report.nbre_contacts, blacklisted=report.blacklisted_contacts
+        )
+        return report

@@ -1,0 +1,192 @@
+"""Stream contact records out of JSON files in constant memory.
+
+Formats, each optionally gzip-compressed (recognised by its magic bytes, not its name):
+- a JSON array of contacts: `[{...}, {...}]`;
+- an object holding one array of contacts: `{"contacts": [{...}, ...]}` (the first array wins);
+- NDJSON / JSON Lines: one contact per line (`.ndjson` / `.jsonl`, or sniffed from the content).
+
+Records come out as parsed Python values, or as `TOO_LARGE` when an NDJSON line is over the
+record size limit (skipped without parsing it). A file that is not valid JSON raises
+`ContactFileError` naming the file and the byte offset (in the uncompressed text for gzip).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import ijson
+
+# A record larger than this is skipped and counted, never loaded into the database.
+MAX_RECORD_BYTES = 64 * 1024
+
+_READ_SIZE = 256 * 1024
+_NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class ContactFileError(ValueError):
+    """A contact file that cannot be read as JSON; the import stops on it."""
+
+    def __init__(self, path: Path, offset: int | None, reason: str) -> None:
+        self.path = path
+        self.offset = offset
+        where = f" at byte offset {offset}" if offset is not None else ""
+        super().__init__(f"contact file '{path.name}' is not valid JSON{where}: {reason}")
+
+
+class _TooLarge:
+    def __repr__(self) -> str:
+        return "TOO_LARGE"
+
+
+TOO_LARGE = _TooLarge()
+
+
+class _CountingReader:
+    """Counts the bytes handed to the parser and keeps the last chunk, to locate errors."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.consumed = 0
+        self.last_chunk = b""
+        self.last_chunk_start = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._raw.read(size)
+        self.last_chunk_start = self.consumed
+        self.last_chunk = chunk
+        self.consumed += len(chunk)
+        return chunk
+
+
+def _open(path: Path) -> BinaryIO:
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    if magic == _GZIP_MAGIC:
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def _logical_name(path: Path) -> str:
+    name = path.name.lower()
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def _first_significant_byte(stream: BinaryIO) -> tuple[bytes, bytes]:
+    """Returns the first non-blank byte and the bytes read to find it."""
+    seen = b""
+    while True:
+        chunk = stream.read(4096)
+        if not chunk:
+            return b"", seen
+        seen += chunk
+        stripped = seen.lstrip()
+        if stripped:
+            return stripped[:1], seen
+
+
+def _looks_like_ndjson(path: Path) -> bool:
+    """`{` at the start is either one document holding an array, or one contact per line."""
+    with _open(path) as stream:
+        first_line = stream.readline(MAX_RECORD_BYTES + 1)
+        if len(first_line) > MAX_RECORD_BYTES or not first_line.endswith(b"\n"):
+            return False
+        try:
+            first = json.loads(first_line)
+        except ValueError:
+            return False
+        if not isinstance(first, dict) or any(isinstance(v, list) for v in first.values()):
+            return False
+        for line in stream:
+            if line.strip():
+                return line.lstrip().startswith(b"{")
+        return True
+
+
+_YAJL_POINTER = re.compile(r"\n(?P<context>[^\n]*)\n(?P<pad> *)\(right here\) -+\^")
+
+
+def _parse_error(path: Path, reader: _CountingReader, error: Exception) -> ContactFileError:
+    message = str(error).strip()
+    reason = message.splitlines()[0] if message else type(error).__name__
+    offset = reader.consumed
+    match = _YAJL_POINTER.search(str(error))
+    if match:
+        # yajl shows the text around the error (newlines blanked) and a caret under it.
+        context = match["context"].strip()
+        caret = len(match["pad"]) - (len(match["context"]) - len(match["context"].lstrip()))
+        haystack = reader.last_chunk.replace(b"\n", b" ").replace(b"\r", b" ").replace(b"\t", b" ")
+        at = haystack.find(context.encode("utf-8", "replace"))
+        if at >= 0:
+            offset = reader.last_chunk_start + at + max(caret, 0)
+    elif "Incomplete JSON content" in message or isinstance(error, ijson.IncompleteJSONError):
+        offset = reader.consumed
+    return ContactFileError(path, offset, reason)
+
+
+def _iter_json(path: Path, prefix: str) -> Iterator[object]:
+    with _open(path) as raw:
+        reader = _CountingReader(raw)
+        try:
+            yield from ijson.items(reader, prefix, use_float=True, buf_size=_READ_SIZE)
+        except ijson.JSONError as error:
+            raise _parse_error(path, reader, error) from None
+        except UnicodeDecodeError as error:
+            raise ContactFileError(path, reader.consumed, f"not UTF-8 text ({error.reason})") from None
+
+
+def _array_prefix(path: Path) -> str:
+    """The ijson prefix of the first array directly inside a top-level object."""
+    with _open(path) as raw:
+        reader = _CountingReader(raw)
+        try:
+            for prefix, event, _value in ijson.parse(reader, buf_size=_READ_SIZE):
+                if event == "start_array" and prefix and "." not in prefix:
+                    return f"{prefix}.item"
+                if event == "end_map" and prefix == "":
+                    break
+        except ijson.JSONError as error:
+            raise _parse_error(path, reader, error) from None
+    raise ContactFileError(path, None, "the top-level object holds no array of contacts")
+
+
+def _iter_ndjson(path: Path) -> Iterator[object]:
+    offset = 0
+    with _open(path) as stream:
+        for line in stream:
+            size = len(line)
+            if size > MAX_RECORD_BYTES:
+                yield TOO_LARGE
+            elif line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ContactFileError(path, offset + error.pos, error.msg) from None
+                except UnicodeDecodeError as error:
+                    raise ContactFileError(path, offset + error.start, "not UTF-8 text") from None
+            offset += size
+
+
+def iter_records(path: Path) -> Iterator[object]:
+    """Every record of one contact file, in file order."""
+    if _logical_name(path).endswith(_NDJSON_SUFFIXES):
+        yield from _iter_ndjson(path)
+        return
+    with _open(path) as stream:
+        first, _ = _first_significant_byte(stream)
+    if first == b"[":
+        yield from _iter_json(path, "item")
+    elif first == b"{":
+        if _looks_like_ndjson(path):
+            yield from _iter_ndjson(path)
+        else:
+            yield from _iter_json(path, _array_prefix(path))
+    elif first == b"":
+        raise ContactFileError(path, 0, "the file is empty")
+    else:
+        raise ContactFileError(path, 0, "expected a JSON array, an object holding an array, or NDJSON")

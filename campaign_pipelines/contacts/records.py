@@ -1,0 +1,73 @@
+"""Turn one parsed record into (email, attributes JSON) or the reason it is skipped."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from campaign_pipelines.contacts.reader import MAX_RECORD_BYTES, TOO_LARGE
+
+# Reasons a record is skipped; the import counts each and keeps a few samples.
+MISSING_EMAIL = "missing_email"
+INVALID_EMAIL = "invalid_email"
+NOT_AN_OBJECT = "not_an_object"
+TOO_LARGE_REASON = "too_large"
+NUL_CHARACTER = "nul_character"
+
+# Pragmatic address syntax (RFC 5321 dot-atom local part, LDH domain with a dot): what
+# providers accept. Internationalised domains must arrive in punycode.
+_EMAIL = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+)
+_MAX_EMAIL_LENGTH = 254
+_EMAIL_KEYS = ("email", "Email", "EMAIL", "e-mail", "mail")
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def normalize_email(value: str) -> str | None:
+    """Trimmed, lower-cased address, or None when its syntax is not an address."""
+    email = value.strip().lower()
+    if len(email) > _MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
+        return None
+    return email
+
+
+def to_contact(record: object) -> tuple[str, str] | tuple[None, str]:
+    """(email, attributes as JSON) for a usable record, else (None, reason).
+
+    A usable record dict is consumed: its email key is removed, the rest are its attributes.
+    """
+    if record is TOO_LARGE:
+        return None, TOO_LARGE_REASON
+    if not isinstance(record, dict):
+        return None, NOT_AN_OBJECT
+    key = next((k for k in _EMAIL_KEYS if k in record), None)
+    raw = record[key] if key is not None else None
+    if not isinstance(raw, str) or not raw.strip():
+        return None, MISSING_EMAIL
+    email = normalize_email(raw)
+    if email is None:
+        return None, INVALID_EMAIL
+    del record[key]
+    attributes = _dumps(record)
+    if len(attributes) > MAX_RECORD_BYTES:
+        return None, TOO_LARGE_REASON
+    if "\\u0000" in attributes:
+        # PostgreSQL text cannot hold NUL characters.
+        return None, NUL_CHARACTER
+    return email, attributes
+
+
+def sample_of(record: object, reason: str) -> str:
+    """A short description of a skipped record: never the whole record."""
+    if reason == INVALID_EMAIL or reason == MISSING_EMAIL:
+        if isinstance(record, dict):
+            for key in _EMAIL_KEYS:
+                if key in record:
+                    return f"email={str(record[key])[:80]!r}"
+            return "keys: " + ", ".join(sorted(str(k) for k in record)[:8])
+        return type(record).__name__
+    if reason == NOT_AN_OBJECT:
+        return f"{type(record).__name__}: {str(record)[:40]!r}"
+    return reason

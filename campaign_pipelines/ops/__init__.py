@@ -1,0 +1,1 @@
+"""Ops and jobs run from the Launchpad."""

@@ -1,0 +1,1 @@
+"""Dagster resources: the campaign database and the contacts directory."""

@@ -1,0 +1,1 @@
+"""Sensors and schedules: the import sensor (more come with sending)."""

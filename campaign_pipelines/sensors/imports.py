@@ -1,0 +1,43 @@
+"""`campaign_import_sensor`: starts the import of every campaign configured since its last import.
+
+Configured from the Launchpad or the CLI alike, a campaign needs no further action: this
+sensor adds its partition if missing and requests that partition of `campaign_contacts`.
+"""
+
+
+import dagster as dg
+
+from campaign_pipelines.assets.contacts import campaign_contacts
+from campaign_pipelines.partitions import campaign_key, campaign_partitions
+from campaign_pipelines.resources.database import PostgresResource
+from campaign_pipelines.store import campaigns as campaign_sql
+
+# Imports requested per tick; the rest wait for the next tick.
+MAX_IMPORTS_PER_TICK = 20
+
+
+@dg.sensor(
+    asset_selection=[campaign_contacts],
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts the contact import of campaigns configured since their last import.",
+)
+def campaign_import_sensor(context: dg.SensorEvaluationContext, database: PostgresResource) -> dg.SensorResult:
+    with database.connect() as conn:
+        due = campaign_sql.campaigns_awaiting_import(conn, MAX_IMPORTS_PER_TICK)
+    if not due:
+        return dg.SensorResult(skip_reason="no campaign awaits its import")
+    keys = [campaign_key(campaign_id) for campaign_id, _ in due]
+    missing = [key for key in keys if not context.instance.has_dynamic_partition(campaign_partitions.name, key)]
+    return dg.SensorResult(
+        run_requests=[
+            # One run per configuration: configuring again imports again.
+            dg.RunRequest(
+                partition_key=campaign_key(campaign_id),
+                run_key=f"import-{campaign_id}-{configured_at.timestamp():.6f}",
+                tags={"campaign": str(campaign_id)},
+            )
+            for campaign_id, configured_at in due
+        ],
+        dynamic_partitions_requests=[campaign_partitions.build_add_request(missing)] if missing else [],
+    )

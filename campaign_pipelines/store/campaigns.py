@@ -1,0 +1,164 @@
+"""SQL of campaigns and their channel lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import psycopg
+from psycopg.rows import class_row
+
+# Statuses in which step 2 may (re)configure a campaign: a failed import is fixed this way too.
+CONFIGURABLE = ("draft", "scheduled", "failed")
+# Statuses from which an import may start: configured, failed, or an import that died.
+IMPORTABLE = ("scheduled", "failed", "processing")
+# Advisory lock keys of imports: one per campaign, away from the migration lock.
+_IMPORT_LOCK_BASE = 1 << 40
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    id: int
+    name: str
+    subject: str
+    template_id: int
+    status: str
+    contact_files: list[str]
+    nbre_contacts: int
+    blacklisted_contacts: int
+    sent_count: int
+    error: str | None
+    configured_at: datetime | None
+    imported_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    id: int
+    position: int
+    sender_name: str
+    sender_email: str
+    server_name: str
+    send_frequency_minutes: Decimal | None
+    max_daily_sends: int | None
+    scheduled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewChannel:
+    sender_name: str
+    sender_email: str
+    server_id: int
+    send_frequency_minutes: float | None
+    max_daily_sends: int | None
+    scheduled_at: datetime | None
+
+
+_CAMPAIGN_COLUMNS = (
+    "id, name, subject, template_id, status, contact_files, nbre_contacts, blacklisted_contacts,"
+    " sent_count, error, configured_at, imported_at, created_at"
+)
+
+
+def insert_campaign(conn: psycopg.Connection, *, name: str, subject: str, template_id: int, html: str) -> int:
+    row = conn.execute(
+        "INSERT INTO campaigns (name, subject, template_id, template_html) VALUES (%s, %s, %s, %s) RETURNING id",
+        (name, subject, template_id, html),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def campaign_by_id(conn: psycopg.Connection, campaign_id: int, *, for_update: bool = False) -> CampaignRow | None:
+    lock = " FOR UPDATE" if for_update else ""
+    with conn.cursor(row_factory=class_row(CampaignRow)) as cur:
+        return cur.execute(f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = %s{lock}", (campaign_id,)).fetchone()
+
+
+def list_campaigns(conn: psycopg.Connection, limit: int = 100) -> list[CampaignRow]:
+    with conn.cursor(row_factory=class_row(CampaignRow)) as cur:
+        return cur.execute(f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
+
+
+def channels_of(conn: psycopg.Connection, campaign_id: int) -> list[ChannelRow]:
+    with conn.cursor(row_factory=class_row(ChannelRow)) as cur:
+        return cur.execute(
+            "SELECT l.id, l.position, l.sender_name, l.sender_email, s.name AS server_name,"
+            " l.send_frequency_minutes, l.max_daily_sends, l.scheduled_at"
+            " FROM campaign_channels l JOIN servers s ON s.id = l.server_id"
+            " WHERE l.campaign_id = %s ORDER BY l.position",
+            (campaign_id,),
+        ).fetchall()
+
+
+def save_configuration(
+    conn: psycopg.Connection,
+    campaign_id: int,
+    *,
+    contact_files: list[str],
+    channels: list[NewChannel],
+    template_html: str,
+) -> None:
+    """Replace the campaign's lines and files and mark it scheduled (caller holds the row lock)."""
+    conn.execute("DELETE FROM campaign_channels WHERE campaign_id = %s", (campaign_id,))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO campaign_channels (campaign_id, position, sender_name, sender_email, server_id,"
+            " send_frequency_minutes, max_daily_sends, scheduled_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    campaign_id,
+                    position,
+                    line.sender_name,
+                    line.sender_email,
+                    line.server_id,
+                    line.send_frequency_minutes,
+                    line.max_daily_sends,
+                    line.scheduled_at,
+                )
+                for position, line in enumerate(channels, start=1)
+            ],
+        )
+    conn.execute(
+        "UPDATE campaigns SET contact_files = %s, template_html = %s, status = 'scheduled', error = NULL,"
+        " configured_at = clock_timestamp(), updated_at = now() WHERE id = %s",
+        (contact_files, template_html, campaign_id),
+    )
+
+
+def campaigns_awaiting_import(conn: psycopg.Connection, limit: int) -> list[tuple[int, datetime]]:
+    """(id, configured_at) of scheduled campaigns whose configuration is newer than their import."""
+    rows = conn.execute(
+        "SELECT id, configured_at FROM campaigns WHERE status = 'scheduled' AND configured_at IS NOT NULL"
+        " AND (imported_at IS NULL OR imported_at < configured_at) ORDER BY id LIMIT %s",
+        (limit,),
+    )
+    return [(int(r[0]), r[1]) for r in rows]
+
+
+def mark_processing(conn: psycopg.Connection, campaign_id: int) -> None:
+    conn.execute(
+        "UPDATE campaigns SET status = 'processing', error = NULL, updated_at = now() WHERE id = %s", (campaign_id,)
+    )
+
+
+def mark_imported(conn: psycopg.Connection, campaign_id: int, *, nbre_contacts: int, blacklisted: int) -> None:
+    conn.execute(
+        "UPDATE campaigns SET status = 'scheduled', nbre_contacts = %s, blacklisted_contacts = %s, error = NULL,"
+        " imported_at = clock_timestamp(), updated_at = now() WHERE id = %s",
+        (nbre_contacts, blacklisted, campaign_id),
+    )
+
+
+def mark_failed(conn: psycopg.Connection, campaign_id: int, error: str) -> None:
+    conn.execute(
+        "UPDATE campaigns SET status = 'failed', error = %s, updated_at = now() WHERE id = %s", (error, campaign_id)
+    )
+
+
+def try_lock_import(conn: psycopg.Connection, campaign_id: int) -> bool:
+    """Session lock so two imports of one campaign never run at once."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_IMPORT_LOCK_BASE + campaign_id,)).fetchone()
+    return bool(row and row[0])

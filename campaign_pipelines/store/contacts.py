@@ -1,0 +1,83 @@
+"""SQL of the per-campaign contact tables (`contacts_campaign_<id>`) and of their bulk load.
+
+Table names are built only from the campaign's integer id, through `sql.Identifier`.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+_STAGING = sql.Identifier("contact_staging")
+
+
+def contact_table(campaign_id: int) -> sql.Identifier:
+    return sql.Identifier(f"contacts_campaign_{int(campaign_id)}")
+
+
+def create_contact_table(conn: psycopg.Connection, campaign_id: int) -> None:
+    # The unique index on email is the upsert key and the duplicate guard.
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " email text NOT NULL UNIQUE,"
+            " attributes jsonb NOT NULL)"
+        ).format(contact_table(campaign_id))
+    )
+
+
+def create_staging(conn: psycopg.Connection) -> None:
+    """A session-local table without WAL, emptied after each batch."""
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (email text NOT NULL, attributes jsonb NOT NULL)").format(_STAGING)
+    )
+    # A batch lost in a crash is reloaded by the next import: durability of each commit
+    # is not worth a disk flush per batch.
+    conn.execute("SET synchronous_commit = off")
+
+
+def copy_into_staging(conn: psycopg.Connection, rows_tsv: str) -> None:
+    """Load rows already in COPY text format ("email<TAB>attributes\\n" ...)."""
+    with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} (email, attributes) FROM STDIN").format(_STAGING)) as copy:
+        copy.write(rows_tsv)
+
+
+def upsert_from_staging(conn: psycopg.Connection, campaign_id: int) -> tuple[int, int]:
+    """Merge the staged batch into the contact table; the staged record wins.
+
+    Returns (new contacts, contacts whose attributes changed). Unchanged rows are not
+    rewritten, so importing the same file twice writes nothing.
+    """
+    table = contact_table(campaign_id)
+    row = conn.execute(
+        sql.SQL(
+            "WITH merged AS ("
+            " INSERT INTO {table} AS c (email, attributes)"
+            " SELECT email, attributes FROM {staging}"
+            " ON CONFLICT (email) DO UPDATE SET attributes = EXCLUDED.attributes"
+            " WHERE c.attributes IS DISTINCT FROM EXCLUDED.attributes"
+            " RETURNING (xmax = 0) AS inserted)"
+            " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
+        ).format(table=table, staging=_STAGING)
+    ).fetchone()
+    conn.execute(sql.SQL("TRUNCATE {}").format(_STAGING))
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def count_contacts(conn: psycopg.Connection, campaign_id: int) -> tuple[int, int]:
+    """(distinct contacts, of which blacklisted)."""
+    row = conn.execute(
+        sql.SQL("SELECT count(*), count(b.email) FROM {} c LEFT JOIN blacklist b ON b.email = c.email").format(
+            contact_table(campaign_id)
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def contacts_by_email(conn: psycopg.Connection, campaign_id: int) -> dict[str, dict]:
+    """Every contact of a campaign keyed by email (for small campaigns: reports, tests)."""
+    rows = conn.execute(sql.SQL("SELECT email, attributes FROM {}").format(contact_table(campaign_id)))
+    return dict(rows.fetchall())

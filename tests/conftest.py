@@ -1,0 +1,74 @@
+"""Shared fixtures: a real PostgreSQL database per test session, emptied before each test.
+
+The server is TEST_DATABASE_URL (default: the one on 127.0.0.1:5432); when none answers, an
+embedded PostgreSQL is started for the session. Each session gets its own database, so
+several test runs can share one server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from campaign_pipelines.settings import start_embedded_postgres, with_database
+from campaign_pipelines.store.connection import connect, ensure_schema
+
+_DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+_TABLES = ("email_log", "campaign_channels", "campaigns", "templates", "servers", "blacklist")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL", _DEFAULT_SERVER)
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            pass
+    except psycopg.OperationalError:
+        server = start_embedded_postgres(tmp_path_factory.mktemp("pgdata"))
+        yield server.get_uri()
+        server.cleanup()
+        return
+    yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server_url: str) -> Iterator[str]:
+    name = f"cp_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = with_database(pg_server_url, name)
+    ensure_schema(url)
+    yield url
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to an emptied campaign database."""
+    with connect(database_url) as conn:
+        contact_tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'contacts\\_campaign\\_%'"
+            )
+        ]
+        for table in contact_tables:
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+        conn.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, _TABLES)))
+        )
+        yield conn
+
+
+@pytest.fixture
+def contacts_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "contacts"
+    folder.mkdir()
+    return folder
