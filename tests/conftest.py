@@ -56,7 +56,8 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
         contact_tables = [
             row[0]
             for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'contacts\\_campaign\\_%'"
+                "SELECT tablename FROM pg_tables"
+                " WHERE schemaname = 'public' AND tablename LIKE 'contacts\\_campaign\\_%'"
             )
         ]
         for table in contact_tables:
