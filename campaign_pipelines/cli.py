@@ -1,0 +1,705 @@
+"""The `campaigns` command: servers, templates and the two campaign steps from a terminal.
+
+Each command is a thin shell over the plain functions the Dagster admin jobs call too
+(servers, templates, campaigns, contacts.campaign_import): validation and SQL live there.
+Exit status: 0 done, 1 refused (the message lists every problem), 2 bad command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+from campaign_pipelines import campaigns, servers, settings, templates
+from campaign_pipelines.contacts.campaign_import import import_campaign
+from campaign_pipelines.contacts.loader import ImportReport
+from campaign_pipelines.contacts.reader import ContactFileError
+from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import catalog
+from campaign_pipelines.store.connection import connect, ensure_schema
+
+# Keys of one sending line, as typed in --channel or a --config file.
+_TEXT_KEYS = ("sender_name", "sender_email", "server")
+_CHANNEL_KEYS = (*_TEXT_KEYS, "send_frequency_minutes", "max_daily_sends", "scheduled_at")
+_CONFIG_KEYS = ("contact_files", "channels")
+_HELP_WIDTH = 79
+# A long import reports its progress on stderr at most this often.
+_PROGRESS_EVERY_S = 10.0
+
+_EPILOG = """\
+examples (the seed's Black Friday campaign):
+  export BREVO_API_KEY=...   # the key stays in the environment, never in the database
+  campaigns server add "Brevo - Compte Principal" --provider brevo --api-key-env BREVO_API_KEY
+  campaigns template add promo --file promo.html
+  campaigns campaign create --name "Black Friday 2025 - Ventes Flash" \\
+      --subject "⚡ Offres Exclusives : Jusqu'à -70% !" --template promo
+  campaigns campaign configure 1 --file nouveaux_inscrits.json --file clients_vip.json \\
+      --channel "sender_name=L'équipe Promo,sender_email=offres@mondomaine.com,server=Brevo - Compte Principal"
+  campaigns campaign status 1
+"""
+
+_CONFIGURE_EPILOG = """\
+a --channel value is comma-separated key=value pairs (write \\, for a comma inside a value):
+  sender_name             sender name, e.g. L'équipe Promo (required)
+  sender_email            sender address, e.g. offres@mondomaine.com (required)
+  server                  name of an active server, e.g. Brevo - Compte Principal (required)
+  send_frequency_minutes  minutes between two sends of this line; empty = as fast as possible
+  max_daily_sends         at most this many sends a day; empty = unlimited
+  scheduled_at            start, ISO 8601 (no zone = UTC), e.g. 2025-11-28T08:00+01:00; empty = now
+
+examples:
+  campaigns campaign configure 1 --file nouveaux_inscrits.json --file clients_vip.json \\
+      --channel "sender_name=L'équipe Promo,sender_email=offres@mondomaine.com,server=Brevo - Compte Principal,max_daily_sends=10000" \\
+      --channel "sender_name=Le Service Client,sender_email=support@mondomaine.com,server=SendGrid - Secours,send_frequency_minutes=1,max_daily_sends=5000"
+  campaigns campaign configure 1 --config black-friday.json --import-now
+
+a --config file holds the same as JSON:
+  {"contact_files": ["nouveaux_inscrits.json", "clients_vip.json"],
+   "channels": [{"sender_name": "L'équipe Promo", "sender_email": "offres@mondomaine.com",
+                 "server": "Brevo - Compte Principal", "max_daily_sends": 10000}]}
+"""  # noqa: E501 (commands to copy as they are)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's examples as written; descriptions go through `_wrap`."""
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=_HELP_WIDTH)
+
+
+@dataclass(frozen=True)
+class _Database:
+    url: str
+    conn: psycopg.Connection
+
+    def connect(self) -> psycopg.Connection:
+        return connect(self.url)
+
+
+_Handler = Callable[[argparse.Namespace, _Database], None]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.prepare is not None:
+            args.prepare(args)  # mistakes in the command line are reported before any database is reached
+        url = args.database_url or settings.database_url()
+        try:
+            ensure_schema(url)
+            conn = connect(url)
+        except psycopg.OperationalError as error:
+            print(f"error: cannot reach the campaign database: {error}", file=sys.stderr)
+            return 1
+        with conn:
+            handler: _Handler = args.handler
+            handler(args, _Database(url, conn))
+    except (ValidationError, NotFoundError, ContactFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="campaigns",
+        description=_wrap(
+            "Set up email campaigns: sending servers, HTML templates, then a campaign in two steps"
+            " (create a draft, configure its contact files and sending lines). Imports and sends run in Dagster."
+        ),
+        epilog=_EPILOG,
+        formatter_class=_Formatter,
+    )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help=(
+            "PostgreSQL URL of the campaign database. The usual way is the DATABASE_URL environment variable;"
+            " without either, the embedded PostgreSQL in $CAMPAIGNS_HOME/pgdata is started."
+        ),
+    )
+    groups = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_server_commands(groups)
+    _add_template_commands(groups)
+    _add_campaign_commands(groups)
+    return parser
+
+
+def _group(
+    groups: argparse._SubParsersAction, name: str, summary: str, description: str, epilog: str
+) -> argparse._SubParsersAction:
+    parser = groups.add_parser(
+        name, help=summary, description=_wrap(description), epilog=epilog, formatter_class=_Formatter
+    )
+    return parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+
+def _command(
+    commands: argparse._SubParsersAction, name: str, handler: _Handler, summary: str, epilog: str | None = None
+) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        name, help=summary, description=_wrap(summary), epilog=epilog, formatter_class=_Formatter
+    )
+    parser.set_defaults(handler=handler, prepare=None, command_parser=parser)
+    return parser
+
+
+# --- servers -----------------------------------------------------------------------------
+
+
+def _add_server_commands(groups: argparse._SubParsersAction) -> None:
+    commands = _group(
+        groups,
+        "server",
+        "sending servers: an API account at a provider",
+        "Sending servers (the seed's 'Serveurs SMTP'): an API account at a provider. The API key itself is never"
+        " stored: a server records the environment variable or file that holds it.",
+        "examples:\n"
+        "  export BREVO_API_KEY=...   # the key stays in the environment, never in the database\n"
+        '  campaigns server add "Brevo - Compte Principal" --provider brevo --api-key-env BREVO_API_KEY\n'
+        '  campaigns server add "SendGrid - Secours" --provider sendgrid --api-key-file /run/secrets/sendgrid\n'
+        "  campaigns server list\n"
+        '  campaigns server disable "SendGrid - Secours"',
+    )
+    add = _command(
+        commands,
+        "add",
+        _server_add,
+        "Register a new sending server.",
+        'example:\n  campaigns server add "Brevo - Compte Principal" --provider brevo --api-key-env BREVO_API_KEY',
+    )
+    add.add_argument("name", metavar="NAME", help="unique name, e.g. 'Brevo - Compte Principal'")
+    _server_options(add, updating=False)
+    add.add_argument(
+        "--inactive",
+        action="store_true",
+        help="register it inactive: no campaign line may use it yet (default: active)",
+    )
+
+    update = _command(
+        commands,
+        "update",
+        _server_update,
+        "Change an existing server; every option left out keeps its current value.",
+        'example (a new key):\n  campaigns server update "Brevo - Compte Principal" --api-key-env BREVO_API_KEY_2025',
+    )
+    update.add_argument("name", metavar="NAME", help="name of the server to change")
+    _server_options(update, updating=True)
+    state = update.add_mutually_exclusive_group()
+    state.add_argument(
+        "--active", dest="active", action="store_const", const=True, help="make it active (default: unchanged)"
+    )
+    state.add_argument(
+        "--inactive", dest="active", action="store_const", const=False, help="make it inactive (default: unchanged)"
+    )
+
+    _command(commands, "list", _server_list, "List the servers and where each one's API key lives.")
+
+    disable = _command(
+        commands, "disable", _server_disable, "Deactivate a server: no campaign line may be configured on it."
+    )
+    disable.add_argument("name", metavar="NAME", help="name of the server")
+    enable = _command(commands, "enable", _server_enable, "Activate a server again.")
+    enable.add_argument("name", metavar="NAME", help="name of the server")
+
+
+def _server_options(parser: argparse.ArgumentParser, *, updating: bool) -> None:
+    parser.add_argument(
+        "--provider",
+        choices=servers.PROVIDERS,
+        required=not updating,
+        help="provider type" + (" (default: unchanged)" if updating else ""),
+    )
+    parser.add_argument(
+        "--url",
+        help="API endpoint (default: "
+        + ("unchanged, or the new provider's documented one" if updating else "the provider's documented one")
+        + ", e.g. "
+        + servers.DEFAULT_URLS["brevo"]
+        + ")",
+    )
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="NAME of the environment variable holding the API key, never the key itself"
+        + (" (default: unchanged)" if updating else ""),
+    )
+    key.add_argument("--api-key-file", metavar="PATH", help="or: a file holding the API key")
+
+
+def _server_add(args: argparse.Namespace, db: _Database) -> None:
+    spec = servers.ServerSpec(
+        name=args.name,
+        provider=args.provider,
+        url=args.url,
+        api_key_env=args.api_key_env,
+        api_key_file=args.api_key_file,
+        active=not args.inactive,
+    )
+    server_id = servers.add_server(db.conn, spec)
+    print(f"server {server_id} '{args.name.strip()}' added{'' if spec.active else ' (inactive)'}")
+
+
+def _server_update(args: argparse.Namespace, db: _Database) -> None:
+    current = catalog.server_by_name(db.conn, args.name.strip())
+    if current is None:
+        raise NotFoundError(f"no server named '{args.name}'")
+    provider = args.provider or current.provider
+    # A custom endpoint belongs to its provider: changing provider falls back to the new one's default.
+    url = args.url if args.url is not None else current.url if provider == current.provider else None
+    key_env, key_file = args.api_key_env, args.api_key_file
+    if key_env is None and key_file is None:
+        # Keep the key where it is (api_key_ref is "env:NAME", "file:/path" or "none:"); it is checked again.
+        kind, _, where = current.api_key_ref.partition(":")
+        key_env = where if kind == "env" else None
+        key_file = where if kind == "file" else None
+    spec = servers.ServerSpec(
+        name=current.name,
+        provider=provider,
+        url=url,
+        api_key_env=key_env,
+        api_key_file=key_file,
+        active=current.active if args.active is None else args.active,
+    )
+    server_id, _ = servers.save_server(db.conn, spec)
+    print(f"server {server_id} '{current.name}' updated")
+
+
+def _server_list(args: argparse.Namespace, db: _Database) -> None:
+    rows = catalog.list_servers(db.conn)
+    _print_table(
+        ("id", "name", "provider", "url", "api key", "active"),
+        [(s.id, s.name, s.provider, s.url, servers.describe_key_ref(s.api_key_ref), s.active) for s in rows],
+        empty="no servers yet: add one with 'campaigns server add'",
+    )
+
+
+def _server_disable(args: argparse.Namespace, db: _Database) -> None:
+    in_use = servers.set_active(db.conn, args.name, False)
+    print(f"server '{args.name}' disabled")
+    if in_use:
+        listed = ", ".join(str(campaign_id) for campaign_id in in_use)
+        print(
+            f"warning: unfinished campaign(s) {listed} still have sending lines on server '{args.name}'",
+            file=sys.stderr,
+        )
+
+
+def _server_enable(args: argparse.Namespace, db: _Database) -> None:
+    servers.set_active(db.conn, args.name, True)
+    print(f"server '{args.name}' enabled")
+
+
+# --- templates ---------------------------------------------------------------------------
+
+
+def _add_template_commands(groups: argparse._SubParsersAction) -> None:
+    commands = _group(
+        groups,
+        "template",
+        "HTML email templates",
+        "HTML email templates with Jinja syntax ({{ first_name }}), checked when saved. A campaign keeps its own"
+        " copy: editing a template never changes a campaign already configured.",
+        "examples:\n  campaigns template add promo --file promo.html\n  campaigns template list",
+    )
+    add = _command(
+        commands,
+        "add",
+        _template_add,
+        "Create a template, or replace the one with this name.",
+        "examples:\n  campaigns template add promo --file templates/promo.html\n"
+        "  campaigns template add hello --html '<p>Bonjour {{ first_name }}</p>'",
+    )
+    add.add_argument("name", metavar="NAME", help="unique template name")
+    source = add.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", metavar="PATH", help="an HTML file (UTF-8)")
+    source.add_argument("--html", metavar="TEXT", help="or: the HTML itself")
+    _command(commands, "list", _template_list, "List the templates.")
+
+
+def _template_add(args: argparse.Namespace, db: _Database) -> None:
+    html = templates.read_template_source(args.html, args.file)
+    template_id, created = templates.save_template(db.conn, args.name, html)
+    print(f"template {template_id} '{args.name.strip()}' {'created' if created else 'updated'}")
+
+
+def _template_list(args: argparse.Namespace, db: _Database) -> None:
+    rows = catalog.list_templates(db.conn)
+    _print_table(
+        ("id", "name", "size", "updated"),
+        [(t.id, t.name, f"{len(t.html)} chars", t.updated_at) for t in rows],
+        empty="no templates yet: add one with 'campaigns template add'",
+    )
+
+
+# --- campaigns ---------------------------------------------------------------------------
+
+
+def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
+    commands = _group(
+        groups,
+        "campaign",
+        "campaigns: create, configure, follow",
+        "Campaigns in two steps: 'create' makes a draft (name, subject, template); 'configure' gives its contact"
+        " files and sending lines and schedules it. Dagster then imports the contacts and sends.",
+        "examples:\n"
+        '  campaigns campaign create --name "Black Friday 2025 - Ventes Flash" --subject "Offres" --template promo\n'
+        "  campaigns campaign configure 1 --file clients_vip.json \\\n"
+        '      --channel "sender_name=Promo,sender_email=offres@mondomaine.com,server=Brevo - Compte Principal"\n'
+        "  campaigns campaign list\n"
+        "  campaigns campaign status 1",
+    )
+    create = _command(
+        commands,
+        "create",
+        _campaign_create,
+        "Step 1: create a campaign as a draft.",
+        'example:\n  campaigns campaign create --name "Black Friday 2025 - Ventes Flash" \\\n'
+        '      --subject "⚡ Offres Exclusives : Jusqu\'à -70% !" --template promo',
+    )
+    create.add_argument("--name", required=True, help="campaign name, e.g. 'Black Friday 2025 - Ventes Flash'")
+    create.add_argument("--subject", required=True, help="subject line of the email")
+    create.add_argument("--template", required=True, metavar="NAME", help="name of a saved template")
+
+    configure = _command(
+        commands,
+        "configure",
+        _campaign_configure,
+        "Step 2: contact files and sending lines; the campaign becomes scheduled and its import is due.",
+        _CONFIGURE_EPILOG,
+    )
+    configure.set_defaults(prepare=_read_lines)
+    configure.add_argument("campaign_id", type=int, metavar="ID", help="the id printed by 'campaign create'")
+    configure.add_argument(
+        "--file",
+        dest="files",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a contact file (JSON) by name inside the contacts directory; repeat for several",
+    )
+    configure.add_argument(
+        "--channel",
+        dest="channels",
+        action="append",
+        default=[],
+        metavar="FIELDS",
+        help="a sending line as key=value pairs (see below); repeat for several",
+    )
+    configure.add_argument(
+        "--config",
+        metavar="FILE.json",
+        help="or: a JSON file with contact_files and channels, instead of --file and --channel",
+    )
+    configure.add_argument(
+        "--contacts-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"folder holding the contact files (default: $CONTACTS_DIR, else ./contacts: {settings.contacts_dir()})",
+    )
+    configure.add_argument(
+        "--import-now",
+        action="store_true",
+        help="import the contacts in this process right away instead of waiting for Dagster's import sensor",
+    )
+
+    listing = _command(commands, "list", _campaign_list, "List the latest campaigns, newest first.")
+    listing.add_argument("--limit", type=int, default=100, help="how many campaigns to show (default: %(default)s)")
+
+    status = _command(commands, "status", _campaign_status, "Show a campaign, its progress and its sending lines.")
+    status.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
+
+
+def _campaign_create(args: argparse.Namespace, db: _Database) -> None:
+    campaign_id = campaigns.create_campaign(db.conn, name=args.name, subject=args.subject, template=args.template)
+    print(f"campaign {campaign_id} created (draft)")
+    print(f"next: campaigns campaign configure {campaign_id} --file ... --channel ...")
+
+
+def _read_lines(args: argparse.Namespace) -> None:
+    """Turn --channel values (or the --config file) into `args.files` and `args.lines`."""
+    parser: argparse.ArgumentParser = args.command_parser
+    if args.config is not None:
+        if args.files or args.channels:
+            parser.error("give --config, or --file and --channel, not both")
+        args.files, args.lines = _read_config(Path(args.config).expanduser())
+        return
+    args.lines, problems = _parse_channel_options(args.channels)
+    if problems:
+        parser.error("bad --channel value:\n" + "\n".join(f"  - {problem}" for problem in problems))
+
+
+def _campaign_configure(args: argparse.Namespace, db: _Database) -> None:
+    files, channels = args.files, args.lines
+    contacts_dir = (args.contacts_dir or settings.contacts_dir()).expanduser().resolve()
+    campaign = campaigns.configure_campaign(
+        db.conn, args.campaign_id, contact_files=files, channels=channels, contacts_dir=contacts_dir
+    )
+    print(
+        f"campaign {campaign.id} '{campaign.name}' scheduled with {len(channels)} sending line(s)"
+        f" and {len(files)} contact file(s)"
+    )
+    if not args.import_now:
+        print("its contacts are imported automatically once Dagster runs (campaign_import_sensor)")
+        return
+    print(f"importing the contacts of campaign {campaign.id} now...")
+    report = import_campaign(db.connect, campaign.id, contacts_dir, on_progress=_progress_printer(campaign.id))
+    _print_import_report(report)
+
+
+def _campaign_list(args: argparse.Namespace, db: _Database) -> None:
+    rows = campaign_sql.list_campaigns(db.conn, limit=args.limit)
+    _print_table(
+        ("id", "name", "status", "nbre_contacts", "sent_count", "created"),
+        [(c.id, c.name, c.status, c.nbre_contacts, c.sent_count, c.created_at) for c in rows],
+        empty="no campaigns yet: create one with 'campaigns campaign create'",
+    )
+
+
+def _campaign_status(args: argparse.Namespace, db: _Database) -> None:
+    campaign = campaign_sql.campaign_by_id(db.conn, args.campaign_id)
+    if campaign is None:
+        raise NotFoundError(f"campaign {args.campaign_id} does not exist")
+    template = catalog.template_by_id(db.conn, campaign.template_id)
+    progress = f" ({campaign.sent_count / campaign.nbre_contacts:.0%})" if campaign.nbre_contacts else ""
+    fields: list[tuple[str, object]] = [
+        ("campaign", f"{campaign.id} '{campaign.name}'"),
+        ("status", campaign.status),
+        ("subject", campaign.subject),
+        ("template", template.name),
+        ("contact files", ", ".join(campaign.contact_files) or None),
+        ("nbre_contacts", campaign.nbre_contacts),
+        ("blacklisted", campaign.blacklisted_contacts),
+        ("sent_count", f"{campaign.sent_count}{progress}"),
+        ("created", campaign.created_at),
+        ("configured", campaign.configured_at),
+        ("imported", campaign.imported_at),
+    ]
+    if campaign.error:
+        fields.append(("error", campaign.error))
+    width = max(len(label) for label, _ in fields)
+    for label, value in fields:
+        print(f"{label + ':':<{width + 1}} {_cell(value)}")
+
+    lines = campaign_sql.channels_of(db.conn, campaign.id)
+    print()
+    _print_table(
+        ("line", "sender", "server", "every (min)", "max/day", "start"),
+        [
+            (
+                line.position,
+                f"{line.sender_name} <{line.sender_email}>",
+                line.server_name,
+                "as fast as possible" if line.send_frequency_minutes is None else line.send_frequency_minutes,
+                "unlimited" if line.max_daily_sends is None else line.max_daily_sends,
+                "now" if line.scheduled_at is None else line.scheduled_at,
+            )
+            for line in lines
+        ],
+        empty="no sending lines yet: see 'campaigns campaign configure --help'",
+    )
+
+
+# --- channel lines: --channel options and --config files --------------------------------
+
+
+def _parse_channel_options(values: list[str]) -> tuple[list[campaigns.ChannelSpec], list[str]]:
+    """The --channel values as sending lines, with every syntax problem found."""
+    specs: list[campaigns.ChannelSpec] = []
+    problems: list[str] = []
+    for number, text in enumerate(values, start=1):
+        fields: dict[str, object] = {}
+        for part in _split_pairs(text):
+            key, separator, value = part.partition("=")
+            key = key.strip()
+            if not separator:
+                problems.append(f"channel {number}: '{key}' is not key=value")
+            elif key in fields:
+                problems.append(f"channel {number}: '{key}' is given twice")
+            else:
+                fields[key] = value.strip()
+        spec, found = _channel_from_fields(number, fields)
+        problems += found
+        if spec is not None:
+            specs.append(spec)
+    return specs, problems
+
+
+def _split_pairs(text: str) -> list[str]:
+    """Split on commas, except escaped ones (\\,) which stay in the value."""
+    parts, current, escaped = [], [], False
+    for char in text:
+        if escaped:
+            current.append(char if char == "," else "\\" + char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current) + ("\\" if escaped else ""))
+    return [part for part in parts if part.strip()]
+
+
+def _channel_from_fields(number: int, fields: dict[str, object]) -> tuple[campaigns.ChannelSpec | None, list[str]]:
+    """One line's fields (strings from --channel, JSON values from --config) as a ChannelSpec.
+
+    Only the shape is checked here; configure_campaign checks the values (server exists, email valid...).
+    """
+    where = f"channel {number}"
+    problems = [
+        f"{where}: unknown key '{key}' (expected {', '.join(_CHANNEL_KEYS)})"
+        for key in fields
+        if key not in _CHANNEL_KEYS
+    ]
+    problems += [f"{where}: {key} is missing" for key in _TEXT_KEYS if key not in fields]
+    for key in (*_TEXT_KEYS, "scheduled_at"):
+        value = fields.get(key)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"{where}: {key} must be text, got {value!r}")
+    try:
+        frequency = _number(fields.get("send_frequency_minutes"), float)
+    except ValueError:
+        frequency = None
+        problems.append(f"{where}: send_frequency_minutes {fields['send_frequency_minutes']!r} is not a number")
+    try:
+        quota = _number(fields.get("max_daily_sends"), int)
+    except ValueError:
+        quota = None
+        problems.append(f"{where}: max_daily_sends {fields['max_daily_sends']!r} is not a whole number")
+    if problems:
+        return None, problems
+    start = fields.get("scheduled_at")
+    spec = campaigns.ChannelSpec(
+        sender_name=str(fields["sender_name"]),
+        sender_email=str(fields["sender_email"]),
+        server=str(fields["server"]),
+        send_frequency_minutes=frequency,
+        max_daily_sends=None if quota is None else int(quota),
+        scheduled_at=start if isinstance(start, str) else None,
+    )
+    return spec, []
+
+
+def _number(value: object, kind: type[int] | type[float]) -> int | float | None:
+    """The number, or None when empty; ValueError when it is not a finite number of this kind."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(value)
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    number = kind(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _read_config(path: Path) -> tuple[list[str], list[campaigns.ChannelSpec]]:
+    what = f"config file {path}"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValidationError(what, [f"cannot read it as JSON: {error}"]) from None
+    if not isinstance(data, dict):
+        raise ValidationError(what, ["it must be a JSON object with contact_files and channels"])
+    problems = [f"unknown key '{key}' (expected {', '.join(_CONFIG_KEYS)})" for key in data if key not in _CONFIG_KEYS]
+    files = data.get("contact_files", [])
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        problems.append("contact_files must be a list of file names")
+        files = []
+    raw_channels = data.get("channels", [])
+    if not isinstance(raw_channels, list):
+        problems.append("channels must be a list of objects")
+        raw_channels = []
+    channels: list[campaigns.ChannelSpec] = []
+    for number, fields in enumerate(raw_channels, start=1):
+        if not isinstance(fields, dict):
+            problems.append(f"channel {number} must be an object")
+            continue
+        spec, found = _channel_from_fields(number, fields)
+        problems += found
+        if spec is not None:
+            channels.append(spec)
+    if problems:
+        raise ValidationError(what, problems)
+    return files, channels
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def _progress_printer(campaign_id: int) -> Callable[[ImportReport], None]:
+    last = time.monotonic()
+
+    def progress(report: ImportReport) -> None:
+        nonlocal last
+        if time.monotonic() - last >= _PROGRESS_EVERY_S:
+            last = time.monotonic()
+            print(f"campaign {campaign_id}: {report.records_read:,} records read", file=sys.stderr)
+
+    return progress
+
+
+def _print_import_report(report: ImportReport) -> None:
+    invalid = sum(report.invalid.values())
+    reasons = ", ".join(f"{reason}: {count:,}" for reason, count in sorted(report.invalid.items()))
+    print(f"records read:      {report.records_read:,} from {len(report.files)} file(s)")
+    print(f"contacts:          {report.nbre_contacts:,} ({report.blacklisted_contacts:,} blacklisted)")
+    print(f"duplicates merged: {report.duplicates_merged:,}")
+    print(f"invalid:           {invalid:,}" + (f" ({reasons})" if reasons else ""))
+    print(f"rate:              {report.contacts_per_s:,.0f} records/s over {report.duration_s:.2f} s")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, empty: str) -> None:
+    """Aligned columns, numbers to the right; `empty` says what to do when there is no row."""
+    if not rows:
+        print(empty)
+        return
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(header), *(len(row[i]) for row in cells)) for i, header in enumerate(headers)]
+    numeric = [
+        all(isinstance(row[i], int | Decimal) and not isinstance(row[i], bool) for row in rows)
+        for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        padded = [
+            value.rjust(width) if right else value.ljust(width)
+            for value, width, right in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(padded).rstrip()
+
+    print(line(headers))
+    print(line(["-" * width for width in widths]))
+    for row in cells:
+        print(line(row))
