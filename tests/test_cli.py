@@ -1,0 +1,641 @@
+"""The `campaigns` command, run in-process against the real test database."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from campaign_pipelines import cli
+from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import catalog
+
+SEED_CONTACTS = Path(__file__).resolve().parents[1] / "contacts"
+BREVO = "Brevo - Compte Principal"
+SENDGRID = "SendGrid - Secours"
+BREVO_KEY = "xkeysib-brevo-secret-0123456789"
+SENDGRID_KEY = "SG.sendgrid-secret-9876543210"
+PROMO_LINE = f"sender_name=L'équipe Promo,sender_email=offres@mondomaine.com,server={BREVO},max_daily_sends=10000"
+SUPPORT_LINE = (
+    f"sender_name=Le Service Client,sender_email=support@mondomaine.com,server={SENDGRID},"
+    "send_frequency_minutes=1,max_daily_sends=5000"
+)
+
+
+@pytest.fixture
+def run(database_url: str, capsys: pytest.CaptureFixture[str]):
+    """Runs `campaigns --database-url <test db> ARGS...`: (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = cli.main(["--database-url", database_url, *args])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BREVO_API_KEY", BREVO_KEY)
+    monkeypatch.setenv("SENDGRID_API_KEY", SENDGRID_KEY)
+
+
+@pytest.fixture
+def seed_files(contacts_dir: Path) -> Path:
+    for name in ("nouveaux_inscrits.json", "clients_vip.json"):
+        shutil.copy(SEED_CONTACTS / name, contacts_dir / name)
+    return contacts_dir
+
+
+@pytest.fixture
+def draft(db: psycopg.Connection, run, keys: None) -> int:
+    """The seed's two servers, a template and the Black Friday campaign as a draft."""
+    assert run("server", "add", BREVO, "--provider", "brevo", "--api-key-env", "BREVO_API_KEY")[0] == 0
+    assert run("server", "add", SENDGRID, "--provider", "sendgrid", "--api-key-env", "SENDGRID_API_KEY")[0] == 0
+    assert run("template", "add", "promo", "--html", "<p>Bonjour {{ first_name }}</p>")[0] == 0
+    code, out, _ = run(
+        "campaign",
+        "create",
+        "--name",
+        "Black Friday 2025 - Ventes Flash",
+        "--subject",
+        "⚡ Offres Exclusives : Jusqu'à -70% !",
+        "--template",
+        "promo",
+    )
+    assert code == 0
+    (campaign,) = campaign_sql.list_campaigns(db)
+    assert out.startswith(f"campaign {campaign.id} created (draft)\n")
+    return campaign.id
+
+
+def _configure_seed(run, campaign_id: int, contacts_dir: Path, *extra: str) -> tuple[int, str, str]:
+    return run(
+        "campaign",
+        "configure",
+        str(campaign_id),
+        "--contacts-dir",
+        str(contacts_dir),
+        "--file",
+        "nouveaux_inscrits.json",
+        "--file",
+        "clients_vip.json",
+        "--channel",
+        PROMO_LINE,
+        "--channel",
+        SUPPORT_LINE,
+        *extra,
+    )
+
+
+# --- help --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["server"],
+        ["server", "add"],
+        ["server", "update"],
+        ["server", "list"],
+        ["server", "disable"],
+        ["server", "enable"],
+        ["template"],
+        ["template", "add"],
+        ["template", "list"],
+        ["campaign"],
+        ["campaign", "create"],
+        ["campaign", "configure"],
+        ["campaign", "list"],
+        ["campaign", "status"],
+    ],
+)
+def test_help_exits_0_at_every_level(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: campaigns {' '.join(command)}".rstrip())
+    assert "show this help message" in out
+
+
+def test_help_documents_the_database_url_and_the_channel_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "DATABASE_URL environment variable" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["campaign", "configure", "--help"])
+    out = capsys.readouterr().out
+    for key in ("sender_name", "sender_email", "server", "send_frequency_minutes", "max_daily_sends", "scheduled_at"):
+        assert f"  {key} " in out
+
+
+def test_console_script_help_runs() -> None:
+    script = Path(sys.executable).with_name("campaigns")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: campaigns")
+    assert "campaign" in result.stdout and "template" in result.stdout and "server" in result.stdout
+
+
+def test_a_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["server"])
+    assert exit_.value.code == 2
+    assert "usage: campaigns server" in capsys.readouterr().err
+
+
+# --- the seed scenario -------------------------------------------------------------------
+
+
+def test_seed_scenario_schedules_the_campaign_with_its_two_lines(
+    db: psycopg.Connection, run, draft: int, seed_files: Path
+) -> None:
+    code, out, err = _configure_seed(run, draft, seed_files)
+
+    assert (code, err) == (0, "")
+    assert f"campaign {draft} 'Black Friday 2025 - Ventes Flash' scheduled with 2 sending line(s)" in out
+    assert "campaign_import_sensor" in out
+    campaign = campaign_sql.campaign_by_id(db, draft)
+    assert campaign is not None
+    assert campaign.status == "scheduled"
+    assert campaign.contact_files == ["nouveaux_inscrits.json", "clients_vip.json"]
+    assert campaign.nbre_contacts == 0  # the import is left to Dagster
+    promo, support = campaign_sql.channels_of(db, draft)
+    assert (promo.sender_name, promo.sender_email, promo.server_name) == (
+        "L'équipe Promo",
+        "offres@mondomaine.com",
+        BREVO,
+    )
+    assert (promo.send_frequency_minutes, promo.max_daily_sends, promo.scheduled_at) == (None, 10000, None)
+    assert (support.sender_name, support.sender_email, support.server_name) == (
+        "Le Service Client",
+        "support@mondomaine.com",
+        SENDGRID,
+    )
+    assert (support.send_frequency_minutes, support.max_daily_sends) == (1, 5000)
+
+
+def test_configure_reads_the_contacts_dir_from_the_environment(
+    db: psycopg.Connection, run, draft: int, seed_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONTACTS_DIR", str(seed_files))
+    code, _, err = run("campaign", "configure", str(draft), "--file", "clients_vip.json", "--channel", PROMO_LINE)
+    assert (code, err) == (0, "")
+
+
+def test_import_now_imports_and_reports(db: psycopg.Connection, run, draft: int, seed_files: Path) -> None:
+    code, out, err = _configure_seed(run, draft, seed_files, "--import-now")
+
+    assert (code, err) == (0, "")
+    assert "records read:      11 from 2 file(s)" in out
+    assert "contacts:          7 (0 blacklisted)" in out
+    assert "duplicates merged: 2" in out
+    assert "invalid:           2 (invalid_email: 1, missing_email: 1)" in out
+    assert "records/s" in out
+    campaign = campaign_sql.campaign_by_id(db, draft)
+    assert campaign is not None
+    assert (campaign.status, campaign.nbre_contacts) == ("scheduled", 7)
+    assert campaign_sql.campaigns_awaiting_import(db, 10) == []
+    # Numbers only: no contact's address or attributes reach the terminal.
+    assert "@example" not in out and "Moreau" not in out
+
+
+def test_a_failed_import_exits_1_and_status_shows_why(
+    db: psycopg.Connection, run, draft: int, contacts_dir: Path
+) -> None:
+    (contacts_dir / "broken.json").write_text('[{"email": "a@example.com"}, {"email": ', encoding="utf-8")
+
+    code, _, err = run(
+        "campaign",
+        "configure",
+        str(draft),
+        "--contacts-dir",
+        str(contacts_dir),
+        "--file",
+        "broken.json",
+        "--channel",
+        PROMO_LINE,
+        "--import-now",
+    )
+
+    assert code == 1
+    assert "contact file 'broken.json' is not valid JSON" in err
+    code, out, _ = run("campaign", "status", str(draft))
+    assert code == 0
+    assert "status:        failed" in out
+    assert "error:         contact file 'broken.json' is not valid JSON" in out
+
+
+def test_configure_from_a_config_file(
+    db: psycopg.Connection, run, draft: int, seed_files: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "black-friday.json"
+    config.write_text(
+        json.dumps(
+            {
+                "contact_files": ["clients_vip.json"],
+                "channels": [
+                    {"sender_name": "L'équipe Promo", "sender_email": "offres@mondomaine.com", "server": BREVO},
+                    {
+                        "sender_name": "Le Service Client",
+                        "sender_email": "support@mondomaine.com",
+                        "server": SENDGRID,
+                        "send_frequency_minutes": 1.5,
+                        "max_daily_sends": 5000,
+                        "scheduled_at": "2025-11-28T08:00:00+01:00",
+                    },
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    code, _, err = run("campaign", "configure", str(draft), "--contacts-dir", str(seed_files), "--config", str(config))
+
+    assert (code, err) == (0, "")
+    campaign = campaign_sql.campaign_by_id(db, draft)
+    assert campaign is not None and campaign.contact_files == ["clients_vip.json"]
+    promo, support = campaign_sql.channels_of(db, draft)
+    assert (promo.max_daily_sends, promo.send_frequency_minutes) == (None, None)
+    assert (support.send_frequency_minutes, support.max_daily_sends) == (1.5, 5000)
+    assert support.scheduled_at is not None and support.scheduled_at.isoformat().startswith("2025-11-28T07:00:00")
+
+
+def test_a_bad_config_file_lists_every_problem(db: psycopg.Connection, run, draft: int, tmp_path: Path) -> None:
+    config = tmp_path / "bad.json"
+    config.write_text(
+        json.dumps(
+            {
+                "contact_files": "clients_vip.json",
+                "channels": [{"sender_name": "A", "sender_email": "a@x.com", "max_daily_sends": "lots"}],
+                "schedule": "now",
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    code, _, err = run("campaign", "configure", str(draft), "--config", str(config))
+
+    assert code == 1
+    assert "unknown key 'schedule'" in err
+    assert "contact_files must be a list of file names" in err
+    assert "channel 1: server is missing" in err
+    assert "channel 1: max_daily_sends 'lots' is not a whole number" in err
+    assert campaign_sql.channels_of(db, draft) == []
+
+
+def test_config_file_and_options_together_is_a_usage_error(run, draft: int, tmp_path: Path) -> None:
+    code, _, err = run("campaign", "configure", str(draft), "--config", str(tmp_path / "x.json"), "--file", "a.json")
+    assert code == 2
+    assert "give --config, or --file and --channel, not both" in err
+
+
+def test_an_escaped_comma_stays_in_the_value(db: psycopg.Connection, run, draft: int, seed_files: Path) -> None:
+    line = f"sender_name=Dupont\\, Frères,sender_email=contact@dupont.fr,server={BREVO},max_daily_sends="
+    code, _, err = run(
+        "campaign", "configure", str(draft), "--contacts-dir", str(seed_files), "--file", "clients_vip.json",
+        "--channel", line,
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    (only,) = campaign_sql.channels_of(db, draft)
+    assert (only.sender_name, only.max_daily_sends) == ("Dupont, Frères", None)
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def test_configure_lists_every_problem_and_changes_nothing(
+    db: psycopg.Connection, run, draft: int, seed_files: Path
+) -> None:
+    code, out, err = run(
+        "campaign",
+        "configure",
+        str(draft),
+        "--contacts-dir",
+        str(seed_files),
+        "--file",
+        "../etc/passwd",
+        "--file",
+        "absent.json",
+        "--channel",
+        "sender_name=L'équipe Promo,sender_email=offres@mondomaine.com,server=Mailjet - Inconnu",
+        "--channel",
+        f"sender_name=Support,sender_email=not-an-address,server={SENDGRID}",
+    )
+
+    assert (code, out) == (1, "")
+    assert f"campaign {draft}: 4 problem(s)" in err
+    assert "'../etc/passwd' is outside the contacts directory" in err
+    assert "contact file 'absent.json' does not exist" in err
+    assert "line 1: server 'Mailjet - Inconnu' does not exist" in err
+    assert "line 2: sender email 'not-an-address' is not a valid address" in err
+    campaign = campaign_sql.campaign_by_id(db, draft)
+    assert campaign is not None and campaign.status == "draft"
+    assert campaign_sql.channels_of(db, draft) == []
+
+
+def test_a_bad_channel_value_is_a_usage_error_naming_line_and_key(run, draft: int, seed_files: Path) -> None:
+    code, _, err = run(
+        "campaign",
+        "configure",
+        str(draft),
+        "--contacts-dir",
+        str(seed_files),
+        "--file",
+        "clients_vip.json",
+        "--channel",
+        PROMO_LINE,
+        "--channel",
+        f"sender_name=S,sender_email=s@x.com,server={SENDGRID},frequency=1,max_daily_sends=5k",
+        "--channel",
+        f"sender_name=T,sender_email=t@x.com,server={SENDGRID},send_frequency_minutes=vite",
+    )
+
+    assert code == 2
+    assert "usage: campaigns campaign configure" in err
+    assert "channel 2: unknown key 'frequency'" in err
+    assert "channel 2: max_daily_sends '5k' is not a whole number" in err
+    assert "channel 3: send_frequency_minutes 'vite' is not a number" in err
+    assert "channel 1" not in err
+
+
+def test_a_bad_channel_value_is_reported_before_reaching_the_database(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(
+            ["--database-url", "postgresql://postgres@127.0.0.1:1/none", "campaign", "configure", "1", "--channel", "x"]
+        )
+    assert exit_.value.code == 2
+    assert "channel 1: 'x' is not key=value" in capsys.readouterr().err
+
+
+def test_configure_an_unknown_campaign_exits_1(run, db: psycopg.Connection, seed_files: Path) -> None:
+    code, _, err = run("campaign", "configure", "999", "--file", "clients_vip.json", "--channel", PROMO_LINE)
+    assert code == 1
+    assert "campaign 999 does not exist" in err
+
+
+def test_server_add_with_an_unset_env_var_exits_1(db: psycopg.Connection, run, monkeypatch) -> None:
+    monkeypatch.delenv("MAILGUN_API_KEY", raising=False)
+
+    code, out, err = run("server", "add", "Mailgun", "--provider", "mailgun", "--api-key-env", "MAILGUN_API_KEY")
+
+    assert (code, out) == (1, "")
+    assert "environment variable MAILGUN_API_KEY (api_key_env) is not set or empty" in err
+    assert catalog.list_servers(db) == []
+
+
+def test_server_add_lists_every_problem(db: psycopg.Connection, run) -> None:
+    code, _, err = run("server", "add", "Postmark", "--provider", "postmark", "--url", "ftp://postmark")
+    assert code == 1
+    assert "server 'Postmark': 2 problem(s)" in err
+    assert "url 'ftp://postmark' is not an http(s) URL" in err
+    assert "an API key is required" in err
+
+
+def test_server_add_twice_exits_1(db: psycopg.Connection, run, keys: None) -> None:
+    assert run("server", "add", BREVO, "--provider", "brevo", "--api-key-env", "BREVO_API_KEY")[0] == 0
+    code, _, err = run("server", "add", BREVO, "--provider", "brevo", "--api-key-env", "BREVO_API_KEY")
+    assert code == 1
+    assert "a server with this name already exists" in err
+
+
+def test_an_unknown_provider_is_a_usage_error(run) -> None:
+    code, _, err = run("server", "add", "X", "--provider", "mailjet", "--api-key-env", "K")
+    assert code == 2
+    assert "invalid choice: 'mailjet'" in err
+
+
+def test_create_with_an_unknown_template_exits_1(db: psycopg.Connection, run) -> None:
+    code, _, err = run("campaign", "create", "--name", "N", "--subject", "S", "--template", "absent")
+    assert code == 1
+    assert "template 'absent' does not exist" in err
+    assert campaign_sql.list_campaigns(db) == []
+
+
+def test_an_unreachable_database_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--database-url", "postgresql://postgres@127.0.0.1:1/none", "server", "list"])
+    assert code == 1
+    assert "cannot reach the campaign database" in capsys.readouterr().err
+
+
+def test_the_database_url_comes_from_the_environment(
+    db: psycopg.Connection, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert cli.main(["template", "add", "hello", "--html", "<p>hi</p>"]) == 0
+    assert catalog.template_by_name(db, "hello") is not None
+
+
+# --- servers -----------------------------------------------------------------------------
+
+
+def test_server_list_shows_where_keys_live_never_the_keys(
+    db: psycopg.Connection, run, keys: None, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "postmark.key"
+    key_file.write_text("postmark-secret-555", encoding="utf-8")
+    outputs = [
+        run("server", "add", BREVO, "--provider", "brevo", "--api-key-env", "BREVO_API_KEY"),
+        run("server", "add", "Postmark", "--provider", "postmark", "--api-key-file", str(key_file), "--inactive"),
+        run("server", "add", "Bac à sable", "--provider", "sandbox"),
+        run("server", "list"),
+    ]
+
+    assert [code for code, _, _ in outputs] == [0, 0, 0, 0]
+    listing = outputs[-1][1].splitlines()
+    assert listing[0].split() == ["id", "name", "provider", "url", "api", "key", "active"]
+    assert [line.split()[-1] for line in listing[2:]] == ["yes", "yes", "no"]  # ordered by name
+    assert "Bac à sable" in listing[2] and "no key" in listing[2]
+    assert BREVO in listing[3] and "env var BREVO_API_KEY" in listing[3]
+    assert "Postmark" in listing[4] and f"file {key_file}" in listing[4]
+    everything = "".join(out + err for _, out, err in outputs)
+    assert BREVO_KEY not in everything and "postmark-secret-555" not in everything
+
+
+def test_server_update_changes_only_what_is_given(db: psycopg.Connection, run, keys: None, monkeypatch) -> None:
+    custom = "https://api.eu.brevo.com/v3/smtp/email"
+    run("server", "add", BREVO, "--provider", "brevo", "--url", custom, "--api-key-env", "BREVO_API_KEY", "--inactive")
+    monkeypatch.setenv("BREVO_API_KEY_2025", "xkeysib-new-secret")
+
+    code, out, err = run("server", "update", BREVO, "--api-key-env", "BREVO_API_KEY_2025")
+
+    assert (code, err) == (0, "")
+    assert out == f"server 1 '{BREVO}' updated\n"
+    server = catalog.server_by_name(db, BREVO)
+    assert server is not None
+    assert (server.provider, server.url, server.api_key_ref, server.active) == (
+        "brevo",
+        custom,
+        "env:BREVO_API_KEY_2025",
+        False,
+    )
+
+    code, _, err = run("server", "update", BREVO, "--provider", "sendgrid", "--active")
+    assert (code, err) == (0, "")
+    server = catalog.server_by_name(db, BREVO)
+    assert server is not None
+    # Another provider: the custom endpoint goes, the key stays.
+    assert (server.provider, server.url, server.api_key_ref, server.active) == (
+        "sendgrid",
+        "https://api.sendgrid.com/v3/mail/send",
+        "env:BREVO_API_KEY_2025",
+        True,
+    )
+
+
+def test_server_update_of_an_unknown_server_exits_1(db: psycopg.Connection, run, keys: None) -> None:
+    code, _, err = run("server", "update", "Absent", "--provider", "brevo", "--api-key-env", "BREVO_API_KEY")
+    assert code == 1
+    assert "no server named 'Absent'" in err
+    assert catalog.list_servers(db) == []
+
+
+def test_server_update_revalidates_the_key(db: psycopg.Connection, run, keys: None, monkeypatch) -> None:
+    run("server", "add", BREVO, "--provider", "brevo", "--api-key-env", "BREVO_API_KEY")
+    monkeypatch.delenv("BREVO_API_KEY")
+
+    code, _, err = run("server", "update", BREVO, "--url", "https://api.brevo.com/v3/other")
+
+    assert code == 1
+    assert "environment variable BREVO_API_KEY (api_key_env) is not set or empty" in err
+    server = catalog.server_by_name(db, BREVO)
+    assert server is not None and server.url == "https://api.brevo.com/v3/smtp/email"
+
+
+def test_disable_warns_about_unfinished_campaigns_then_enable(
+    db: psycopg.Connection, run, draft: int, seed_files: Path
+) -> None:
+    assert _configure_seed(run, draft, seed_files)[0] == 0
+
+    code, out, err = run("server", "disable", SENDGRID)
+
+    assert code == 0
+    assert out == f"server '{SENDGRID}' disabled\n"
+    assert f"unfinished campaign(s) {draft} still have sending lines on server '{SENDGRID}'" in err
+    server = catalog.server_by_name(db, SENDGRID)
+    assert server is not None and not server.active
+    # An inactive server cannot be chosen for a line.
+    code, _, err = _configure_seed(run, draft, seed_files)
+    assert code == 1 and f"line 2: server '{SENDGRID}' is inactive" in err
+
+    code, out, err = run("server", "enable", SENDGRID)
+    assert (code, out, err) == (0, f"server '{SENDGRID}' enabled\n", "")
+    assert _configure_seed(run, draft, seed_files)[0] == 0
+
+
+def test_disable_an_unused_server_does_not_warn(db: psycopg.Connection, run, keys: None) -> None:
+    run("server", "add", BREVO, "--provider", "brevo", "--api-key-env", "BREVO_API_KEY")
+    assert run("server", "disable", BREVO) == (0, f"server '{BREVO}' disabled\n", "")
+
+
+def test_disable_an_unknown_server_exits_1(db: psycopg.Connection, run) -> None:
+    code, _, err = run("server", "disable", "Absent")
+    assert code == 1
+    assert "no server named 'Absent'" in err
+
+
+# --- templates ---------------------------------------------------------------------------
+
+
+def test_template_add_creates_then_updates_and_lists(db: psycopg.Connection, run, tmp_path: Path) -> None:
+    source = tmp_path / "promo.html"
+    source.write_text("<h1>Jusqu'à -70% {{ first_name }}</h1>", encoding="utf-8")
+
+    assert run("template", "add", "promo", "--html", "<p>v1</p>") == (0, "template 1 'promo' created\n", "")
+    assert run("template", "add", "promo", "--file", str(source)) == (0, "template 1 'promo' updated\n", "")
+    code, out, _ = run("template", "list")
+
+    assert code == 0
+    template = catalog.template_by_name(db, "promo")
+    assert template is not None and template.html == source.read_text(encoding="utf-8")
+    header, _, row = out.splitlines()
+    assert header.split() == ["id", "name", "size", "updated"]
+    assert row.split()[:4] == ["1", "promo", str(len(template.html)), "chars"]
+
+
+def test_template_with_a_syntax_error_exits_1(db: psycopg.Connection, run) -> None:
+    code, _, err = run("template", "add", "bad", "--html", "<p>\n{% if %}</p>")
+    assert code == 1
+    assert "template 'bad': 1 problem(s)" in err and "line 2:" in err
+    assert catalog.list_templates(db) == []
+
+
+def test_template_needs_exactly_one_source(run) -> None:
+    assert run("template", "add", "x")[0] == 2
+    assert run("template", "add", "x", "--html", "<p/>", "--file", "x.html")[0] == 2
+
+
+def test_template_from_a_missing_file_exits_1(db: psycopg.Connection, run, tmp_path: Path) -> None:
+    code, _, err = run("template", "add", "x", "--file", str(tmp_path / "absent.html"))
+    assert code == 1
+    assert "cannot read" in err
+
+
+# --- campaign list and status ------------------------------------------------------------
+
+
+def test_campaign_list_and_status(db: psycopg.Connection, run, draft: int, seed_files: Path) -> None:
+    assert _configure_seed(run, draft, seed_files, "--import-now")[0] == 0
+    second = run("campaign", "create", "--name", "Relance", "--subject", "Encore", "--template", "promo")
+    assert second[0] == 0
+
+    code, out, _ = run("campaign", "list")
+
+    assert code == 0
+    header, rule, newest, oldest = out.splitlines()
+    assert header.split() == ["id", "name", "status", "nbre_contacts", "sent_count", "created"]
+    assert set(rule.replace(" ", "")) == {"-"}
+    assert newest.split()[:5] == [str(draft + 1), "Relance", "draft", "0", "0"]
+    assert oldest.split()[:1] == [str(draft)] and "Black Friday 2025 - Ventes Flash  scheduled" in oldest
+    assert oldest.split()[8:10] == ["7", "0"]
+    assert run("campaign", "list", "--limit", "1")[1].count("\n") == 3
+
+    code, out, _ = run("campaign", "status", str(draft))
+
+    assert code == 0
+    assert "status:        scheduled" in out
+    assert "subject:       ⚡ Offres Exclusives : Jusqu'à -70% !" in out
+    assert "template:      promo" in out
+    assert "contact files: nouveaux_inscrits.json, clients_vip.json" in out
+    assert "nbre_contacts: 7" in out
+    assert "sent_count:    0 (0%)" in out
+    assert "error:" not in out
+    lines = out.split("\n\n", 1)[1].splitlines()
+    assert lines[0].split() == ["line", "sender", "server", "every", "(min)", "max/day", "start"]
+    assert lines[2].split() == [
+        "1", "L'équipe", "Promo", "<offres@mondomaine.com>", "Brevo", "-", "Compte", "Principal",
+        "as", "fast", "as", "possible", "10000", "now",
+    ]  # fmt: skip
+    assert lines[3].split() == [
+        "2", "Le", "Service", "Client", "<support@mondomaine.com>", "SendGrid", "-", "Secours", "1", "5000", "now",
+    ]  # fmt: skip
+
+
+def test_status_of_a_draft_has_no_lines(run, draft: int) -> None:
+    code, out, _ = run("campaign", "status", str(draft))
+    assert code == 0
+    assert "status:        draft" in out
+    assert "no sending lines yet" in out
+
+
+def test_status_of_an_unknown_campaign_exits_1(db: psycopg.Connection, run) -> None:
+    code, _, err = run("campaign", "status", "4242")
+    assert code == 1
+    assert "campaign 4242 does not exist" in err
+
+
+def test_empty_lists_say_how_to_start(db: psycopg.Connection, run) -> None:
+    assert "campaigns server add" in run("server", "list")[1]
+    assert "campaigns template add" in run("template", "list")[1]
+    assert "campaigns campaign create" in run("campaign", "list")[1]
