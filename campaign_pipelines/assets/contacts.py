@@ -1,6 +1,5 @@
 """`campaign_contacts`: the contact import of one campaign (the seed's ProcessCampaignImport)."""
 
-
 import time
 
 import dagster as dg

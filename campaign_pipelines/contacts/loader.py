@@ -11,12 +11,14 @@ one email always goes through the same writer in file order and the last record 
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import psycopg
@@ -26,10 +28,13 @@ from campaign_pipelines.contacts.records import sample_of, to_contact
 from campaign_pipelines.store import contacts as contact_sql
 
 BATCH_SIZE = 25_000
-WRITERS = 2
+# This thread takes one core parsing; PostgreSQL backends get the rest (measured on 2 cores:
+# one writer 202k contacts/s, two writers 181k/s).
+WRITERS = min(4, max(1, (os.cpu_count() or 2) - 1))
 SAMPLES_PER_REASON = 10
 # Batches waiting per writer: bounds memory while keeping the writers busy.
 _QUEUE_DEPTH = 2
+_ROWS_PER_CHUNK = 256
 
 # Opens an autocommit connection: each batch's upsert commits on its own.
 Connect = Callable[[], psycopg.Connection]
@@ -58,6 +63,19 @@ class ImportReport:
         return self.records_read / self.duration_s if self.duration_s else 0.0
 
 
+def _copy_row(email: str, attributes: bytes) -> bytes:
+    """One COPY text row. Validated emails hold no character COPY treats specially; the
+    JSON may hold backslashes. (Also right-sizes orjson's over-allocated output.)"""
+    return b"%s\t%s\n" % (email.encode(), attributes.replace(b"\\", b"\\\\"))
+
+
+def _copy_chunks(batch: dict[str, bytes]) -> Iterator[bytes]:
+    """The batch's rows in small chunks: big buffers would fragment the heap across threads."""
+    rows = iter(batch.values())
+    while chunk := list(islice(rows, _ROWS_PER_CHUNK)):
+        yield b"".join(chunk)
+
+
 class _Writer(threading.Thread):
     """Loads the batches of one shard, in order, through its own connection."""
 
@@ -65,7 +83,7 @@ class _Writer(threading.Thread):
         super().__init__(daemon=True)
         self._connect = connect
         self._campaign_id = campaign_id
-        self.batches: queue.Queue[dict[str, str] | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
+        self.batches: queue.Queue[dict[str, bytes] | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
         self.inserted = 0
         self.updated = 0
         self.error: BaseException | None = None
@@ -75,10 +93,7 @@ class _Writer(threading.Thread):
             with self._connect() as conn:
                 contact_sql.create_staging(conn)
                 while (batch := self.batches.get()) is not None:
-                    rows = "".join(
-                        [f"{email}\t{attrs.replace(chr(92), chr(92) * 2)}\n" for email, attrs in batch.items()]
-                    )
-                    contact_sql.copy_into_staging(conn, rows)
+                    contact_sql.copy_into_staging(conn, _copy_chunks(batch))
                     inserted, updated = contact_sql.upsert_from_staging(conn, self._campaign_id)
                     self.inserted += inserted
                     self.updated += updated
@@ -87,7 +102,7 @@ class _Writer(threading.Thread):
             while self.batches.get() is not None:  # unblock the producer until it stops
                 pass
 
-    def put(self, batch: dict[str, str] | None) -> None:
+    def put(self, batch: dict[str, bytes] | None) -> None:
         if self.error is not None:
             raise self.error
         self.batches.put(batch)
@@ -115,7 +130,7 @@ def import_contact_files(
     shards = [_Writer(connect, campaign_id) for _ in range(writers)]
     for writer in shards:
         writer.start()
-    pending: list[dict[str, str]] = [{} for _ in shards]
+    pending: list[dict[str, bytes]] = [{} for _ in shards]
     invalid: defaultdict[str, int] = defaultdict(int)
     samples: defaultdict[str, list[str]] = defaultdict(list)
     read = 0
@@ -133,7 +148,7 @@ def import_contact_files(
                 valid += 1
                 shard = hash(email) % writers
                 batch = pending[shard]
-                batch[email] = value
+                batch[email] = _copy_row(email, value)
                 if len(batch) >= batch_size:
                     shards[shard].put(batch)
                     pending[shard] = {}

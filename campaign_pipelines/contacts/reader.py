@@ -108,7 +108,9 @@ def _looks_like_ndjson(path: Path) -> bool:
         return True
 
 
-_YAJL_POINTER = re.compile(r"\n(?P<context>[^\n]*)\n(?P<pad> *)\(right here\) -+\^")
+# yajl prints the text around an error (newlines blanked) and, under it, an arrow whose ^
+# stands just past the offending byte.
+_YAJL_POINTER = re.compile(r"\n(?P<context>[^\n]*)\n(?P<arrow>[^\n]*\(right here\) -*\^)")
 
 
 def _parse_error(path: Path, reader: _CountingReader, error: Exception) -> ContactFileError:
@@ -117,15 +119,13 @@ def _parse_error(path: Path, reader: _CountingReader, error: Exception) -> Conta
     offset = reader.consumed
     match = _YAJL_POINTER.search(str(error))
     if match:
-        # yajl shows the text around the error (newlines blanked) and a caret under it.
-        context = match["context"].strip()
-        caret = len(match["pad"]) - (len(match["context"]) - len(match["context"].lstrip()))
-        haystack = reader.last_chunk.replace(b"\n", b" ").replace(b"\r", b" ").replace(b"\t", b" ")
-        at = haystack.find(context.encode("utf-8", "replace"))
-        if at >= 0:
-            offset = reader.last_chunk_start + at + max(caret, 0)
-    elif "Incomplete JSON content" in message or isinstance(error, ijson.IncompleteJSONError):
-        offset = reader.consumed
+        context = match["context"]
+        snippet = context.strip()
+        caret = len(match["arrow"]) - 2 - (len(context) - len(context.lstrip()))
+        blanked = reader.last_chunk.replace(b"\n", b" ").replace(b"\r", b" ").replace(b"\t", b" ")
+        found = blanked.rfind(snippet.encode("utf-8", "replace"))
+        if found >= 0 and caret >= 0:
+            offset = reader.last_chunk_start + found + caret
     return ContactFileError(path, offset, reason)
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
+
+import orjson
 
 from campaign_pipelines.contacts.reader import MAX_RECORD_BYTES, TOO_LARGE
 
@@ -22,7 +23,6 @@ _EMAIL = re.compile(
 )
 _MAX_EMAIL_LENGTH = 254
 _EMAIL_KEYS = ("email", "Email", "EMAIL", "e-mail", "mail")
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def normalize_email(value: str) -> str | None:
@@ -33,8 +33,8 @@ def normalize_email(value: str) -> str | None:
     return email
 
 
-def to_contact(record: object) -> tuple[str, str] | tuple[None, str]:
-    """(email, attributes as JSON) for a usable record, else (None, reason).
+def to_contact(record: object) -> tuple[str, bytes] | tuple[None, str]:
+    """(email, attributes as UTF-8 JSON) for a usable record, else (None, reason).
 
     A usable record dict is consumed: its email key is removed, the rest are its attributes.
     """
@@ -50,10 +50,13 @@ def to_contact(record: object) -> tuple[str, str] | tuple[None, str]:
     if email is None:
         return None, INVALID_EMAIL
     del record[key]
-    attributes = _dumps(record)
+    try:
+        attributes = orjson.dumps(record)
+    except TypeError:  # keys that are not strings cannot come from JSON, but guard anyway
+        return None, NOT_AN_OBJECT
     if len(attributes) > MAX_RECORD_BYTES:
         return None, TOO_LARGE_REASON
-    if "\\u0000" in attributes:
+    if b"\\u0000" in attributes:
         # PostgreSQL text cannot hold NUL characters.
         return None, NUL_CHARACTER
     return email, attributes

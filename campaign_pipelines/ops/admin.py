@@ -3,7 +3,6 @@
 Each op is a thin shell around the plain functions the CLI calls too.
 """
 
-
 import dagster as dg
 from pydantic import Field
 

@@ -4,7 +4,6 @@ Configured from the Launchpad or the CLI alike, a campaign needs no further acti
 sensor adds its partition if missing and requests that partition of `campaign_contacts`.
 """
 
-
 import dagster as dg
 
 from campaign_pipelines.assets.contacts import campaign_contacts

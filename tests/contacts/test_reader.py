@@ -1,0 +1,110 @@
+"""Streaming reader: every supported format, and bad files reported with file and byte offset."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from campaign_pipelines.contacts.reader import MAX_RECORD_BYTES, TOO_LARGE, ContactFileError, iter_records
+
+RECORDS = [{"email": "a@example.com", "n": 1}, {"email": "b@example.com", "tags": ["x", "y"]}, "junk"]
+
+
+def _write(path: Path, text: str, *, compress: bool = False) -> Path:
+    data = text.encode()
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def _ndjson(records: list) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize(
+    ("name", "render"),
+    [
+        ("array.json", lambda rs: json.dumps(rs, indent=2)),
+        ("wrapped.json", lambda rs: json.dumps({"source": "crm", "contacts": rs})),
+        ("wrapped_pretty.json", lambda rs: json.dumps({"contacts": rs}, indent=1)),
+        ("lines.ndjson", _ndjson),
+        ("lines.jsonl", _ndjson),
+        ("sniffed.json", _ndjson),
+    ],
+)
+def test_every_format_yields_the_records_in_order(tmp_path: Path, name: str, render, compress: bool) -> None:
+    path = _write(tmp_path / (name + (".gz" if compress else "")), render(RECORDS), compress=compress)
+    assert list(iter_records(path)) == RECORDS
+
+
+def test_gzip_is_recognised_by_content_not_name(tmp_path: Path) -> None:
+    path = _write(tmp_path / "contacts.json", json.dumps(RECORDS), compress=True)
+    assert list(iter_records(path)) == RECORDS
+
+
+def test_numbers_come_out_as_plain_floats_and_ints(tmp_path: Path) -> None:
+    path = _write(tmp_path / "n.json", '[{"email": "a@example.com", "score": 1.5, "age": 30}]')
+    assert list(iter_records(path)) == [{"email": "a@example.com", "score": 1.5, "age": 30}]
+
+
+def test_broken_array_names_file_and_byte_offset(tmp_path: Path) -> None:
+    text = '[{"email": "a@example.com"},\n {"email": "c@example.com", oops}]'
+    path = _write(tmp_path / "broken.json", text)
+    records = iter_records(path)
+    assert next(records) == {"email": "a@example.com"}
+    with pytest.raises(ContactFileError) as caught:
+        list(records)
+    assert caught.value.offset == text.index("oops")
+    assert "broken.json" in str(caught.value) and f"byte offset {text.index('oops')}" in str(caught.value)
+
+
+def test_truncated_file_reports_its_end(tmp_path: Path) -> None:
+    text = '[{"email": "a@example.com"}, {"email": "b@exa'
+    path = _write(tmp_path / "cut.json", text)
+    with pytest.raises(ContactFileError) as caught:
+        list(iter_records(path))
+    assert caught.value.offset == len(text)
+
+
+def test_broken_ndjson_line_offset_points_into_that_line(tmp_path: Path) -> None:
+    text = '{"email": "a@example.com"}\n{"email": "b@example.com",,}\n'
+    path = _write(tmp_path / "broken.ndjson", text)
+    with pytest.raises(ContactFileError) as caught:
+        list(iter_records(path))
+    assert caught.value.offset == text.index(",,") + 1
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [("", "empty"), ("   \n", "empty"), ("email;name\n", "expected a JSON array"), ('{"x": 1, "y": 2}', "no array")],
+)
+def test_files_that_hold_no_contacts_are_refused(tmp_path: Path, content: str, reason: str) -> None:
+    with pytest.raises(ContactFileError, match=reason):
+        list(iter_records(_write(tmp_path / "bad.json", content)))
+
+
+def test_oversized_ndjson_line_is_skipped_without_parsing(tmp_path: Path) -> None:
+    huge = json.dumps({"email": "big@example.com", "blob": "x" * MAX_RECORD_BYTES})
+    path = _write(tmp_path / "big.ndjson", huge + "\n" + json.dumps(RECORDS[0]) + "\n")
+    assert list(iter_records(path)) == [TOO_LARGE, RECORDS[0]]
+
+
+def test_non_utf8_ndjson_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.ndjson"
+    path.write_bytes('{"email": "a@example.com", "city": "Besançon"}\n'.encode("latin-1"))
+    with pytest.raises(ContactFileError, match="UTF-8"):
+        list(iter_records(path))
+
+
+def test_offset_is_exact_far_into_a_big_file(tmp_path: Path) -> None:
+    good = ",\n".join(json.dumps({"email": f"user{i}@example.com", "n": i}) for i in range(20_000))
+    text = "[" + good + ',\n{"email": "late@example.com", "n": tru}]'
+    path = _write(tmp_path / "big.json", text)
+    with pytest.raises(ContactFileError) as caught:
+        list(iter_records(path))
+    assert len(text) > 500_000
+    # yajl reports a bad literal where it stops reading it: within the broken token.
+    assert text.index("tru}") <= caught.value.offset <= text.index("}]")
