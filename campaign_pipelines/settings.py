@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -59,13 +58,26 @@ def with_database(url: str, name: str) -> str:
 
 
 def as_sqlalchemy_url(url: str) -> str:
-    """Dagster's storage needs the psycopg2 driver named explicitly (SQLAlchemy 2.1 picks psycopg 3)."""
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    user = quote(info.get("user", "postgres"), safe="")
-    password = f":{quote(info['password'], safe='')}" if info.get("password") else ""
-    host = info.get("host", "")
-    port = info.get("port")
-    dbname = info.get("dbname", "postgres")
-    if host.startswith("/"):
-        return f"postgresql+psycopg2://{user}{password}@/{dbname}?host={host}" + (f"&port={port}" if port else "")
-    return f"postgresql+psycopg2://{user}{password}@{host or 'localhost'}{f':{port}' if port else ''}/{dbname}"
+    """Dagster's storage needs the psycopg2 driver named explicitly (SQLAlchemy 2.1 picks psycopg 3).
+
+    Takes a URL or key=value conninfo; keeps its options (sslmode, …), and passes a unix-socket
+    directory (the embedded server's) as the `host` query parameter, where psycopg2 expects it.
+    """
+    from sqlalchemy.engine import URL  # a dagster dependency; only Dagster's storage needs this form
+
+    info = {key: str(value) for key, value in psycopg.conninfo.conninfo_to_dict(url).items()}
+    # What the conninfo leaves out stays out, so libpq picks the same defaults for both drivers.
+    user, password, dbname = info.pop("user", None), info.pop("password", None), info.pop("dbname", None)
+    host, port = info.pop("host", None), info.pop("port", None)
+    if host and host.startswith("/"):
+        info.update({"host": host, **({"port": port} if port else {})})
+        host = port = None
+    return URL.create(
+        "postgresql+psycopg2",
+        username=user,
+        password=password or None,
+        host=host,
+        port=int(port) if port else None,
+        database=dbname,
+        query=info,
+    ).render_as_string(hide_password=False)
