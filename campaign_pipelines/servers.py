@@ -126,3 +126,19 @@ def describe_key_ref(ref: str) -> str:
     """How the UI and CLI show where a key lives (never the key)."""
     kind, _, where = ref.partition(":")
     return {"env": f"env var {where}", "file": f"file {where}"}.get(kind, "no key")
+
+
+def resolve_api_key(ref: str) -> str:
+    """The API key itself, read where the server says it lives, only at send time."""
+    kind, _, where = ref.partition(":")
+    if kind == "env":
+        value = os.environ.get(where, "")
+        if not value:
+            raise ValidationError("API key", [f"environment variable {where} is not set or empty"])
+        return value
+    if kind == "file":
+        try:
+            return Path(where).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ValidationError("API key", [f"cannot read key file {where}: {error.strerror}"]) from None
+    return ""

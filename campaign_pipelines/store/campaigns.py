@@ -162,3 +162,20 @@ def try_lock_import(conn: psycopg.Connection, campaign_id: int) -> bool:
     """Session lock so two imports of one campaign never run at once."""
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_IMPORT_LOCK_BASE + campaign_id,)).fetchone()
     return bool(row and row[0])
+
+
+def template_snapshot(conn: psycopg.Connection, campaign_id: int) -> str:
+    row = conn.execute("SELECT template_html FROM campaigns WHERE id = %s", (campaign_id,)).fetchone()
+    assert row is not None, f"campaign {campaign_id} is missing"
+    return str(row[0])
+
+
+def set_status(
+    conn: psycopg.Connection, campaign_id: int, status: str, *, started: bool = False, finished: bool = False
+) -> None:
+    conn.execute(
+        "UPDATE campaigns SET status = %s, updated_at = now(),"
+        " started_at = CASE WHEN %s THEN coalesce(started_at, now()) ELSE started_at END,"
+        " finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
+        (status, started, finished, campaign_id),
+    )

@@ -17,16 +17,52 @@ def contact_table(campaign_id: int) -> sql.Identifier:
     return sql.Identifier(f"contacts_campaign_{int(campaign_id)}")
 
 
+# Send states of a contact: the seed's EmailLog, one per campaign and contact.
+PENDING, RESERVED, SENT, FAILED, UNKNOWN, SUPPRESSED = 0, 1, 2, 3, 4, 5
+SEND_STATES = {
+    PENDING: "pending",
+    RESERVED: "reserved",
+    SENT: "sent",
+    FAILED: "failed",
+    UNKNOWN: "unknown",
+    SUPPRESSED: "suppressed",
+}
+
+
 def create_contact_table(conn: psycopg.Connection, campaign_id: int) -> None:
-    # The unique index on email is the upsert key and the duplicate guard.
+    table = contact_table(campaign_id)
     conn.execute(
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} ("
             " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-            # "C" collation: emails are lower-cased ASCII; byte order makes the index cheap.
+            # The unique index on email is the upsert key and the duplicate guard; "C"
+            # collation (emails are lower-cased ASCII) makes it cheap.
             ' email text COLLATE "C" NOT NULL UNIQUE,'
-            " attributes jsonb NOT NULL)"
-        ).format(contact_table(campaign_id))
+            " attributes jsonb NOT NULL,"
+            # Send state: reserved under a row lock before the request, final after it.
+            " send_status smallint NOT NULL DEFAULT 0,"
+            " channel_id bigint,"
+            " message_id text,"
+            " error text,"
+            " attempted_at timestamptz)"
+        ).format(table)
+    )
+
+
+def create_send_indexes(conn: psycopg.Connection, campaign_id: int) -> None:
+    """Indexes only sending needs: built once at launch, cheaper than growing them during the import."""
+    table = contact_table(campaign_id)
+    # Lines claim pending contacts in id order: this index holds only what is left to send.
+    conn.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (id) WHERE send_status = 0").format(
+            sql.Identifier(f"contacts_campaign_{int(campaign_id)}_pending_idx"), table
+        )
+    )
+    # After a crash, the contacts a line had reserved are found by line.
+    conn.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (channel_id) WHERE send_status = 1").format(
+            sql.Identifier(f"contacts_campaign_{int(campaign_id)}_reserved_idx"), table
+        )
     )
 
 

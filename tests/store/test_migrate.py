@@ -11,7 +11,7 @@ def test_migrations_are_recorded_and_idempotent(db) -> None:
 
     assert apply_migrations(db) == []
     tables = {row[0] for row in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert {"servers", "templates", "campaigns", "campaign_channels", "email_log", "blacklist"} <= tables
+    assert {"servers", "templates", "campaigns", "campaign_channels", "blacklist", "daily_counters"} <= tables
 
 
 def test_keys_are_bigint(db) -> None:

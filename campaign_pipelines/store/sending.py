@@ -1,0 +1,247 @@
+"""SQL of sending: claiming contacts, recording results, line state and progress counters.
+
+Claims take pending contacts in id order under `FOR UPDATE SKIP LOCKED`, so two lines or
+workers never hold the same contact; a claimed contact is `reserved` (committed) before any
+request is made, and `sent`/`failed`/`unknown` after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+
+from campaign_pipelines.store.contacts import FAILED, PENDING, RESERVED, SENT, SUPPRESSED, UNKNOWN, contact_table
+
+
+@dataclass(frozen=True)
+class ClaimedContact:
+    id: int
+    email: str
+    attributes: dict
+    send_status: int
+
+
+@dataclass(frozen=True)
+class LineState:
+    """A sending line with everything its send loop needs."""
+
+    id: int
+    campaign_id: int
+    position: int
+    sender_name: str
+    sender_email: str
+    server_id: int
+    server_name: str
+    provider: str
+    url: str
+    api_key_ref: str
+    server_active: bool
+    server_daily_cap: int | None
+    server_timezone: str
+    server_batch_size: int | None
+    send_frequency_minutes: Decimal | None
+    max_daily_sends: int | None
+    scheduled_at: datetime | None
+    status: str
+    reason: str | None
+    sent_count: int
+    failed_count: int
+    unknown_count: int
+    suppressed_count: int
+    last_sent_at: datetime | None
+    next_run_at: datetime | None
+    heartbeat_at: datetime | None
+    run_id: str | None
+    attempt: int
+
+
+_LINE_SELECT = (
+    "SELECT l.id, l.campaign_id, l.position, l.sender_name, l.sender_email, l.server_id, s.name AS server_name,"
+    " s.provider, s.url, s.api_key_ref, s.active AS server_active, s.daily_cap AS server_daily_cap,"
+    " s.timezone AS server_timezone, s.batch_size AS server_batch_size, l.send_frequency_minutes,"
+    " l.max_daily_sends, l.scheduled_at, l.status, l.reason, l.sent_count, l.failed_count, l.unknown_count,"
+    " l.suppressed_count, l.last_sent_at, l.next_run_at, l.heartbeat_at, l.run_id, l.attempt"
+    " FROM campaign_channels l JOIN servers s ON s.id = l.server_id"
+)
+
+
+def line_by_id(conn: psycopg.Connection, line_id: int) -> LineState | None:
+    with conn.cursor(row_factory=class_row(LineState)) as cur:
+        return cur.execute(_LINE_SELECT + " WHERE l.id = %s", (line_id,)).fetchone()
+
+
+def lines_of(conn: psycopg.Connection, campaign_id: int) -> list[LineState]:
+    with conn.cursor(row_factory=class_row(LineState)) as cur:
+        return cur.execute(_LINE_SELECT + " WHERE l.campaign_id = %s ORDER BY l.position", (campaign_id,)).fetchall()
+
+
+def claim(conn: psycopg.Connection, campaign_id: int, line_id: int, limit: int) -> list[ClaimedContact]:
+    """Reserve up to `limit` pending contacts for a line (blacklisted ones become suppressed)."""
+    table = contact_table(campaign_id)
+    with conn.cursor(row_factory=class_row(ClaimedContact)) as cur:
+        return cur.execute(
+            sql.SQL(
+                "WITH picked AS ("
+                " SELECT c.id, EXISTS (SELECT 1 FROM blacklist b WHERE b.email = c.email) AS blocked"
+                " FROM {table} c WHERE c.send_status = {pending} ORDER BY c.id LIMIT %(limit)s"
+                " FOR UPDATE SKIP LOCKED)"
+                " UPDATE {table} c SET send_status = CASE WHEN picked.blocked THEN {suppressed} ELSE {reserved} END,"
+                " channel_id = %(line)s, attempted_at = now()"
+                " FROM picked WHERE c.id = picked.id"
+                " RETURNING c.id, c.email, c.attributes, c.send_status"
+            ).format(table=table, pending=PENDING, reserved=RESERVED, suppressed=SUPPRESSED),
+            {"limit": limit, "line": line_id},
+        ).fetchall()
+
+
+def record_results(
+    conn: psycopg.Connection,
+    campaign_id: int,
+    line_id: int,
+    *,
+    ids: Sequence[int],
+    statuses: Sequence[int],
+    message_ids: Sequence[str | None],
+    errors: Sequence[str | None],
+    suppressed: int = 0,
+) -> None:
+    """Final states of reserved contacts, plus the line's and campaign's counters, in one transaction."""
+    sent = sum(1 for s in statuses if s == SENT)
+    failed = sum(1 for s in statuses if s == FAILED)
+    unknown = sum(1 for s in statuses if s == UNKNOWN)
+    with conn.transaction():
+        if ids:
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {table} c SET send_status = v.status, message_id = v.message_id, error = v.error,"
+                    " attempted_at = now()"
+                    " FROM unnest(%s::bigint[], %s::smallint[], %s::text[], %s::text[]) AS v(id, status, message_id, error)"
+                    " WHERE c.id = v.id AND c.send_status = {reserved}"
+                ).format(table=contact_table(campaign_id), reserved=RESERVED),
+                (list(ids), list(statuses), list(message_ids), list(errors)),
+            )
+        conn.execute(
+            "UPDATE campaign_channels SET sent_count = sent_count + %s, failed_count = failed_count + %s,"
+            " unknown_count = unknown_count + %s, suppressed_count = suppressed_count + %s,"
+            " last_sent_at = CASE WHEN %s > 0 THEN now() ELSE last_sent_at END, heartbeat_at = now()"
+            " WHERE id = %s",
+            (sent, failed, unknown, suppressed, sent + failed + unknown, line_id),
+        )
+        if sent:
+            conn.execute("UPDATE campaigns SET sent_count = sent_count + %s WHERE id = %s", (sent, campaign_id))
+
+
+def release(conn: psycopg.Connection, campaign_id: int, ids: Sequence[int]) -> None:
+    """Give reserved contacts back to the pool: no request was made for them."""
+    if ids:
+        conn.execute(
+            sql.SQL(
+                "UPDATE {table} SET send_status = {pending}, channel_id = NULL"
+                " WHERE id = ANY(%s) AND send_status = {reserved}"
+            ).format(table=contact_table(campaign_id), pending=PENDING, reserved=RESERVED),
+            (list(ids),),
+        )
+
+
+def mark_reserved_unknown(conn: psycopg.Connection, campaign_id: int, line_id: int) -> int:
+    """After a crash: the line's reserved contacts may or may not have been sent."""
+    with conn.transaction():
+        cur = conn.execute(
+            sql.SQL(
+                "UPDATE {table} SET send_status = {unknown} WHERE channel_id = %s AND send_status = {reserved}"
+            ).format(table=contact_table(campaign_id), unknown=UNKNOWN, reserved=RESERVED),
+            (line_id,),
+        )
+        count = cur.rowcount
+        if count:
+            conn.execute(
+                "UPDATE campaign_channels SET unknown_count = unknown_count + %s WHERE id = %s", (count, line_id)
+            )
+        return count
+
+
+def resend_unknown(conn: psycopg.Connection, campaign_id: int) -> int:
+    """Operator action: put `unknown` contacts back in the pool (they may receive the campaign twice)."""
+    with conn.transaction():
+        cur = conn.execute(
+            sql.SQL(
+                "UPDATE {table} SET send_status = {pending}, channel_id = NULL WHERE send_status = {unknown}"
+                " RETURNING channel_id"
+            ).format(table=contact_table(campaign_id), pending=PENDING, unknown=UNKNOWN),
+        )
+        count = cur.rowcount
+        conn.execute("UPDATE campaign_channels SET unknown_count = 0 WHERE campaign_id = %s", (campaign_id,))
+        return count
+
+
+def status_counts(conn: psycopg.Connection, campaign_id: int) -> dict[int, int]:
+    """Contacts per send state (a full scan: for finalising and reports, not for the hot loop)."""
+    rows = conn.execute(
+        sql.SQL("SELECT send_status, count(*) FROM {} GROUP BY send_status").format(contact_table(campaign_id))
+    )
+    return {int(status): int(count) for status, count in rows}
+
+
+def has_unfinished(conn: psycopg.Connection, campaign_id: int) -> bool:
+    """Any contact still pending or reserved (both served by partial indexes)."""
+    table = contact_table(campaign_id)
+    row = conn.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {table} WHERE send_status = {pending})"
+            " OR EXISTS (SELECT 1 FROM {table} WHERE send_status = {reserved})"
+        ).format(table=table, pending=PENDING, reserved=RESERVED)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def resume_lines(conn: psycopg.Connection, campaign_id: int) -> None:
+    """Paused lines become pending again: the launch sensor starts a run for them."""
+    conn.execute(
+        "UPDATE campaign_channels SET status = 'pending', reason = NULL WHERE campaign_id = %s AND status = 'paused'",
+        (campaign_id,),
+    )
+
+
+def set_line_state(
+    conn: psycopg.Connection,
+    line_id: int,
+    status: str,
+    *,
+    reason: str | None = None,
+    next_run_at: datetime | None = None,
+) -> None:
+    conn.execute(
+        "UPDATE campaign_channels SET status = %s, reason = %s, next_run_at = %s, heartbeat_at = now() WHERE id = %s",
+        (status, reason, next_run_at, line_id),
+    )
+
+
+def claim_line(conn: psycopg.Connection, line_id: int, run_id: str, *, stale_after_s: float) -> bool:
+    """Make `run_id` the line's sender, unless another run is sending it and alive."""
+    row = conn.execute(
+        "UPDATE campaign_channels SET status = 'sending', reason = NULL, next_run_at = NULL, run_id = %s,"
+        " heartbeat_at = now()"
+        " WHERE id = %s AND NOT (status = 'sending' AND run_id IS DISTINCT FROM %s"
+        " AND heartbeat_at > now() - make_interval(secs => %s))"
+        " RETURNING id",
+        (run_id, line_id, run_id, stale_after_s),
+    ).fetchone()
+    return row is not None
+
+
+def heartbeat(conn: psycopg.Connection, line_id: int) -> str:
+    """Refresh the line's heartbeat; returns its status so a pause or cancel is seen at once."""
+    row = conn.execute(
+        "UPDATE campaign_channels l SET heartbeat_at = now() FROM campaigns c"
+        " WHERE l.id = %s AND c.id = l.campaign_id RETURNING l.status, c.status",
+        (line_id,),
+    ).fetchone()
+    assert row is not None
+    line_status, campaign_status = row
+    return campaign_status if campaign_status in ("paused", "cancelled") else line_status
