@@ -121,7 +121,8 @@ def record_results(
                 sql.SQL(
                     "UPDATE {table} c SET send_status = v.status, message_id = v.message_id, error = v.error,"
                     " attempted_at = now()"
-                    " FROM unnest(%s::bigint[], %s::smallint[], %s::text[], %s::text[]) AS v(id, status, message_id, error)"
+                    " FROM unnest(%s::bigint[], %s::smallint[], %s::text[], %s::text[])"
+                    " AS v(id, status, message_id, error)"
                     " WHERE c.id = v.id AND c.send_status = {reserved}"
                 ).format(table=contact_table(campaign_id), reserved=RESERVED),
                 (list(ids), list(statuses), list(message_ids), list(errors)),
