@@ -1,0 +1,304 @@
+"""The admin jobs (servers, templates, the two campaign steps) run in-process against the real database."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from campaign_pipelines import campaigns, servers, templates
+from campaign_pipelines.ops.admin import (
+    ChannelConfig,
+    ConfigureCampaignConfig,
+    CreateCampaignConfig,
+    ServerConfig,
+    TemplateConfig,
+    configure_campaign,
+    create_campaign,
+    register_server,
+    save_template,
+)
+from campaign_pipelines.resources.contact_files import ContactFilesResource
+from campaign_pipelines.resources.database import PostgresResource
+from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import catalog
+
+SEED_CONTACTS = Path(__file__).resolve().parents[2] / "contacts"
+SEED_FILES = ["nouveaux_inscrits.json", "clients_vip.json"]
+BREVO = "Brevo - Compte Principal"
+SENDGRID = "SendGrid - Secours"
+BREVO_KEY = "xkeysib-brevo-secret-0123456789"
+SENDGRID_KEY = "SG.sendgrid-secret-9876543210"
+PROMO = ChannelConfig(
+    sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server=BREVO, max_daily_sends=10000
+)
+SUPPORT = ChannelConfig(
+    sender_name="Le Service Client",
+    sender_email="support@mondomaine.com",
+    server=SENDGRID,
+    send_frequency_minutes=1,
+    max_daily_sends=5000,
+)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def execute(instance: dg.DagsterInstance, database_url: str, contacts_dir: Path):
+    """Runs a job in-process with one op's config; failures are returned, not raised."""
+    resources = {
+        "database": PostgresResource(url=database_url),
+        "contact_files": ContactFilesResource(directory=str(contacts_dir)),
+    }
+
+    def execute(job: dg.JobDefinition, op: str, config: dg.Config) -> dg.ExecuteInProcessResult:
+        return job.execute_in_process(
+            run_config=dg.RunConfig(ops={op: config}), instance=instance, resources=resources, raise_on_error=False
+        )
+
+    return execute
+
+
+@pytest.fixture
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BREVO_API_KEY", BREVO_KEY)
+    monkeypatch.setenv("SENDGRID_API_KEY", SENDGRID_KEY)
+
+
+@pytest.fixture
+def draft(db: psycopg.Connection, keys: None, contacts_dir: Path) -> int:
+    """The seed's two servers, its two files, a template and the Black Friday campaign as a draft."""
+    servers.save_server(db, servers.ServerSpec(name=BREVO, provider="brevo", api_key_env="BREVO_API_KEY"))
+    servers.save_server(db, servers.ServerSpec(name=SENDGRID, provider="sendgrid", api_key_env="SENDGRID_API_KEY"))
+    templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
+    for name in SEED_FILES:
+        shutil.copy(SEED_CONTACTS / name, contacts_dir / name)
+    return campaigns.create_campaign(
+        db, name="Black Friday 2025 - Ventes Flash", subject="⚡ Offres Exclusives : Jusqu'à -70% !", template="promo"
+    )
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """What the UI shows for the failed step: Dagster's wrapper, then the user's error."""
+    (failure,) = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
+
+
+def event_log_text(instance: dg.DagsterInstance, run_id: str) -> str:
+    """Every stored event of the run, serialised whole: messages, metadata, errors."""
+    return "\n".join(dg.serialize_value(entry) for entry in instance.all_logs(run_id))
+
+
+def log_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    return [entry.user_message for entry in instance.all_logs(run_id) if entry.dagster_event is None]
+
+
+# --- register_server ---------------------------------------------------------------------
+
+
+def test_register_server_creates_then_updates(
+    db: psycopg.Connection, execute, instance: dg.DagsterInstance, keys: None
+) -> None:
+    created = execute(
+        register_server, "save_server", ServerConfig(name=BREVO, provider="brevo", api_key_env="BREVO_API_KEY")
+    )
+
+    assert created.success
+    server_id = created.output_for_node("save_server")
+    assert f"server '{BREVO}' registered (id {server_id})" in log_messages(instance, created.run_id)
+    server = catalog.server_by_name(db, BREVO)
+    assert server is not None
+    assert (server.id, server.provider, server.url, server.api_key_ref, server.active) == (
+        server_id,
+        "brevo",
+        servers.DEFAULT_URLS["brevo"],
+        "env:BREVO_API_KEY",
+        True,
+    )
+
+    updated = execute(
+        register_server,
+        "save_server",
+        ServerConfig(
+            name=BREVO,
+            provider="brevo",
+            url="https://api.eu.brevo.example/v3/smtp/email",
+            api_key_env="SENDGRID_API_KEY",
+            active=False,
+        ),
+    )
+
+    assert updated.success
+    assert updated.output_for_node("save_server") == server_id
+    assert f"server '{BREVO}' updated (id {server_id})" in log_messages(instance, updated.run_id)
+    (server,) = catalog.list_servers(db)
+    assert (server.id, server.url, server.api_key_ref, server.active) == (
+        server_id,
+        "https://api.eu.brevo.example/v3/smtp/email",
+        "env:SENDGRID_API_KEY",
+        False,
+    )
+
+
+def test_register_server_with_an_unset_env_var_fails_naming_it(
+    db: psycopg.Connection, execute, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAILGUN_API_KEY", raising=False)
+
+    result = execute(
+        register_server, "save_server", ServerConfig(name="Mailgun", provider="mailgun", api_key_env="MAILGUN_API_KEY")
+    )
+
+    assert not result.success
+    assert "environment variable MAILGUN_API_KEY (api_key_env) is not set or empty" in failure_message(result)
+    assert catalog.list_servers(db) == []
+
+
+def test_the_api_key_never_reaches_the_event_log(
+    db: psycopg.Connection, execute, instance: dg.DagsterInstance, keys: None
+) -> None:
+    by_name = execute(
+        register_server, "save_server", ServerConfig(name=BREVO, provider="brevo", api_key_env="BREVO_API_KEY")
+    )
+    # A user pasting the key itself where its variable's name belongs.
+    pasted = execute(
+        register_server, "save_server", ServerConfig(name=SENDGRID, provider="sendgrid", api_key_env=SENDGRID_KEY)
+    )
+
+    assert by_name.success
+    assert not pasted.success
+    assert "must be the NAME of an environment variable" in failure_message(pasted)
+    assert BREVO_KEY not in event_log_text(instance, by_name.run_id)
+    assert SENDGRID_KEY not in event_log_text(instance, pasted.run_id)
+    assert [server.name for server in catalog.list_servers(db)] == [BREVO]
+
+
+# --- save_template -----------------------------------------------------------------------
+
+
+def test_save_template_stores_the_html(db: psycopg.Connection, execute) -> None:
+    html = "<h1>Black Friday</h1>\n<p>Bonjour {{ first_name }}</p>"
+
+    result = execute(save_template, "store_template", TemplateConfig(name="promo", html=html))
+
+    assert result.success
+    template = catalog.template_by_name(db, "promo")
+    assert template is not None
+    assert (template.id, template.html) == (result.output_for_node("store_template"), html)
+
+
+def test_save_template_with_bad_jinja_fails_naming_the_line(db: psycopg.Connection, execute) -> None:
+    html = "<h1>Black Friday</h1>\n<p>Bonjour</p>\n<p>{{ first_name }</p>\n"
+
+    result = execute(save_template, "store_template", TemplateConfig(name="promo", html=html))
+
+    assert not result.success
+    message = failure_message(result)
+    assert "template 'promo'" in message
+    assert "line 3:" in message
+    assert catalog.list_templates(db) == []
+
+
+# --- create_campaign ---------------------------------------------------------------------
+
+
+def test_create_campaign_outputs_the_new_draft_id(db: psycopg.Connection, execute) -> None:
+    templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
+
+    result = execute(
+        create_campaign,
+        "create_draft",
+        CreateCampaignConfig(name="Black Friday 2025 - Ventes Flash", subject="⚡ Offres !", template="promo"),
+    )
+
+    assert result.success
+    campaign_id = result.output_for_node("create_draft")
+    (campaign,) = campaign_sql.list_campaigns(db)
+    assert (campaign.id, campaign.name, campaign.status) == (campaign_id, "Black Friday 2025 - Ventes Flash", "draft")
+    (output,) = [event for event in result.all_node_events if event.is_successful_output]
+    assert output.step_output_data.metadata["campaign_id"] == dg.MetadataValue.int(campaign_id)
+
+
+# --- configure_campaign ------------------------------------------------------------------
+
+
+def test_configure_campaign_schedules_the_seed_scenario_and_adds_its_partition(
+    db: psycopg.Connection, execute, instance: dg.DagsterInstance, draft: int
+) -> None:
+    assert not instance.has_dynamic_partition("campaign", str(draft))
+
+    result = execute(
+        configure_campaign,
+        "configure",
+        ConfigureCampaignConfig(campaign_id=draft, contact_files=SEED_FILES, channels=[PROMO, SUPPORT]),
+    )
+
+    assert result.success
+    assert result.output_for_node("configure") == draft
+    campaign = campaign_sql.campaign_by_id(db, draft)
+    assert campaign is not None
+    assert (campaign.status, campaign.contact_files, campaign.nbre_contacts) == ("scheduled", SEED_FILES, 0)
+    promo, support = campaign_sql.channels_of(db, draft)
+    assert (promo.sender_name, promo.sender_email, promo.server_name) == (
+        "L'équipe Promo",
+        "offres@mondomaine.com",
+        BREVO,
+    )
+    assert (promo.send_frequency_minutes, promo.max_daily_sends, promo.scheduled_at) == (None, 10000, None)
+    assert (support.sender_name, support.sender_email, support.server_name) == (
+        "Le Service Client",
+        "support@mondomaine.com",
+        SENDGRID,
+    )
+    assert (support.send_frequency_minutes, support.max_daily_sends, support.scheduled_at) == (1, 5000, None)
+    assert instance.get_dynamic_partitions("campaign") == [str(draft)]
+
+
+def test_configure_campaign_lists_every_problem_and_changes_nothing(
+    db: psycopg.Connection, execute, instance: dg.DagsterInstance, draft: int
+) -> None:
+    assert execute(
+        configure_campaign,
+        "configure",
+        ConfigureCampaignConfig(campaign_id=draft, contact_files=SEED_FILES, channels=[PROMO]),
+    ).success
+    before = (campaign_sql.campaign_by_id(db, draft), campaign_sql.channels_of(db, draft))
+
+    result = execute(
+        configure_campaign,
+        "configure",
+        ConfigureCampaignConfig(
+            campaign_id=draft,
+            contact_files=["clients_vip.json", "absent.json", "../../etc/passwd"],
+            channels=[
+                ChannelConfig(sender_name="Promo", sender_email="offres@mondomaine.com", server="Mailjet - Inconnu"),
+                ChannelConfig(sender_name="Support", sender_email="not-an-address", server=SENDGRID),
+                ChannelConfig(
+                    sender_name="Lent", sender_email="lent@mondomaine.com", server=BREVO, send_frequency_minutes=-5
+                ),
+            ],
+        ),
+    )
+
+    assert not result.success
+    message = failure_message(result)
+    assert f"campaign {draft}: 5 problem(s)" in message
+    assert "contact file 'absent.json' does not exist" in message
+    assert "'../../etc/passwd' is outside the contacts directory" in message
+    assert "line 1: server 'Mailjet - Inconnu' does not exist" in message
+    assert "line 2: sender email 'not-an-address' is not a valid address" in message
+    assert "line 3: send_frequency_minutes is negative (-5.0)" in message
+    assert (campaign_sql.campaign_by_id(db, draft), campaign_sql.channels_of(db, draft)) == before
