@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import dagster as dg
+
+# Exactly what campaign_key writes: "007" or "١٢" (str.isdigit accepts both) would import
+# campaign 7 or 12 under a partition the campaign's history never shows.
+_CAMPAIGN_KEY = re.compile(r"[1-9][0-9]*")
 
 campaign_partitions = dg.DynamicPartitionsDefinition(name="campaign")
 
@@ -12,6 +18,6 @@ def campaign_key(campaign_id: int) -> str:
 
 
 def campaign_id_of(partition_key: str) -> int:
-    if not partition_key.isdigit():
+    if not _CAMPAIGN_KEY.fullmatch(partition_key):
         raise dg.Failure(f"partition '{partition_key}' is not a campaign id: partitions are campaign ids")
     return int(partition_key)

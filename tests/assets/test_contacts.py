@@ -145,8 +145,26 @@ def test_a_malformed_file_fails_the_campaign_then_a_fixed_file_imports_without_d
     assert (campaign.status, campaign.nbre_contacts, campaign.error) == ("scheduled", 9, None)
 
 
-def test_a_partition_that_is_not_a_campaign_id_fails_clearly(db: psycopg.Connection, materialize) -> None:
-    result = materialize("black-friday")
+def arabic_indic(number: int) -> str:
+    return "".join(chr(0x0660 + int(digit)) for digit in str(number))
+
+
+@pytest.mark.parametrize(
+    "key_of",
+    [lambda _: "black-friday", lambda _: "²", lambda id_: f"00{id_}", arabic_indic],
+    ids=["words", "superscript", "leading-zeros", "arabic-indic-digits"],
+)
+def test_a_partition_that_is_not_a_campaign_id_fails_clearly(
+    db: psycopg.Connection, materialize, draft: int, contacts_dir: Path, key_of
+) -> None:
+    """Only the key campaign_key writes: never the campaign's import under a stray partition."""
+    configure(db, draft, contacts_dir, SEED_FILES)
+    key = key_of(draft)
+
+    result = materialize(key)
 
     assert not result.success
-    assert "partition 'black-friday' is not a campaign id" in failure_message(result)
+    assert f"partition '{key}' is not a campaign id" in failure_message(result)
+    campaign = campaign_sql.campaign_by_id(db, draft)
+    assert campaign is not None
+    assert (campaign.status, campaign.nbre_contacts) == ("scheduled", 0)
