@@ -9,6 +9,7 @@ from campaign_pipelines.campaigns import resolve_contact_file
 from campaign_pipelines.contacts.loader import Connect, ImportReport, import_contact_files
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import contacts as contact_sql
 
 
 def import_campaign(
@@ -20,6 +21,8 @@ def import_campaign(
 ) -> ImportReport:
     """Import the campaign's configured contact files; the campaign's status follows.
 
+    The first import after a (re)configuration starts from an empty contact table; importing
+    again merges (the last record wins) and changes nothing when the files did not change.
     Any error marks the campaign `failed` with its message (the file and byte offset for
     bad JSON) and is raised again; what was loaded before stays and is merged next time.
     """
@@ -40,6 +43,10 @@ def import_campaign(
         campaign_sql.mark_processing(conn, campaign_id)
         try:
             paths = [resolve_contact_file(contacts_dir, name) for name in campaign.contact_files]
+            if campaign.imported_at is None or campaign.imported_at < campaign.configured_at:
+                # A new configuration (other files) replaces the contacts; nothing was sent yet,
+                # since only a campaign that never ran can be configured.
+                contact_sql.drop_contact_table(conn, campaign_id)
             report = import_contact_files(connect, campaign_id, paths, on_progress=on_progress)
         except Exception as error:
             campaign_sql.mark_failed(conn, campaign_id, str(error))

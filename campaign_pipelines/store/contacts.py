@@ -49,6 +49,10 @@ def create_contact_table(conn: psycopg.Connection, campaign_id: int) -> None:
     )
 
 
+def drop_contact_table(conn: psycopg.Connection, campaign_id: int) -> None:
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(contact_table(campaign_id)))
+
+
 def create_send_indexes(conn: psycopg.Connection, campaign_id: int) -> None:
     """Indexes only sending needs: built once at launch, cheaper than growing them during the import."""
     table = contact_table(campaign_id)

@@ -175,3 +175,20 @@ def test_a_file_moved_outside_the_contacts_dir_is_never_read(db, connector, camp
     with pytest.raises(ValidationError, match="outside the contacts directory"):
         import_campaign(connector, campaign, contacts_dir)
     assert campaign_sql.campaign_by_id(db, campaign).status == "failed"
+
+
+def test_reconfiguring_with_fewer_files_drops_the_removed_contacts(
+    db, connector, campaign: int, contacts_dir: Path
+) -> None:
+    import_campaign(connector, campaign, contacts_dir)
+    campaigns.configure_campaign(
+        db,
+        campaign,
+        contact_files=["clients_vip.json"],
+        channels=[campaigns.ChannelSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
+        contacts_dir=contacts_dir,
+    )
+
+    report = import_campaign(connector, campaign, contacts_dir)
+
+    assert report.nbre_contacts == len(contacts_by_email(db, campaign)) == 4
