@@ -1,0 +1,75 @@
+"""The HTTP plumbing the adapters share: one POST with transport errors mapped to our error family,
+and the parsing of rate-limit hints. Timeouts are the caller's client's (explicit there)."""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from campaign_pipelines.providers.base import Ambiguous, Rejected, Unreachable
+
+# A provider's error text is quoted in our messages, cut to this length.
+_MAX_QUOTE = 300
+
+
+def post(client: httpx.Client, provider: str, url: str, *, content: bytes, headers: dict[str, str]) -> httpx.Response:
+    """POST and read the whole answer. Failures before the request left become `Unreachable`
+    (nothing sent); failures after it may have arrived become `Ambiguous`."""
+    try:
+        return client.post(url, content=content, headers=headers)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+        raise Unreachable(f"{provider}: could not connect to {_host(url)} ({type(error).__name__}: {error})") from None
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
+        raise Rejected(f"{provider}: the server URL {url!r} cannot be used ({error})") from None
+    except httpx.TransportError as error:
+        raise Ambiguous(
+            f"{provider}: no answer from {_host(url)} after the request was sent "
+            f"({type(error).__name__}: {error or 'no detail'}); the messages may have been sent"
+        ) from None
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object, or {} when the body is empty, not JSON or not an object."""
+    try:
+        payload = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def quote(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_QUOTE else text[: _MAX_QUOTE - 1] + "…"
+
+
+def retry_after(headers: httpx.Headers, *, now: float | None = None) -> float | None:
+    """Seconds to wait from the standard headers: `Retry-After` (seconds or an HTTP date) or
+    `X-RateLimit-Reset` (an epoch in seconds, SendGrid's v3 convention)."""
+    now = time.time() if now is None else now
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+            except (TypeError, ValueError):
+                pass
+    value = headers.get("x-ratelimit-reset")
+    if value:
+        try:
+            return max(0.0, float(value) - now)
+        except ValueError:
+            pass
+    return None
+
+
+def _host(url: str) -> str:
+    try:
+        return httpx.URL(url).host or url
+    except httpx.InvalidURL:
+        return url

@@ -1,0 +1,153 @@
+"""Brevo (ex-Sendinblue) transactional API: `POST {url}` with `url` the full send endpoint
+(https://api.brevo.com/v3/smtp/email), header `api-key`, JSON body.
+
+Batch form: `messageVersions`, one version per recipient carrying that recipient's own `subject`,
+`htmlContent`, `textContent` and `headers` — Brevo takes N fully rendered messages in one call, so
+nothing is factored. Per-version `subject`/`htmlContent`/`textContent` are in Brevo's published
+model; per-version `headers` is not (django-anymail sends it and Brevo honours it: providers.md
+§2.4 marks it observed, UNCONFIRMED). The top-level subject and html repeat the first message,
+because Brevo requires `htmlContent` at the top unless a template is used; there is no top-level
+`textContent`, so a version without text can never inherit another recipient's. Limits: 1000 versions per
+call, 2000 recipients per call, 99 per version; we put one recipient per version, so 1000 per call.
+No documented payload cap: `max_call_bytes` is our own guess, and a 413 splits the call.
+
+Correlation: the send id goes in the `X-Mailin-custom` header as the plain string; Brevo echoes it
+as the `X-Mailin-custom` field of every webhook event. Brevo answers with one message id per
+version, in version order.
+
+Idempotency: a UUID in the top-level JSON `headers` under `idempotencyKey` (the spelling of Brevo's
+batch guide; its API reference shows `Idempotency-Key`); Brevo ignores a repeat within 30 minutes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from campaign_pipelines.providers import _http
+from campaign_pipelines.providers.base import (
+    AuthFailed,
+    BatchRefused,
+    Delivery,
+    OutgoingMessage,
+    Provider,
+    QuotaExhausted,
+    RateLimited,
+    Rejected,
+    Sender,
+    ServerError,
+    ensure_batch,
+)
+
+CUSTOM_HEADER = "X-Mailin-custom"
+IDEMPOTENCY_FIELD = "idempotencyKey"
+# Brevo's own words when a message is about a recipient rather than the whole call.
+_ABOUT_RECIPIENT = re.compile(r"\bto\b|recipient|messageVersions", re.IGNORECASE)
+_ABOUT_SENDER = re.compile(r"sender|\bfrom\b", re.IGNORECASE)
+
+
+class Brevo(Provider):
+    name = "brevo"
+    max_batch = 1000
+    max_call_bytes = 32 * 1024 * 1024
+    idempotent = True
+
+    def send(
+        self,
+        client: httpx.Client,
+        *,
+        url: str,
+        api_key: str,
+        sender: Sender,
+        messages: Sequence[OutgoingMessage],
+        idempotency_key: str | None,
+    ) -> list[Delivery]:
+        ensure_batch(self, messages)
+        body = _body(sender, messages, idempotency_key)
+        headers = {"api-key": api_key, "content-type": "application/json", "accept": "application/json"}
+        response = _http.post(client, self.name, url, content=orjson.dumps(body), headers=headers)
+        return _verdicts(response, sender, messages)
+
+
+def _body(sender: Sender, messages: Sequence[OutgoingMessage], idempotency_key: str | None) -> dict[str, Any]:
+    first = messages[0]
+    body: dict[str, Any] = {
+        "sender": {"name": sender.name, "email": sender.email} if sender.name else {"email": sender.email},
+        "subject": first.subject,
+        "htmlContent": first.html,
+    }
+    if len(messages) == 1:
+        body["to"] = [{"email": first.to_email}]
+        body["headers"] = _headers(first)
+        if first.text:
+            body["textContent"] = first.text
+    else:
+        body["messageVersions"] = [_version(message) for message in messages]
+    if idempotency_key:
+        body.setdefault("headers", {})[IDEMPOTENCY_FIELD] = idempotency_key
+    return body
+
+
+def _headers(message: OutgoingMessage) -> dict[str, str]:
+    return {**message.headers, CUSTOM_HEADER: message.send_id}
+
+
+def _version(message: OutgoingMessage) -> dict[str, Any]:
+    version: dict[str, Any] = {
+        "to": [{"email": message.to_email}],
+        "subject": message.subject,
+        "htmlContent": message.html,
+        "headers": _headers(message),
+    }
+    if message.text:
+        version["textContent"] = message.text
+    return version
+
+
+def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
+    status = response.status_code
+    if status in (200, 201, 202):
+        payload = _http.json_object(response)
+        ids = payload.get("messageIds") or ([payload["messageId"]] if payload.get("messageId") else [])
+        return [
+            Delivery.accepted(message.send_id, ids[index] if index < len(ids) else None)
+            for index, message in enumerate(messages)
+        ]
+    payload = _http.json_object(response)
+    code = str(payload.get("code") or "")
+    said = _http.quote(str(payload.get("message") or response.text or response.reason_phrase))
+    words = f"{said} ({code}, HTTP {status})" if code else f"{said} (HTTP {status})"
+    if status == 429:
+        raise RateLimited(f"brevo: rate limited: {words}", retry_after_s=_reset(response))
+    if status >= 500:
+        raise ServerError(f"brevo: server error: {words}", status=status, retry_after_s=_reset(response))
+    if code == "duplicate_request":
+        # The idempotency key was already used: that call went through. Brevo's exact answer to a
+        # repeat is undocumented; we read this code as "already sent", without message ids.
+        return [Delivery.accepted(message.send_id, None) for message in messages]
+    if status == 402:
+        raise QuotaExhausted(f"brevo: the account cannot send: {words}", status=status)
+    if status in (401, 403) or code in ("unauthorized", "permission_denied", "account_under_validation"):
+        raise AuthFailed(f"brevo: the API key or account was refused: {words}", status=status)
+    if _ABOUT_SENDER.search(said):
+        raise Rejected(f"brevo: refused the sender {sender.email}: {words}", status=status)
+    if status == 413 or _ABOUT_RECIPIENT.search(said):
+        if len(messages) > 1:
+            raise BatchRefused(f"brevo: refused the batch of {len(messages)} because of some message: {words}")
+        if status != 413:
+            return [Delivery.refused(messages[0].send_id, f"brevo refused {messages[0].to_email}: {words}")]
+    raise Rejected(f"brevo: refused the request: {words}", status=status)
+
+
+def _reset(response: httpx.Response) -> float | None:
+    value = response.headers.get("x-sib-ratelimit-reset")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+    return _http.retry_after(response.headers)

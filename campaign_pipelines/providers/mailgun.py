@@ -1,0 +1,214 @@
+"""Mailgun Messages API: `POST {url}/{domain}/messages` with `url` the API base
+(https://api.mailgun.net/v3, or api.eu.mailgun.net for EU domains) and the domain taken from the
+sender's address; HTTP Basic `api:<key>`; `multipart/form-data` fields (the documented encoding).
+
+Batch form: one `to` field per recipient plus `recipient-variables`, a JSON object keyed by address.
+With recipient-variables present Mailgun sends each `to` its own message and replaces
+`%recipient.NAME%` in the subject, bodies, `h:` headers and `v:` variables. Our bodies come fully
+rendered, so `_merge.factor` recovers the template they share and each recipient's variables carry
+only what differs; the subject goes whole when subjects differ. Headers become `h:Name` =
+`%recipient.xN%`, so one call holds messages with the same header names (split() groups them).
+Each address appears once per call, since the variables are keyed by it.
+
+Limits: 1000 recipients per call, 25 MB per request (we budget 20 MB). A message that itself
+contains `%recipient.` goes alone in the single form, where Mailgun substitutes nothing.
+
+Correlation: `v:send_id` (per recipient `%recipient.send_id%`); it comes back in webhooks as
+`event-data.user-variables.send_id`. Mailgun returns one message id per call; every recipient's
+events carry that same id, so every message of a call gets it.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Hashable, Sequence
+from email.utils import formataddr
+from typing import Any
+
+import httpx
+import orjson
+
+from campaign_pipelines.providers import _http
+from campaign_pipelines.providers._merge import Merged, factor
+from campaign_pipelines.providers.base import (
+    AuthFailed,
+    BatchRefused,
+    Delivery,
+    OutgoingMessage,
+    Provider,
+    RateLimited,
+    Rejected,
+    Sender,
+    ServerError,
+    ensure_batch,
+    envelope_size,
+)
+
+SEND_ID_VARIABLE = "send_id"
+_MARKER = "%recipient."
+_MAX_SLOTS = 100
+
+
+class Mailgun(Provider):
+    name = "mailgun"
+    max_batch = 1000
+    max_call_bytes = 20 * 1024 * 1024
+
+    def send(
+        self,
+        client: httpx.Client,
+        *,
+        url: str,
+        api_key: str,
+        sender: Sender,
+        messages: Sequence[OutgoingMessage],
+        idempotency_key: str | None,
+    ) -> list[Delivery]:
+        ensure_batch(self, messages)
+        fields = _single(sender, messages[0]) if len(messages) == 1 else _batch(sender, messages)
+        content, content_type = _multipart(fields)
+        token = base64.b64encode(f"api:{api_key}".encode()).decode()
+        headers = {"authorization": f"Basic {token}", "content-type": content_type}
+        endpoint = f"{url.rstrip('/')}/{sender.domain}/messages"
+        response = _http.post(client, self.name, endpoint, content=content, headers=headers)
+        return _verdicts(response, sender, messages)
+
+    def split(self, messages: Sequence[OutgoingMessage]) -> list[list[OutgoingMessage]]:
+        groups: dict[Hashable, list[OutgoingMessage]] = {}
+        for message in messages:
+            groups.setdefault(tuple(message.headers), []).append(message)
+        calls: list[list[OutgoingMessage]] = []
+        for group in groups.values():
+            calls += super().split(group)
+        return calls
+
+    def _costs(self, messages: Sequence[OutgoingMessage]) -> list[int | None]:
+        mergeable = [message for message in messages if not _has_marker(message)]
+        variables = iter(_merge(mergeable)[2] if len(mergeable) > 1 else [{} for _ in mergeable])
+        costs: list[int | None] = []
+        for message in messages:
+            if _has_marker(message):
+                costs.append(None)
+                continue
+            size = sum(len(name) + len(value.encode()) + 6 for name, value in next(variables).items())
+            costs.append(envelope_size(message) + size)
+        return costs
+
+
+def _single(sender: Sender, message: OutgoingMessage) -> list[tuple[str, str]]:
+    fields = [("from", _from(sender)), ("to", message.to_email), ("subject", message.subject), ("html", message.html)]
+    if message.text:
+        fields.append(("text", message.text))
+    fields += [(f"h:{name}", value) for name, value in message.headers.items()]
+    fields.append((f"v:{SEND_ID_VARIABLE}", message.send_id))
+    return fields
+
+
+def _batch(sender: Sender, messages: Sequence[OutgoingMessage]) -> list[tuple[str, str]]:
+    names = tuple(messages[0].headers)
+    if any(tuple(message.headers) != names for message in messages) or any(map(_has_marker, messages)):
+        raise ValueError("mailgun: these messages cannot share a call; use split()")
+    html, text, variables = _merge(messages)
+    recipient_variables = {message.to_email: each for message, each in zip(messages, variables, strict=True)}
+    if len(recipient_variables) < len(messages):
+        raise ValueError("mailgun: a recipient appears twice in one call; use split()")
+    fields = [("from", _from(sender))]
+    fields += [("to", message.to_email) for message in messages]
+    fields.append(("subject", f"{_MARKER}subject%" if _subject_varies(messages) else messages[0].subject))
+    fields.append(("html", _template(html, "h")))
+    if text.literals != [""]:
+        fields.append(("text", _template(text, "t")))
+    fields += [(f"h:{name}", f"{_MARKER}x{index}%") for index, name in enumerate(names)]
+    fields.append((f"v:{SEND_ID_VARIABLE}", f"{_MARKER}{SEND_ID_VARIABLE}%"))
+    fields.append(("recipient-variables", orjson.dumps(recipient_variables).decode()))
+    return fields
+
+
+def _merge(messages: Sequence[OutgoingMessage]) -> tuple[Merged, Merged, list[dict[str, str]]]:
+    """The shared html and text templates and each message's recipient variables."""
+    html = factor([message.html for message in messages], max_slots=_MAX_SLOTS)
+    text = factor([message.text for message in messages], max_slots=_MAX_SLOTS)
+    vary = _subject_varies(messages)
+    variables = []
+    for index, message in enumerate(messages):
+        each = {SEND_ID_VARIABLE: message.send_id}
+        if vary:
+            each["subject"] = message.subject
+        each |= {f"h{slot}": value for slot, value in enumerate(html.values[index])}
+        each |= {f"t{slot}": value for slot, value in enumerate(text.values[index])}
+        each |= {f"x{slot}": value for slot, value in enumerate(message.headers.values())}
+        variables.append(each)
+    return html, text, variables
+
+
+def _subject_varies(messages: Sequence[OutgoingMessage]) -> bool:
+    return any(message.subject != messages[0].subject for message in messages)
+
+
+def _template(merged: Merged, prefix: str) -> str:
+    pieces = [merged.literals[0]]
+    for slot, literal in enumerate(merged.literals[1:]):
+        pieces += (f"{_MARKER}{prefix}{slot}%", literal)
+    return "".join(pieces)
+
+
+def _has_marker(message: OutgoingMessage) -> bool:
+    texts = (message.html, message.text, message.subject, *message.headers.values())
+    return any(_MARKER in text for text in texts)
+
+
+def _from(sender: Sender) -> str:
+    return formataddr((sender.name, sender.email)) if sender.name else sender.email
+
+
+def _multipart(fields: list[tuple[str, str]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for name, value in fields:
+        safe = name.replace('"', "%22").replace("\r", "").replace("\n", "")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{safe}"\r\n\r\n'.encode() + value.encode() + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
+    status = response.status_code
+    payload: dict[str, Any] = _http.json_object(response)
+    if status == 200:
+        message_id = payload.get("id")
+        if not message_id:
+            # A wrong base URL can answer 200 "Mailgun Magnificent API" without sending anything.
+            raise Rejected(
+                f"mailgun: the server URL answered without a message id ({_http.quote(response.text)}); "
+                "is it the API base, like https://api.mailgun.net/v3?",
+                status=status,
+            )
+        return [Delivery.accepted(message.send_id, str(message_id)) for message in messages]
+    said = _http.quote(str(payload.get("message") or response.text or response.reason_phrase))
+    words = f"{said} (HTTP {status})"
+    if status == 429:
+        raise RateLimited(f"mailgun: rate limited: {words}", retry_after_s=_http.retry_after(response.headers))
+    if status >= 500:
+        raise ServerError(
+            f"mailgun: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
+        )
+    if status in (401, 403):
+        raise AuthFailed(f"mailgun: the API key was refused: {words}", status=status)
+    if status == 404:
+        raise Rejected(
+            f"mailgun: the sending domain {sender.domain} was not found: {words} "
+            "(is it a domain of this account, in this region?)",
+            status=status,
+        )
+    lowered = said.lower()
+    if "'from'" in lowered or "from parameter" in lowered:
+        raise Rejected(f"mailgun: refused the sender {sender.email}: {words}", status=status)
+    if status == 413 or "'to'" in lowered or "to parameter" in lowered:
+        if len(messages) > 1:
+            raise BatchRefused(f"mailgun: refused the batch of {len(messages)} because of some message: {words}")
+        if status != 413:
+            return [Delivery.refused(messages[0].send_id, f"mailgun refused {messages[0].to_email}: {words}")]
+    raise Rejected(f"mailgun: refused the request: {words}", status=status)

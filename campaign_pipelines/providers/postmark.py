@@ -1,0 +1,159 @@
+"""Postmark: `POST {url}/email` (one message) or `POST {url}/email/batch` (several), with `url` the
+API base (https://api.postmarkapp.com); header `X-Postmark-Server-Token`; JSON, PascalCase.
+
+Batch form: `/email/batch` takes an array of complete messages, so each recipient's fully rendered
+subject, bodies and headers go as they are; nothing is factored. Postmark answers 200 with one
+result per message in input order, each with its own `ErrorCode` (0 = accepted, with its own
+`MessageID`), so failures are per recipient. Limits: 500 messages and 50 MB per batch call (we
+budget 40 MB), 10 MB per message. (`/email/bulk` merges templates server-side but must be enabled
+by Postmark support and its response shape is undocumented; not used.)
+
+Correlation: `Metadata: {"send_id": …}`, echoed in every webhook. Campaign mail goes to the
+server's broadcast message stream (`broadcast`, the id Postmark gives the default one), as
+Postmark's policy wants for marketing; pass another stream id to `Postmark(message_stream=…)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from email.utils import formataddr
+from typing import Any
+
+import httpx
+import orjson
+
+from campaign_pipelines.providers import _http
+from campaign_pipelines.providers.base import (
+    AuthFailed,
+    BatchRefused,
+    Delivery,
+    OutgoingMessage,
+    Provider,
+    QuotaExhausted,
+    RateLimited,
+    Rejected,
+    Sender,
+    ServerError,
+    ensure_batch,
+)
+
+SEND_ID_METADATA = "send_id"
+DEFAULT_STREAM = "broadcast"
+# Postmark's API ErrorCodes (developer/api/overview#error-codes).
+_BAD_TOKEN = 10
+_INVALID_REQUEST = 300
+_SENDER_CODES = {400: "sender signature not found", 401: "sender signature not confirmed"}
+_NOT_ALLOWED_TO_SEND = 405
+_INACTIVE_RECIPIENT = 406
+_TOO_MANY_BATCH_MESSAGES = 410
+_ACCOUNT_CODES = {412, 413}
+
+
+class Postmark(Provider):
+    name = "postmark"
+    max_batch = 500
+    max_call_bytes = 40 * 1024 * 1024
+
+    def __init__(self, message_stream: str = DEFAULT_STREAM) -> None:
+        self.message_stream = message_stream
+
+    def send(
+        self,
+        client: httpx.Client,
+        *,
+        url: str,
+        api_key: str,
+        sender: Sender,
+        messages: Sequence[OutgoingMessage],
+        idempotency_key: str | None,
+    ) -> list[Delivery]:
+        ensure_batch(self, messages)
+        headers = {
+            "x-postmark-server-token": api_key,
+            "content-type": "application/json",
+            "accept": "application/json",
+        }
+        base = url.rstrip("/")
+        if len(messages) == 1:
+            body = orjson.dumps(self._message(sender, messages[0]))
+            response = _http.post(client, self.name, f"{base}/email", content=body, headers=headers)
+        else:
+            body = orjson.dumps([self._message(sender, message) for message in messages])
+            response = _http.post(client, self.name, f"{base}/email/batch", content=body, headers=headers)
+        return _verdicts(response, sender, messages)
+
+    def _message(self, sender: Sender, message: OutgoingMessage) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "From": formataddr((sender.name, sender.email)) if sender.name else sender.email,
+            "To": message.to_email,
+            "Subject": message.subject,
+            "HtmlBody": message.html,
+            "MessageStream": self.message_stream,
+            "Metadata": {SEND_ID_METADATA: message.send_id},
+        }
+        if message.text:
+            body["TextBody"] = message.text
+        if message.headers:
+            body["Headers"] = [{"Name": name, "Value": value} for name, value in message.headers.items()]
+        return body
+
+
+def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
+    status = response.status_code
+    if status == 200:
+        try:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise ServerError(f"postmark: unreadable answer {_http.quote(response.text)!r}", status=status) from None
+        results = payload if isinstance(payload, list) else [payload]
+        if len(results) != len(messages) or not all(isinstance(result, dict) for result in results):
+            raise ServerError(
+                f"postmark: {len(results)} results for {len(messages)} messages; cannot tell which was sent",
+                status=status,
+            )
+        deliveries = [_item(message, result) for message, result in zip(messages, results, strict=True)]
+        codes = {result.get("ErrorCode") for result in results}
+        if len(codes) == 1 and codes.pop() in _SENDER_CODES:
+            raise Rejected(f"postmark: refused the sender {sender.email}: {_words(results[0], status)}", status=status)
+        return deliveries
+    payload = _http.json_object(response)
+    code = payload.get("ErrorCode")
+    if payload:
+        words = _words(payload, status)
+    else:
+        words = f"{_http.quote(response.text or response.reason_phrase)} (HTTP {status})"
+    if status == 429:
+        raise RateLimited(f"postmark: rate limited: {words}", retry_after_s=_http.retry_after(response.headers))
+    if status >= 500:
+        raise ServerError(
+            f"postmark: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
+        )
+    if status == 401 or code == _BAD_TOKEN or code in _ACCOUNT_CODES:
+        raise AuthFailed(f"postmark: the server token or account was refused: {words}", status=status)
+    if code == _NOT_ALLOWED_TO_SEND:
+        raise QuotaExhausted(f"postmark: the account may not send now: {words}", status=status)
+    if code in _SENDER_CODES:
+        raise Rejected(f"postmark: refused the sender {sender.email}: {words}", status=status)
+    if status == 413 or code in (_TOO_MANY_BATCH_MESSAGES, _INACTIVE_RECIPIENT) or _about_recipient(payload):
+        if len(messages) > 1:
+            raise BatchRefused(f"postmark: refused the batch of {len(messages)} because of some message: {words}")
+        if status != 413 and code != _TOO_MANY_BATCH_MESSAGES:
+            return [Delivery.refused(messages[0].send_id, f"postmark refused {messages[0].to_email}: {words}")]
+    raise Rejected(f"postmark: refused the request: {words}", status=status)
+
+
+def _item(message: OutgoingMessage, result: dict[str, Any]) -> Delivery:
+    if result.get("ErrorCode") == 0:
+        return Delivery.accepted(message.send_id, result.get("MessageID"))
+    return Delivery.refused(message.send_id, f"postmark refused {message.to_email}: {_words(result, None)}")
+
+
+def _about_recipient(payload: dict[str, Any]) -> bool:
+    # django-anymail reads ErrorCode 300 naming 'To' as a rejected recipient.
+    return payload.get("ErrorCode") == _INVALID_REQUEST and "'to'" in str(payload.get("Message", "")).lower()
+
+
+def _words(payload: dict[str, Any], status: int | None) -> str:
+    said = _http.quote(str(payload.get("Message") or "no message"))
+    where = f"ErrorCode {payload.get('ErrorCode')}" + (f", HTTP {status}" if status else "")
+    return f"{said} ({where})"

@@ -1,0 +1,205 @@
+"""SendGrid v3 Mail Send: `POST {url}` with `url` the full endpoint
+(https://api.sendgrid.com/v3/mail/send), `Authorization: Bearer <key>`, JSON body.
+
+Batch form: one personalization per recipient, each with its own `to`, `headers`, `custom_args`
+and (when subjects differ) `subject`. SendGrid has one shared `content` per call, so per-recipient
+bodies go through legacy `substitutions`: `_merge.factor` recovers the template the bodies share
+and each personalization carries only what differs (its greeting, its tokens). We avoid
+`dynamic_template_data`, which needs a template stored at SendGrid.
+
+Limits that shape the calls: 1000 personalizations and 1000 recipients per call, each address once
+per call, under 30 MB; substitutions at most 10,000 bytes per personalization (and, in older docs,
+100 keys — we use at most 98). A message whose differences do not fit the 10,000 bytes (a
+per-recipient paragraph, a text with its own line count) goes alone in the single form, so SendGrid
+batches only campaigns whose per-recipient parts are small — which is the common case.
+
+Correlation: the send id in per-personalization `custom_args` as `send_id`; SendGrid merges it into
+every webhook event. SendGrid returns no per-message id: the `X-Message-Id` header names the call
+and prefixes each recipient's `sg_message_id`, so every message of a call gets that id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from campaign_pipelines.providers import _http
+from campaign_pipelines.providers._merge import Merged, factor
+from campaign_pipelines.providers.base import (
+    AuthFailed,
+    BatchRefused,
+    Delivery,
+    OutgoingMessage,
+    Provider,
+    RateLimited,
+    Rejected,
+    Sender,
+    ServerError,
+    ensure_batch,
+    envelope_size,
+)
+
+SEND_ID_ARG = "send_id"
+MAX_SUBSTITUTION_BYTES = 10_000
+_MAX_SLOTS_PER_PART = 49
+# Substitution keys look like "[%cp:h3%]"; texts containing the marker go alone.
+_MARKER = "[%cp:"
+
+
+class SendGrid(Provider):
+    name = "sendgrid"
+    max_batch = 1000
+    max_call_bytes = 20 * 1024 * 1024
+
+    def send(
+        self,
+        client: httpx.Client,
+        *,
+        url: str,
+        api_key: str,
+        sender: Sender,
+        messages: Sequence[OutgoingMessage],
+        idempotency_key: str | None,
+    ) -> list[Delivery]:
+        ensure_batch(self, messages)
+        body = _single(sender, messages[0]) if len(messages) == 1 else _batch(sender, messages)
+        headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
+        response = _http.post(client, self.name, url, content=orjson.dumps(body), headers=headers)
+        return _verdicts(response, sender, messages)
+
+    def _costs(self, messages: Sequence[OutgoingMessage]) -> list[int | None]:
+        # A subset of these messages shares at least as much of its text, so its substitutions are
+        # no larger than the ones measured here over the whole set.
+        mergeable = [message for message in messages if not _has_marker(message)]
+        substitutions = iter(_merge(mergeable)[2] if len(mergeable) > 1 else [{} for _ in mergeable])
+        costs: list[int | None] = []
+        for message in messages:
+            if _has_marker(message):
+                costs.append(None)
+                continue
+            size = _substitution_bytes(next(substitutions))
+            costs.append(envelope_size(message) + size if size <= MAX_SUBSTITUTION_BYTES else None)
+        return costs
+
+
+def _single(sender: Sender, message: OutgoingMessage) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "personalizations": [{"to": [{"email": message.to_email}], "custom_args": {SEND_ID_ARG: message.send_id}}],
+        "from": _from(sender),
+        "subject": message.subject,
+        "content": _content(message.text, message.html),
+    }
+    if message.headers:
+        body["headers"] = dict(message.headers)
+    return body
+
+
+def _batch(sender: Sender, messages: Sequence[OutgoingMessage]) -> dict[str, Any]:
+    if any(_has_marker(message) for message in messages):
+        raise ValueError(f"sendgrid: a message contains {_MARKER!r}; split() sends such messages alone")
+    html, text, all_substitutions = _merge(messages)
+    same_subject = all(message.subject == messages[0].subject for message in messages)
+    personalizations = []
+    for message, substitutions in zip(messages, all_substitutions, strict=True):
+        if _substitution_bytes(substitutions) > MAX_SUBSTITUTION_BYTES:
+            # Nothing has been sent: deliver() splits the call until this message goes alone.
+            raise BatchRefused(
+                f"sendgrid: the message to {message.to_email} differs from the others by more than "
+                f"SendGrid's {MAX_SUBSTITUTION_BYTES} bytes of substitutions"
+            )
+        personalization: dict[str, Any] = {
+            "to": [{"email": message.to_email}],
+            "custom_args": {SEND_ID_ARG: message.send_id},
+        }
+        if not same_subject:
+            personalization["subject"] = message.subject
+        if message.headers:
+            personalization["headers"] = dict(message.headers)
+        if substitutions:
+            personalization["substitutions"] = substitutions
+        personalizations.append(personalization)
+    return {
+        "personalizations": personalizations,
+        "from": _from(sender),
+        "subject": messages[0].subject,
+        "content": _content(_template(text, "t"), _template(html, "h")),
+    }
+
+
+def _merge(messages: Sequence[OutgoingMessage]) -> tuple[Merged, Merged, list[dict[str, str]]]:
+    """The shared html and text templates and each message's substitutions."""
+    html = factor([message.html for message in messages], max_slots=_MAX_SLOTS_PER_PART)
+    text = factor([message.text for message in messages], max_slots=_MAX_SLOTS_PER_PART)
+    return html, text, [_values(html, "h", index) | _values(text, "t", index) for index in range(len(messages))]
+
+
+def _key(part: str, slot: int) -> str:
+    return f"{_MARKER}{part}{slot}%]"
+
+
+def _values(merged: Merged, part: str, index: int) -> dict[str, str]:
+    return {_key(part, slot): value for slot, value in enumerate(merged.values[index])}
+
+
+def _template(merged: Merged, part: str) -> str:
+    pieces = [merged.literals[0]]
+    for slot, literal in enumerate(merged.literals[1:]):
+        pieces += (_key(part, slot), literal)
+    return "".join(pieces)
+
+
+def _substitution_bytes(substitutions: dict[str, str]) -> int:
+    return sum(len(key) + len(value.encode()) for key, value in substitutions.items())
+
+
+def _has_marker(message: OutgoingMessage) -> bool:
+    return _MARKER in message.html or _MARKER in message.text or _MARKER in message.subject
+
+
+def _from(sender: Sender) -> dict[str, str]:
+    return {"email": sender.email, "name": sender.name} if sender.name else {"email": sender.email}
+
+
+def _content(text: str, html: str) -> list[dict[str, str]]:
+    # SendGrid wants text/plain before text/html.
+    content = [{"type": "text/plain", "value": text}] if text else []
+    return [*content, {"type": "text/html", "value": html}]
+
+
+def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
+    status = response.status_code
+    if 200 <= status < 300:
+        message_id = response.headers.get("x-message-id")
+        return [Delivery.accepted(message.send_id, message_id) for message in messages]
+    errors = _http.json_object(response).get("errors")
+    errors = [error for error in errors if isinstance(error, dict)] if isinstance(errors, list) else []
+    said = "; ".join(_describe(error) for error in errors) or _http.quote(response.text or response.reason_phrase)
+    words = f"{_http.quote(said)} (HTTP {status})"
+    fields = [str(error.get("field") or "") for error in errors]
+    if status == 429:
+        raise RateLimited(f"sendgrid: rate limited: {words}", retry_after_s=_http.retry_after(response.headers))
+    if status >= 500:
+        raise ServerError(
+            f"sendgrid: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
+        )
+    about_sender = any(field.startswith("from") for field in fields) or "sender identity" in said.lower()
+    if about_sender:
+        raise Rejected(f"sendgrid: refused the sender {sender.email}: {words}", status=status)
+    if status in (401, 403):
+        raise AuthFailed(f"sendgrid: the API key was refused: {words}", status=status)
+    about_recipient = any(field.startswith("personalizations") and ".to" in field for field in fields)
+    if status == 413 or about_recipient:
+        if len(messages) > 1:
+            raise BatchRefused(f"sendgrid: refused the batch of {len(messages)} because of some message: {words}")
+        if status != 413:
+            return [Delivery.refused(messages[0].send_id, f"sendgrid refused {messages[0].to_email}: {words}")]
+    raise Rejected(f"sendgrid: refused the request: {words}", status=status)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    message = str(error.get("message") or "error")
+    field = error.get("field")
+    return f"{message} [{field}]" if field else message
