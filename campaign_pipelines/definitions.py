@@ -1,21 +1,27 @@
-"""The one Definitions of campaign-pipelines: every asset, job, sensor and resource."""
-
-from __future__ import annotations
+"""The one Definitions of campaign-pipelines: every asset, job, sensor, schedule and resource."""
 
 import dagster as dg
 
 from campaign_pipelines.assets.contacts import campaign_contacts
 from campaign_pipelines.ops.admin import ADMIN_JOBS
+from campaign_pipelines.ops.control import control_campaign
+from campaign_pipelines.ops.send import send_campaign
 from campaign_pipelines.resources.contact_files import ContactFilesResource
 from campaign_pipelines.resources.database import PostgresResource
+from campaign_pipelines.resources.http import HttpClientResource
+from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.sensors.imports import campaign_import_sensor
+from campaign_pipelines.sensors.sending import campaign_launch_sensor, relaunch_stalled, stalled_lines_sensor
 
 defs = dg.Definitions(
     assets=[campaign_contacts],
-    jobs=ADMIN_JOBS,
-    sensors=[campaign_import_sensor],
+    jobs=[*ADMIN_JOBS, send_campaign, control_campaign],
+    sensors=[campaign_import_sensor, campaign_launch_sensor, stalled_lines_sensor],
+    schedules=[relaunch_stalled],
     resources={
         "database": PostgresResource(url=dg.EnvVar("DATABASE_URL")),
         "contact_files": ContactFilesResource(directory=dg.EnvVar("CONTACTS_DIR")),
+        "quotas": QuotaResource(redis_url=dg.EnvVar("REDIS_URL")),
+        "http": HttpClientResource(),
     },
 )

@@ -129,6 +129,8 @@ def _child_env(url: str) -> dict[str, str]:
         "DAGSTER_HOME": str(_dagster_home()),
         "CAMPAIGNS_HOME": str(settings.home()),
         "CONTACTS_DIR": str(Path(os.environ.get("CONTACTS_DIR") or REPO / "contacts").resolve()),
+        # Empty: daily quota counters live in PostgreSQL (Redis when set).
+        "REDIS_URL": os.environ.get("REDIS_URL", ""),
     }
 
 

@@ -39,13 +39,14 @@ class QuotaStore(Protocol):
 
 
 class RedisQuotas:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        """`namespace` keeps apart the counters of databases sharing one Redis (line ids repeat)."""
         self._client = client
+        self._namespace = namespace
         self._reserve = client.register_script(_RESERVE)
 
-    @staticmethod
-    def _key(counter: str, day: date) -> str:
-        return f"campaigns:quota:{counter}:{day.isoformat()}"
+    def _key(self, counter: str, day: date) -> str:
+        return f"campaigns:{self._namespace}:quota:{counter}:{day.isoformat()}"
 
     def reserve(self, counter: str, day: date, wanted: int, limit: int) -> int:
         return int(self._reserve(keys=[self._key(counter, day)], args=[wanted, limit, _KEEP_S]))

@@ -26,7 +26,8 @@ def make_store(request, database_url: str, db) -> Iterator:
             client.ping()
         except redis.ConnectionError:
             pytest.fail("Redis must run on 127.0.0.1:6379 (make test uses the real one)")
-        yield lambda: RedisQuotas(redis.Redis.from_url(REDIS_URL))
+        namespace = uuid.uuid4().hex
+        yield lambda: RedisQuotas(redis.Redis.from_url(REDIS_URL), namespace)
         client.close()
     else:
         conns = []

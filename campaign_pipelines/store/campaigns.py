@@ -179,3 +179,16 @@ def set_status(
         " finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
         (status, started, finished, campaign_id),
     )
+
+
+def campaigns_ready_to_send(conn: psycopg.Connection, limit: int) -> list[tuple[int, datetime]]:
+    """(id, configured_at) of scheduled, fully imported campaigns whose earliest start date has come."""
+    rows = conn.execute(
+        "SELECT c.id, c.configured_at FROM campaigns c"
+        " WHERE c.status = 'scheduled' AND c.imported_at >= c.configured_at"
+        " AND (SELECT min(coalesce(l.scheduled_at, '-infinity')) FROM campaign_channels l"
+        "      WHERE l.campaign_id = c.id) <= now()"
+        " ORDER BY c.id LIMIT %s",
+        (limit,),
+    )
+    return [(int(r[0]), r[1]) for r in rows]

@@ -189,6 +189,15 @@ def status_counts(conn: psycopg.Connection, campaign_id: int) -> dict[int, int]:
     return {int(status): int(count) for status, count in rows}
 
 
+def has_pending(conn: psycopg.Connection, campaign_id: int) -> bool:
+    row = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE send_status = {})").format(
+            contact_table(campaign_id), sql.Literal(PENDING)
+        )
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def has_unfinished(conn: psycopg.Connection, campaign_id: int) -> bool:
     """Any contact still pending or reserved (both served by partial indexes)."""
     table = contact_table(campaign_id)
@@ -228,7 +237,7 @@ def claim_line(conn: psycopg.Connection, line_id: int, run_id: str, *, stale_aft
     row = conn.execute(
         "UPDATE campaign_channels SET status = 'sending', reason = NULL, next_run_at = NULL, run_id = %s,"
         " heartbeat_at = now()"
-        " WHERE id = %s AND NOT (status = 'sending' AND run_id IS DISTINCT FROM %s"
+        " WHERE id = %s AND NOT (status = 'sending' AND run_id IS NOT NULL AND run_id <> %s"
         " AND heartbeat_at > now() - make_interval(secs => %s))"
         " RETURNING id",
         (run_id, line_id, run_id, stale_after_s),
@@ -246,3 +255,54 @@ def heartbeat(conn: psycopg.Connection, line_id: int) -> str:
     assert row is not None
     line_status, campaign_status = row
     return campaign_status if campaign_status in ("paused", "cancelled") else line_status
+
+
+def lease_lines(conn: psycopg.Connection, line_ids: Sequence[int], run_id: str | None) -> int:
+    """Mark lines as being launched (a fresh heartbeat, so no sensor launches them twice).
+
+    A lease without run id is taken over by whichever run starts first. Returns the highest
+    attempt number, part of relaunch run keys.
+    """
+    row = conn.execute(
+        "WITH leased AS (UPDATE campaign_channels SET status = 'sending', run_id = %s, heartbeat_at = now(),"
+        " attempt = attempt + 1 WHERE id = ANY(%s) RETURNING attempt) SELECT max(attempt) FROM leased",
+        (run_id, list(line_ids)),
+    ).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+@dataclass(frozen=True)
+class DueLine:
+    campaign_id: int
+    line_id: int
+    why: str
+
+
+def lines_due(conn: psycopg.Connection, *, stale_after_s: float, quota: bool) -> list[DueLine]:
+    """Lines of running campaigns that need a run now.
+
+    quota=False: new or resumed lines, waits that are over, lines whose worker died (sensor).
+    quota=True: lines stopped at their daily quota whose new day has begun (daily schedule).
+    """
+    if quota:
+        condition = "l.status = 'quota_reached' AND l.next_run_at <= now()"
+    else:
+        condition = (
+            "l.status = 'pending' OR (l.status = 'waiting' AND l.next_run_at <= now())"
+            " OR (l.status = 'sending' AND l.heartbeat_at < now() - make_interval(secs => %(stale)s))"
+        )
+    rows = conn.execute(
+        "SELECT l.campaign_id, l.id, CASE WHEN l.status = 'sending' THEN 'stalled' ELSE l.status END"
+        " FROM campaign_channels l JOIN campaigns c ON c.id = l.campaign_id"
+        f" WHERE c.status = 'running' AND ({condition}) ORDER BY l.campaign_id, l.position",
+        {"stale": stale_after_s},
+    )
+    return [DueLine(int(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+
+def reopen_lines(conn: psycopg.Connection, campaign_id: int) -> None:
+    """Finished lines take work again (unknown contacts put back in the pool)."""
+    conn.execute(
+        "UPDATE campaign_channels SET status = 'pending', reason = NULL WHERE campaign_id = %s AND status = 'done'",
+        (campaign_id,),
+    )

@@ -1,0 +1,118 @@
+"""`send_campaign`: plan → one `send_channel` per line, in parallel → finalize.
+
+The seed's ProcessCampaignEmails (planning) and SendCampaignBatch (one worker per line).
+Ops are thin: the send loop is `sending.line.LineSender`; ids, never contacts, pass between steps.
+"""
+
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+from pydantic import Field
+
+from campaign_pipelines.partitions import campaign_key
+from campaign_pipelines.resources.database import PostgresResource
+from campaign_pipelines.resources.http import HttpClientResource
+from campaign_pipelines.resources.quotas import QuotaResource
+from campaign_pipelines.sending import campaign as lifecycle
+from campaign_pipelines.sending.line import LineOutcome, LineSender
+from campaign_pipelines.store import sending as send_sql
+
+# Every line of a campaign must really send at once (the default is one step per CPU).
+MAX_PARALLEL_LINES = 32
+# How often a running line reports its progress in the Dagster UI.
+_REPORT_EVERY_S = 5.0
+
+
+class SendConfig(dg.Config):
+    campaign_id: int = Field(description="Id of the campaign to send (status scheduled or running).")
+    channel_ids: list[int] | None = Field(
+        default=None, description="Only these sending lines (ids); empty = every line that still has work."
+    )
+
+
+@dg.op(
+    out={"lines": dg.DynamicOut(int), "campaign_id": dg.Out(int)},
+    description="Launch the campaign (scheduled → running) and fan out one step per sending line.",
+)
+def plan_channels(
+    context: dg.OpExecutionContext, config: SendConfig, database: PostgresResource
+) -> Iterator[dg.Output | dg.DynamicOutput]:
+    with database.connect() as conn:
+        campaign = lifecycle.launch(conn, config.campaign_id)
+        lines = lifecycle.lines_to_run(conn, campaign.id, config.channel_ids)
+        # This run now owns its lines: the relaunch sensor leaves them alone.
+        send_sql.lease_lines(conn, [line.id for line in lines], context.run_id)
+    context.log.info(
+        f"campaign {campaign.id} '{campaign.name}' is running: {len(lines)} line(s) start now"
+        f" ({', '.join(line.server_name for line in lines) or 'none'})"
+    )
+    yield dg.Output(campaign.id, "campaign_id")
+    for line in lines:
+        yield dg.DynamicOutput(line.id, output_name="lines", mapping_key=f"line_{line.id}")
+
+
+@dg.op(description="Send one line until it is done, at its quota, waiting, paused or in error.")
+def send_channel(
+    context: dg.OpExecutionContext,
+    line_id: int,
+    database: PostgresResource,
+    quotas: QuotaResource,
+    http: HttpClientResource,
+) -> dict:
+    last_report = time.monotonic()
+
+    def report(outcome: LineOutcome) -> None:
+        nonlocal last_report
+        if time.monotonic() - last_report < _REPORT_EVERY_S:
+            return
+        last_report = time.monotonic()
+        context.log.info(f"line {line_id}: {outcome.sent:,} sent, {outcome.failed:,} failed so far")
+
+    with database.connect() as conn, http.client() as client:
+        sender = LineSender(
+            conn, line_id, run_id=context.run_id, quotas=quotas.store(conn), client=client, on_progress=report
+        )
+        outcome = sender.run()
+        line = sender.line
+    for warning in outcome.warnings:
+        context.log.warning(f"line {line_id}: {warning}")
+    context.log.info(
+        f"line {line_id} ('{line.server_name}', {line.sender_email}): {outcome.status}"
+        f"{f' — {outcome.reason}' if outcome.reason else ''}; {outcome.sent:,} sent, {outcome.failed:,} failed,"
+        f" {outcome.unknown:,} unknown, {outcome.suppressed:,} suppressed, {outcome.rate:,.0f}/s"
+    )
+    context.log_event(
+        dg.AssetObservation(
+            asset_key="campaign_contacts",
+            partition=campaign_key(line.campaign_id),
+            metadata={
+                f"line_{line_id}_sent_total": line.sent_count + outcome.sent,
+                f"line_{line_id}_status": outcome.status,
+                f"line_{line_id}_rate_per_s": round(outcome.rate, 1),
+            },
+        )
+    )
+    return {"line_id": line_id, "status": outcome.status, "reason": outcome.reason, "sent": outcome.sent}
+
+
+@dg.op(description="Completed when every contact is final; else the campaign stays running with each line's reason.")
+def finalize(context: dg.OpExecutionContext, campaign_id: int, outcomes: list[dict], database: PostgresResource) -> str:
+    with database.connect() as conn:
+        progress = lifecycle.finish(conn, campaign_id)
+    for line in progress.lines:
+        context.log.info(f"line {line.id} ('{line.server_name}'): {line.status} — {line.reason or ''}")
+    context.log.info(
+        f"campaign {campaign_id}: {progress.status}; {sum(o['sent'] for o in outcomes):,} sent by this run"
+    )
+    return progress.status
+
+
+@dg.job(
+    executor_def=dg.multiprocess_executor.configured({"max_concurrent": MAX_PARALLEL_LINES}),
+    description="Send a campaign: every sending line in parallel, at its own pace and quota.",
+)
+def send_campaign() -> None:
+    lines, campaign_id = plan_channels()
+    outcomes = lines.map(send_channel)
+    finalize(campaign_id, outcomes.collect())

@@ -1,0 +1,1 @@
+"""Sending a campaign: the send loop of one line, launching and finishing a campaign."""

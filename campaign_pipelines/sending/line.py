@@ -1,0 +1,360 @@
+"""The send loop of one line (the seed's SendCampaignBatch), knowing nothing of Dagster.
+
+A line claims contacts from its campaign's shared pool, takes its daily quota before each
+call, paces itself, sends through its provider and records every result. It ends, with its
+state saved, when there is nothing left, at its quota, before a long wait (start date,
+pacing, provider rate limit), when paused or cancelled, or on an error that needs a person.
+Sensors and the daily schedule relaunch it; it then resumes exactly where it was.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+import psycopg
+
+from campaign_pipelines import providers, servers
+from campaign_pipelines.errors import ValidationError
+from campaign_pipelines.providers import (
+    Ambiguous,
+    AuthFailed,
+    Delivery,
+    OutgoingMessage,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Rejected,
+    Sender,
+    deliver,
+)
+from campaign_pipelines.quotas import QuotaStore, quota_day
+from campaign_pipelines.rendering import MessageRenderer
+from campaign_pipelines.sending.clock import Clock
+from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.contacts import FAILED, SENT, SUPPRESSED, UNKNOWN
+
+# A wait longer than this ends the step (state saved); a sensor relaunches the line on time.
+MAX_WAIT_IN_STEP_S = 180.0
+# Control (pause, cancel) and heartbeat are checked at least this often, waits included.
+CONTROL_EVERY_S = 1.0
+# Transient provider trouble that outlasts the retries: try again after this.
+RETRY_LATER_S = 300.0
+# A line whose heartbeat is older than this has lost its worker (provider waits heartbeat too).
+STALE_AFTER_S = 120.0
+
+
+@dataclass
+class LineOutcome:
+    line_id: int
+    status: str
+    reason: str | None = None
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    suppressed: int = 0
+    undefined_variables: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+Progress = Callable[[LineOutcome], None]
+
+
+def send_id(campaign_id: int, contact_id: int) -> str:
+    """Our per-recipient id, carried by the provider and back in its webhooks."""
+    return f"{campaign_id}-{contact_id}"
+
+
+class _Stop(Exception):
+    """Ends the loop with the line's new status and the reason a person reads."""
+
+    def __init__(self, status: str, reason: str | None = None, next_run_at: datetime | None = None) -> None:
+        super().__init__(reason or status)
+        self.status = status
+        self.reason = reason
+        self.next_run_at = next_run_at
+
+
+class LineSender:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        line_id: int,
+        *,
+        run_id: str,
+        quotas: QuotaStore,
+        client: httpx.Client,
+        clock: Clock | None = None,
+        on_progress: Progress | None = None,
+    ) -> None:
+        self._conn = conn
+        self._line_id = line_id
+        self._run_id = run_id
+        self._quotas = quotas
+        self._client = client
+        self._clock = clock or Clock()
+        self._on_progress = on_progress
+        self._last_control = 0.0
+
+    @property
+    def line(self) -> send_sql.LineState:
+        """The line as it was when this run started."""
+        return self._line
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self) -> LineOutcome:
+        started = time.monotonic()
+        line = send_sql.line_by_id(self._conn, self._line_id)
+        if line is None:
+            raise ValidationError(f"line {self._line_id}", ["does not exist"])
+        campaign = campaign_sql.campaign_by_id(self._conn, line.campaign_id)
+        assert campaign is not None
+        outcome = LineOutcome(line_id=line.id, status="sending")
+        self._line, self._campaign, self._outcome = line, campaign, outcome
+        self._renderer: MessageRenderer | None = None
+        if not send_sql.claim_line(self._conn, line.id, self._run_id, stale_after_s=STALE_AFTER_S):
+            outcome.reason = "another run is sending this line"
+            return outcome
+        # Contacts a dead run of this line had reserved may have been sent: never resent on their own.
+        recovered = send_sql.mark_reserved_unknown(self._conn, campaign.id, line.id)
+        if recovered:
+            outcome.warnings.append(f"{recovered} contact(s) reserved by an interrupted run are now 'unknown'")
+        try:
+            self._prepare()
+            while True:
+                self._control()
+                self._wait_for_start()
+                self._pace()
+                self._send_one_batch()
+        except _Stop as stop:
+            outcome.status, outcome.reason = stop.status, stop.reason
+            send_sql.set_line_state(self._conn, line.id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at)
+        outcome.seconds = time.monotonic() - started
+        outcome.undefined_variables = self._renderer.undefined_variables if self._renderer else 0
+        return outcome
+
+    def _prepare(self) -> None:
+        line = self._line
+        if not line.server_active:
+            raise _Stop("error", f"server '{line.server_name}' is inactive")
+        try:
+            self._api_key = servers.resolve_api_key(line.api_key_ref)
+        except ValidationError as error:
+            raise _Stop("error", "; ".join(error.problems)) from None
+        self._provider = providers.get(line.provider)
+        html = campaign_sql.template_snapshot(self._conn, self._campaign.id)
+        self._renderer = MessageRenderer(self._campaign.subject, html)
+        self._gap = timedelta(minutes=float(line.send_frequency_minutes or 0))
+        batch = line.server_batch_size or self._provider.max_batch
+        self._batch_size = 1 if self._gap else max(1, min(batch, self._provider.max_batch))
+        self._sender = Sender(name=line.sender_name, email=line.sender_email)
+        self._last_sent = line.last_sent_at
+
+    # --- control, waits and pacing -----------------------------------------------------
+
+    def _control(self, *, force: bool = False) -> None:
+        """Heartbeat, and stop at once when the campaign is paused or cancelled."""
+        now = time.monotonic()
+        if not force and now - self._last_control < CONTROL_EVERY_S:
+            return
+        self._last_control = now
+        status = send_sql.heartbeat(self._conn, self._line_id)
+        if status == "paused":
+            raise _Stop("paused", "paused by an operator")
+        if status == "cancelled":
+            raise _Stop("cancelled", "cancelled by an operator")
+
+    def _wait_until(self, moment: datetime, why: str) -> None:
+        remaining = (moment - self._clock.now()).total_seconds()
+        if remaining <= 0:
+            return
+        if remaining > MAX_WAIT_IN_STEP_S:
+            raise _Stop("waiting", f"{why} until {moment.isoformat(timespec='seconds')}", next_run_at=moment)
+        while remaining > 0:
+            self._clock.sleep(min(remaining, CONTROL_EVERY_S))
+            self._control()
+            remaining = (moment - self._clock.now()).total_seconds()
+
+    def _wait_for_start(self) -> None:
+        if self._line.scheduled_at is not None:
+            self._wait_until(self._line.scheduled_at, "waiting for the start date")
+
+    def _pace(self) -> None:
+        if self._gap and self._last_sent is not None:
+            if not send_sql.has_pending(self._conn, self._campaign.id):
+                raise _Stop("done", "no contact left to send")
+            self._wait_until(self._last_sent + self._gap, "pacing")
+
+    # --- one batch ---------------------------------------------------------------------
+
+    def _take_quota(self, wanted: int) -> tuple[int, Callable[[int], None]]:
+        """Reserve up to `wanted` sends on the line's and the server's daily counters.
+
+        Returns what was granted and a function giving back an unused part of it.
+        """
+        line = self._line
+        day, next_day = quota_day(self._clock.now(), line.server_timezone)
+        counters = []
+        if line.max_daily_sends is not None:
+            counters.append((f"line:{line.id}", line.max_daily_sends, f"{line.max_daily_sends}/day"))
+        if line.server_daily_cap is not None:
+            counters.append(
+                (f"server:{line.server_id}", line.server_daily_cap, f"server cap {line.server_daily_cap}/day")
+            )
+        granted = wanted
+        taken: list[tuple[str, int]] = []
+        for counter, limit, label in counters:
+            got = self._quotas.reserve(counter, day, granted, limit)
+            for earlier, amount in taken:
+                self._quotas.give_back(earlier, day, amount - got)
+            taken = [(earlier, got) for earlier, _ in taken] + [(counter, got)]
+            granted = got
+            if granted == 0:
+                zone = line.server_timezone
+                raise _Stop(
+                    "quota_reached",
+                    f"reached {label}, stopping until {next_day.strftime('%Y-%m-%d %H:%M')} {zone}",
+                    next_run_at=next_day,
+                )
+
+        def give_back(unused: int) -> None:
+            for counter, _ in taken:
+                self._quotas.give_back(counter, day, unused)
+
+        return granted, give_back
+
+    def _send_one_batch(self) -> None:
+        granted, give_back = self._take_quota(self._batch_size)
+        claimed = send_sql.claim(self._conn, self._campaign.id, self._line_id, granted)
+        if not claimed:
+            give_back(granted)
+            raise _Stop("done", "no contact left to send")
+        sendable = [c for c in claimed if c.send_status != SUPPRESSED]
+        suppressed = len(claimed) - len(sendable)
+        give_back(granted - len(sendable))
+        if not sendable:
+            self._record([], [], [], [], suppressed)
+            return
+        messages = [self._message(c.id, c.email, c.attributes) for c in sendable]
+        ids = [c.id for c in sendable]
+        key = str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{self._campaign.id}:{ids[0]}:{ids[-1]}:{len(ids)}"))
+        try:
+            deliveries = deliver(
+                self._client,
+                self._provider,
+                url=self._line.url,
+                api_key=self._api_key,
+                sender=self._sender,
+                messages=messages,
+                idempotency_key=key if self._provider.idempotent else None,
+                on_wait=self._heartbeat_while_waiting,
+                sleep=self._clock.sleep,
+            )
+        except ProviderError as error:
+            self._record_failed_call(messages, ids, error, give_back, suppressed)
+            return
+        self._record_deliveries(messages, ids, deliveries, suppressed)
+
+    def _record_deliveries(
+        self, messages: list[OutgoingMessage], ids: list[int], deliveries: list[Delivery], suppressed: int
+    ) -> None:
+        by_id = {d.send_id: d for d in deliveries}
+        statuses, message_ids, errors = [], [], []
+        for message in messages:
+            delivery = by_id.get(message.send_id)
+            if delivery is None:
+                statuses.append(UNKNOWN)
+                message_ids.append(None)
+                errors.append("the provider's answer did not mention this recipient")
+            else:
+                statuses.append(SENT if delivery.ok else FAILED)
+                message_ids.append(delivery.provider_message_id)
+                errors.append(delivery.error)
+        self._record(ids, statuses, message_ids, errors, suppressed)
+        self._last_sent = self._clock.now()
+
+    def _record_failed_call(
+        self,
+        messages: list[OutgoingMessage],
+        ids: list[int],
+        error: ProviderError,
+        give_back: Callable[[int], None],
+        suppressed: int,
+    ) -> None:
+        """Record what the provider decided before failing; the rest depends on the failure."""
+        decided = {d.send_id for d in error.done}
+        if error.done:
+            pairs = [(m, i) for m, i in zip(messages, ids, strict=True) if m.send_id in decided]
+            self._record_deliveries([m for m, _ in pairs], [i for _, i in pairs], error.done, suppressed)
+            suppressed = 0
+        rest = [i for m, i in zip(messages, ids, strict=True) if m.send_id not in decided]
+        reason = str(error)
+        if isinstance(error, Ambiguous):
+            self._record(rest, [UNKNOWN] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed)
+            return
+        if isinstance(error, Rejected):
+            self._record(rest, [FAILED] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed)
+            return
+        # Nothing was sent for the rest: back to the pool for this line or another.
+        send_sql.release(self._conn, self._campaign.id, rest)
+        give_back(len(rest))
+        if suppressed:
+            self._record([], [], [], [], suppressed)
+        now = self._clock.now()
+        if isinstance(error, AuthFailed):
+            raise _Stop("error", f"the provider refused the API key: {reason}")
+        if isinstance(error, QuotaExhausted):
+            raise _Stop("error", f"the provider account cannot send: {reason}")
+        if isinstance(error, RateLimited):
+            wait = error.retry_after_s or RETRY_LATER_S
+            raise _Stop("waiting", f"rate limited by the provider: {reason}", next_run_at=now + timedelta(seconds=wait))
+        raise _Stop(
+            "waiting",
+            f"provider unavailable after retries: {reason}",
+            next_run_at=now + timedelta(seconds=RETRY_LATER_S),
+        )
+
+    def _heartbeat_while_waiting(self, seconds: float, error: ProviderError) -> None:
+        # Only a heartbeat: a pause during a provider wait is honoured once the batch is recorded.
+        send_sql.heartbeat(self._conn, self._line_id)
+
+    def _message(self, contact_id: int, email: str, attributes: dict) -> OutgoingMessage:
+        subject, html, text = self._renderer.render(email, attributes)
+        return OutgoingMessage(
+            send_id=send_id(self._campaign.id, contact_id),
+            to_email=email,
+            subject=subject,
+            html=html,
+            text=text,
+            headers={},
+        )
+
+    def _record(self, ids, statuses, message_ids, errors, suppressed: int) -> None:
+        send_sql.record_results(
+            self._conn,
+            self._campaign.id,
+            self._line_id,
+            ids=ids,
+            statuses=statuses,
+            message_ids=message_ids,
+            errors=errors,
+            suppressed=suppressed,
+        )
+        outcome = self._outcome
+        outcome.sent += sum(1 for s in statuses if s == SENT)
+        outcome.failed += sum(1 for s in statuses if s == FAILED)
+        outcome.unknown += sum(1 for s in statuses if s == UNKNOWN)
+        outcome.suppressed += suppressed
+        if self._on_progress is not None:
+            self._on_progress(outcome)

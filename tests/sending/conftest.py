@@ -1,0 +1,120 @@
+"""Fixtures for the send loop: campaigns with imported contacts, fake providers, a fake clock."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from campaign_pipelines import campaigns, servers, templates
+from campaign_pipelines.contacts.campaign_import import import_campaign
+from campaign_pipelines.quotas import RedisQuotas
+from campaign_pipelines.sending import campaign as lifecycle
+from campaign_pipelines.sending.line import LineOutcome, LineSender
+from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.connection import connect
+from tests.fakes.clock import FakeClock
+from tests.fakes.providers import DEFAULT_KEYS, FakeProviders, urls
+
+FAKE_BASE = "http://fake-providers.test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+MIDNIGHT = datetime(2026, 12, 1, tzinfo=UTC)
+TEMPLATE = '<p>Bonjour {{ first_name }}</p><p><a href="https://shop.example.com/bf">Offres</a></p>'
+
+
+@pytest.fixture
+def fakes() -> FakeProviders:
+    return FakeProviders()
+
+
+@pytest.fixture
+def provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for provider, key in DEFAULT_KEYS.items():
+        monkeypatch.setenv(f"{provider.upper()}_API_KEY", key)
+
+
+@dataclass
+class Setup:
+    campaign_id: int
+    line_ids: list[int]
+
+
+@pytest.fixture
+def make_campaign(db: psycopg.Connection, database_url: str, contacts_dir: Path, provider_keys) -> Callable[..., Setup]:
+    """A launched campaign with `n` contacts and the given lines (dicts of ChannelSpec fields + provider)."""
+
+    def make(n: int, lines: list[dict], *, base: str = FAKE_BASE, blacklist: tuple[str, ...] = ()) -> Setup:
+        for spec in lines:
+            name = spec["server"]
+            if servers.catalog.server_by_name(db, name) is None:
+                provider = spec["provider"]
+                servers.add_server(
+                    db,
+                    servers.ServerSpec(
+                        name=name,
+                        provider=provider,
+                        url=urls(base)[provider],
+                        api_key_env=f"{provider.upper()}_API_KEY",
+                    ),
+                )
+        templates.save_template(db, "promo", TEMPLATE)
+        campaign_id = campaigns.create_campaign(
+            db, name="Black Friday", subject="Offres {{ first_name }}", template="promo"
+        )
+        path = contacts_dir / "contacts.ndjson"
+        path.write_text(
+            "".join(json.dumps({"email": f"user{i}@example.com", "first_name": f"User{i}"}) + "\n" for i in range(n))
+        )
+        campaigns.configure_campaign(
+            db,
+            campaign_id,
+            contact_files=[path.name],
+            channels=[campaigns.ChannelSpec(**{k: v for k, v in spec.items() if k != "provider"}) for spec in lines],
+            contacts_dir=contacts_dir,
+        )
+        for email in blacklist:
+            db.execute("INSERT INTO blacklist (email, reason) VALUES (%s, 'unsubscribed')", (email,))
+        import_campaign(lambda: connect(database_url), campaign_id, contacts_dir)
+        lifecycle.launch(db, campaign_id)
+        return Setup(campaign_id, [line.id for line in send_sql.lines_of(db, campaign_id)])
+
+    return make
+
+
+@pytest.fixture
+def quota_namespace() -> Iterator[str]:
+    namespace = uuid.uuid4().hex
+    yield namespace
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"campaigns:{namespace}:*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def run_line(database_url: str, fakes: FakeProviders, quota_namespace: str) -> Callable[..., LineOutcome]:
+    """Run one line to its end through the in-process fakes, with its own connection, as a worker does."""
+
+    def run(line_id: int, *, clock=None, run_id: str | None = None, on_progress=None, client=None) -> LineOutcome:
+        with connect(database_url) as conn, client or httpx.Client(transport=fakes.transport(), timeout=5) as http:
+            quotas = RedisQuotas(redis.Redis.from_url(REDIS_URL), quota_namespace)
+            sender = LineSender(
+                conn,
+                line_id,
+                run_id=run_id or uuid.uuid4().hex,
+                quotas=quotas,
+                client=http,
+                clock=clock or FakeClock(MIDNIGHT),
+                on_progress=on_progress,
+            )
+            return sender.run()
+
+    return run

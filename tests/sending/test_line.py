@@ -1,0 +1,88 @@
+"""The send loop of a line against the fake providers (real PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from campaign_pipelines.sending import campaign as lifecycle
+from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.contacts import SENT
+from tests.fakes.clock import FakeClock
+from tests.sending.conftest import MIDNIGHT
+
+BREVO = {
+    "sender_name": "L'équipe Promo",
+    "sender_email": "offres@mondomaine.com",
+    "server": "Brevo - Compte Principal",
+    "provider": "brevo",
+}
+SENDGRID = {
+    "sender_name": "Le Service Client",
+    "sender_email": "support@mondomaine.com",
+    "server": "SendGrid - Secours",
+    "provider": "sendgrid",
+}
+
+
+def _states(db, campaign_id: int) -> dict[int, int]:
+    return send_sql.status_counts(db, campaign_id)
+
+
+def test_the_seed_scenario_gives_each_line_its_exact_share(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(
+        11_000,
+        [
+            {**BREVO, "max_daily_sends": 10_000},
+            {**SENDGRID, "send_frequency_minutes": 1, "max_daily_sends": 5_000},
+        ],
+    )
+    brevo_line, sendgrid_line = setup.line_ids
+    outcomes = {}
+    threads = [
+        threading.Thread(target=lambda line=line: outcomes.__setitem__(line, run_line(line))) for line in setup.line_ids
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert outcomes[brevo_line].status == "quota_reached"
+    assert "10000/day" in outcomes[brevo_line].reason
+    assert outcomes[brevo_line].sent == 10_000
+    assert outcomes[sendgrid_line].status == "done"
+    assert outcomes[sendgrid_line].sent == 1_000
+    # Every contact sent exactly once, by one line.
+    assert _states(db, setup.campaign_id) == {SENT: 11_000}
+    recipients = [m.to for m in fakes.messages()]
+    assert len(recipients) == len(set(recipients)) == 11_000
+    assert fakes.sent_count("brevo") == 10_000 and fakes.sent_count("sendgrid") == 1_000
+    campaign = db.execute("SELECT sent_count FROM campaigns WHERE id = %s", (setup.campaign_id,)).fetchone()
+    assert campaign[0] == 11_000
+    assert lifecycle.finish(db, setup.campaign_id).status == "completed"
+
+
+def test_a_paced_line_sends_one_message_per_interval(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(5, [{**SENDGRID, "send_frequency_minutes": 1.5}])
+    clock = FakeClock(MIDNIGHT)
+
+    outcome = run_line(setup.line_ids[0], clock=clock)
+
+    assert (outcome.status, outcome.sent) == ("done", 5)
+    assert clock.slept == 4 * 90  # four gaps of 1.5 min between five sends
+    assert [c.messages for c in fakes.calls("sendgrid")] == [1] * 5
+
+
+def test_a_future_start_date_ends_the_step_until_then(db, make_campaign, run_line, fakes) -> None:
+    start = MIDNIGHT + timedelta(hours=9)
+    setup = make_campaign(3, [{**BREVO, "scheduled_at": start.isoformat()}])
+
+    outcome = run_line(setup.line_ids[0], clock=FakeClock(MIDNIGHT))
+
+    assert outcome.status == "waiting" and outcome.sent == 0
+    line = send_sql.line_by_id(db, setup.line_ids[0])
+    assert line.next_run_at == start
+    assert fakes.sent_count() == 0
+
+    later = run_line(setup.line_ids[0], clock=FakeClock(start))
+    assert (later.status, later.sent) == ("done", 3)
