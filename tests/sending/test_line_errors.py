@@ -1,0 +1,153 @@
+"""Provider trouble during a send: every contact ends final, unknown or back in the pool."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.contacts import FAILED, PENDING, SENT, SUPPRESSED, UNKNOWN
+from tests.fakes.clock import FakeClock
+from tests.sending.conftest import MIDNIGHT
+from tests.sending.test_line import BREVO, SENDGRID
+
+POSTMARK = {
+    "sender_name": "Promo",
+    "sender_email": "promo@mondomaine.com",
+    "server": "Postmark",
+    "provider": "postmark",
+}
+
+
+def test_429_waits_as_the_provider_says_then_sends(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(50, [BREVO])
+    fakes.fail_next("brevo", 429, retry_after_s=7)
+    clock = FakeClock(MIDNIGHT)
+
+    outcome = run_line(setup.line_ids[0], clock=clock)
+
+    assert (outcome.status, outcome.sent) == ("done", 50)
+    assert clock.slept >= 7
+    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 50}
+
+
+def test_a_long_rate_limit_ends_the_step_and_gives_the_contacts_back(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(20, [BREVO])
+    fakes.fail_next("brevo", 429, retry_after_s=3600)
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert outcome.status == "waiting" and "rate limited" in outcome.reason
+    assert send_sql.line_by_id(db, setup.line_ids[0]).next_run_at is not None
+    assert send_sql.status_counts(db, setup.campaign_id) == {PENDING: 20}
+
+
+def test_5xx_is_retried_with_backoff(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(30, [SENDGRID])
+    fakes.fail_next("sendgrid", 503, times=2)
+    clock = FakeClock(MIDNIGHT)
+
+    outcome = run_line(setup.line_ids[0], clock=clock)
+
+    assert (outcome.status, outcome.sent) == ("done", 30)
+    assert 0 < clock.slept <= 60
+    assert len([c for c in fakes.calls("sendgrid") if c.status == 503]) == 2
+
+
+def test_a_timeout_without_idempotency_leaves_the_batch_unknown(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(10, [{**SENDGRID, "send_frequency_minutes": None}])
+    fakes.delay_next("sendgrid", 30)
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert outcome.unknown == 10 and outcome.sent == 0
+    assert send_sql.status_counts(db, setup.campaign_id) == {UNKNOWN: 10}
+    # Never resent on their own: the provider may have delivered them.
+    assert fakes.sent_count("sendgrid") == 10
+
+
+def test_a_timeout_on_brevo_is_retried_safely_with_the_same_idempotency_key(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(10, [BREVO])
+    fakes.delay_next("brevo", 30)
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert (outcome.sent, outcome.unknown) == (10, 0)
+    keys = [call.idempotency_key for call in fakes.calls("brevo")]
+    assert len(keys) == 2 and keys[0] == keys[1] is not None
+    assert fakes.sent_count("brevo") == 10  # delivered once
+
+
+def test_401_stops_the_line_and_another_line_takes_its_contacts(
+    db, make_campaign, run_line, fakes, monkeypatch
+) -> None:
+    setup = make_campaign(40, [BREVO, SENDGRID])
+    monkeypatch.setenv("BREVO_API_KEY", "revoked-key")
+    brevo_line, sendgrid_line = setup.line_ids
+
+    refused = run_line(brevo_line)
+    taking_over = run_line(sendgrid_line)
+
+    assert refused.status == "error" and "API key" in refused.reason
+    assert "revoked-key" not in refused.reason
+    assert taking_over.sent == 40
+    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 40}
+
+
+def test_a_missing_key_variable_stops_the_line_clearly(db, make_campaign, run_line, monkeypatch) -> None:
+    setup = make_campaign(5, [BREVO])
+    monkeypatch.delenv("BREVO_API_KEY")
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert outcome.status == "error" and "BREVO_API_KEY" in outcome.reason
+
+
+def test_partial_batch_failure_is_recorded_per_recipient(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(20, [POSTMARK])
+    fakes.reject_recipient("user3@example.com")
+    fakes.reject_recipient("user11@example.com")
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert (outcome.sent, outcome.failed) == (18, 2)
+    failed = db.execute(
+        f"SELECT email, error FROM contacts_campaign_{setup.campaign_id} WHERE send_status = {FAILED} ORDER BY email"
+    ).fetchall()
+    assert [email for email, _ in failed] == ["user11@example.com", "user3@example.com"]
+    assert all(error for _, error in failed)
+
+
+def test_blacklisted_contacts_are_suppressed_at_send_time(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(10, [BREVO], blacklist=("user4@example.com",))
+    db.execute("INSERT INTO blacklist (email, reason) VALUES ('user7@example.com', 'unsubscribed')")
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert (outcome.sent, outcome.suppressed) == (8, 2)
+    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 8, SUPPRESSED: 2}
+    assert {m.to for m in fakes.messages()}.isdisjoint({"user4@example.com", "user7@example.com"})
+
+
+def test_a_server_cap_is_shared_by_every_line_of_the_account(db, make_campaign, run_line, fakes) -> None:
+    lines = [{**BREVO, "sender_email": f"promo{i}@mondomaine.com"} for i in range(4)]
+    setup = make_campaign(3000, lines)
+    db.execute("UPDATE servers SET daily_cap = 1000, batch_size = 64")
+
+    with ThreadPoolExecutor(4) as workers:  # four workers at once, as four steps would
+        outcomes = list(workers.map(run_line, setup.line_ids))
+
+    assert sum(o.sent for o in outcomes) == 1000
+    assert all(o.status == "quota_reached" and "server cap 1000/day" in o.reason for o in outcomes)
+    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 1000, PENDING: 2000}
+
+
+def test_personalisation_reaches_each_recipient(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(3, [BREVO])
+
+    run_line(setup.line_ids[0])
+
+    by_recipient = {m.to: m for m in fakes.messages()}
+    message = by_recipient["user2@example.com"]
+    assert message.subject == "Offres User2"
+    assert "Bonjour User2" in message.html and "Bonjour User2" in message.text
+    assert message.custom_id == f"{setup.campaign_id}-3"
