@@ -21,10 +21,16 @@ def post(client: httpx.Client, provider: str, url: str, *, content: bytes, heade
     (nothing sent); failures after it may have arrived become `Ambiguous`."""
     try:
         return client.post(url, content=content, headers=headers)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError) as error:
         raise Unreachable(f"{provider}: could not connect to {_host(url)} ({type(error).__name__}: {error})") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
         raise Rejected(f"{provider}: the server URL {url!r} cannot be used ({error})") from None
+    except httpx.LocalProtocolError:
+        # Raised before anything is sent; its text can quote a header value, so the key: not shown.
+        raise Rejected(
+            f"{provider}: the request could not be written as HTTP (a header value with a line break or "
+            "other forbidden character, such as a mangled API key?)"
+        ) from None
     except httpx.TransportError as error:
         raise Ambiguous(
             f"{provider}: no answer from {_host(url)} after the request was sent "

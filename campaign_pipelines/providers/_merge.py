@@ -12,8 +12,11 @@ linear in the size of the texts.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+Message = TypeVar("Message")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,21 @@ def factor(texts: Sequence[str], *, max_slots: int) -> Merged:
         literals.append("".join(head[runs[-1][1] :]))
         values = [["".join(each[start:end]) for start, end in runs] for each in lines]
     return _trim(literals, values)
+
+
+def values_per_message(
+    messages: Sequence[Message],
+    *,
+    alone: Callable[[Message], bool],
+    values: Callable[[list[Message]], list[dict[str, str]]],
+) -> list[dict[str, str] | None]:
+    """What each message carries per recipient when merged with every other message that can be
+    (`values(those)`), or None for a message that must go alone (`alone(message)`). Any subset of
+    them shares at least these literals, so its values are no larger unless the slot cap
+    collapses slots; send() checks its own limits again."""
+    mergeable = [message for message in messages if not alone(message)]
+    merged = iter(values(mergeable) if len(mergeable) > 1 else [{} for _ in mergeable])
+    return [None if alone(message) else next(merged) for message in messages]
 
 
 def _differing_runs(lines: list[list[str]], count: int) -> list[tuple[int, int]]:

@@ -46,7 +46,9 @@ from campaign_pipelines.providers.base import (
 CUSTOM_HEADER = "X-Mailin-custom"
 IDEMPOTENCY_FIELD = "idempotencyKey"
 # Brevo's own words when a message is about a recipient rather than the whole call.
-_ABOUT_RECIPIENT = re.compile(r"\bto\b|recipient|messageVersions", re.IGNORECASE)
+_ABOUT_RECIPIENT = re.compile(
+    r"\bin to\b|\bto\[|messageVersions|recipient|email is not valid|invalid email", re.IGNORECASE
+)
 _ABOUT_SENDER = re.compile(r"sender|\bfrom\b", re.IGNORECASE)
 
 

@@ -30,7 +30,7 @@ import httpx
 import orjson
 
 from campaign_pipelines.providers import _http
-from campaign_pipelines.providers._merge import Merged, factor
+from campaign_pipelines.providers._merge import Merged, factor, values_per_message
 from campaign_pipelines.providers.base import (
     AuthFailed,
     BatchRefused,
@@ -84,15 +84,13 @@ class Mailgun(Provider):
         return calls
 
     def _costs(self, messages: Sequence[OutgoingMessage]) -> list[int | None]:
-        mergeable = [message for message in messages if not _has_marker(message)]
-        variables = iter(_merge(mergeable)[2] if len(mergeable) > 1 else [{} for _ in mergeable])
         costs: list[int | None] = []
-        for message in messages:
-            if _has_marker(message):
+        each = values_per_message(messages, alone=_has_marker, values=lambda group: _merge(group)[2])
+        for message, variables in zip(messages, each, strict=True):
+            if variables is None:
                 costs.append(None)
-                continue
-            size = sum(len(name) + len(value.encode()) + 6 for name, value in next(variables).items())
-            costs.append(envelope_size(message) + size)
+            else:
+                costs.append(envelope_size(message) + sum(len(k) + len(v.encode()) + 6 for k, v in variables.items()))
         return costs
 
 

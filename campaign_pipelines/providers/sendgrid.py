@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from campaign_pipelines.providers import _http
-from campaign_pipelines.providers._merge import Merged, factor
+from campaign_pipelines.providers._merge import Merged, factor, values_per_message
 from campaign_pipelines.providers.base import (
     AuthFailed,
     BatchRefused,
@@ -71,17 +71,11 @@ class SendGrid(Provider):
         return _verdicts(response, sender, messages)
 
     def _costs(self, messages: Sequence[OutgoingMessage]) -> list[int | None]:
-        # A subset of these messages shares at least as much of its text, so its substitutions are
-        # no larger than the ones measured here over the whole set.
-        mergeable = [message for message in messages if not _has_marker(message)]
-        substitutions = iter(_merge(mergeable)[2] if len(mergeable) > 1 else [{} for _ in mergeable])
         costs: list[int | None] = []
-        for message in messages:
-            if _has_marker(message):
-                costs.append(None)
-                continue
-            size = _substitution_bytes(next(substitutions))
-            costs.append(envelope_size(message) + size if size <= MAX_SUBSTITUTION_BYTES else None)
+        each = values_per_message(messages, alone=_has_marker, values=lambda group: _merge(group)[2])
+        for message, substitutions in zip(messages, each, strict=True):
+            size = None if substitutions is None else _substitution_bytes(substitutions)
+            costs.append(None if size is None or size > MAX_SUBSTITUTION_BYTES else envelope_size(message) + size)
         return costs
 
 
