@@ -432,7 +432,7 @@ class FakeProviders:
             return _Refused(_json(status, {"message": message}))
 
         domain = route
-        fields = _form_fields(headers.get("content-type", ""), body)
+        fields = form_fields(headers.get("content-type", ""), body)
         if fields is None:
             raise bad("Bad request: multipart/form-data or application/x-www-form-urlencoded expected")
         values: dict[str, list[str]] = {}
@@ -691,7 +691,7 @@ _BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
 _FIELD_NAME = re.compile(rb';\s*name="([^"]*)"')
 
 
-def _form_fields(content_type: str, body: bytes) -> list[tuple[str, str]] | None:
+def form_fields(content_type: str, body: bytes) -> list[tuple[str, str]] | None:
     """The fields of a multipart/form-data or urlencoded body, repeated names kept in order."""
     if content_type.startswith("application/x-www-form-urlencoded"):
         return parse_qsl(body.decode(), keep_blank_values=True)
