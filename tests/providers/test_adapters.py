@@ -1,0 +1,195 @@
+"""What every HTTP provider adapter promises, checked against its fake over both transports."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from campaign_pipelines import providers
+from campaign_pipelines.providers import (
+    AuthFailed,
+    BatchRefused,
+    Rejected,
+    ServerError,
+)
+from campaign_pipelines.servers import DEFAULT_URLS
+from tests.providers.support import SENDER, Wire, message, messages
+
+HTTP_PROVIDERS = ["brevo", "sendgrid", "mailgun", "postmark"]
+
+
+def _key(name: str) -> str | None:
+    return str(uuid.uuid4()) if providers.get(name).idempotent else None
+
+
+def test_registry_knows_every_server_provider() -> None:
+    assert set(providers.NAMES) == set(DEFAULT_URLS)
+    for name in DEFAULT_URLS:
+        assert providers.get(name).name == name
+    with pytest.raises(ValueError, match="unknown provider 'smtp'"):
+        providers.get("smtp")
+
+
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+def test_single_send_reaches_the_recipient_with_its_headers_and_send_id(wire: Wire, name: str) -> None:
+    sent = message(1)
+
+    [delivery] = wire.send(name, [sent], idempotency_key=_key(name))
+
+    assert delivery.ok and delivery.error is None and delivery.send_id == "c7-r1"
+    [received] = wire.state.messages(name)
+    assert (received.to, received.sender, received.subject) == (sent.to_email, SENDER.email, sent.subject)
+    assert (received.html, received.text) == (sent.html, sent.text)
+    assert received.headers["List-Unsubscribe"] == "<https://t.example.com/u/tok1>"
+    assert received.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert received.custom_id == "c7-r1"
+    assert delivery.provider_message_id == received.message_id
+    [call] = wire.state.calls(name)
+    assert call.status in (200, 201, 202) and call.messages == 1
+
+
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+def test_batch_send_keeps_each_recipients_own_content_and_id(wire: Wire, name: str) -> None:
+    batch = messages(5) + [message(9, subject="A subject of its own", html="<p>Totally different</p>", text="")]
+
+    deliveries = wire.send(name, batch, idempotency_key=_key(name))
+
+    assert [delivery.send_id for delivery in deliveries] == [sent.send_id for sent in batch]
+    assert all(delivery.ok and delivery.provider_message_id for delivery in deliveries)
+    assert len(wire.state.calls(name)) == 1, "a batch is one HTTP call"
+    received = {each.to: each for each in wire.state.messages(name)}
+    assert len(received) == len(batch)
+    for sent, delivery in zip(batch, deliveries, strict=True):
+        got = received[sent.to_email]
+        assert (got.subject, got.html, got.text) == (sent.subject, sent.html, sent.text)
+        assert {name: got.headers[name] for name in sent.headers} == sent.headers
+        assert got.custom_id == sent.send_id
+        assert delivery.provider_message_id == got.message_id
+
+
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+def test_a_wrong_api_key_is_auth_failed_and_never_quoted(wire: Wire, name: str) -> None:
+    with pytest.raises(AuthFailed) as caught:
+        wire.send(name, messages(2), api_key="not-the-key-s3cr3t", idempotency_key=_key(name))
+
+    assert name in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+    assert wire.state.sent_count() == 0
+
+
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+def test_a_scripted_401_is_auth_failed(wire: Wire, name: str) -> None:
+    wire.state.fail_next(name, 401)
+
+    with pytest.raises(AuthFailed):
+        wire.send(name, messages(1), idempotency_key=_key(name))
+
+
+@pytest.mark.parametrize("status", [500, 503])
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+def test_5xx_is_a_retryable_server_error(wire: Wire, name: str, status: int) -> None:
+    wire.state.fail_next(name, status)
+
+    with pytest.raises(ServerError) as caught:
+        wire.send(name, messages(3), idempotency_key=_key(name))
+
+    assert caught.value.status == status
+    assert wire.state.sent_count() == 0
+
+
+@pytest.mark.parametrize("count", [1, 3])
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+def test_an_unverified_sender_condemns_the_whole_call(wire: Wire, name: str, count: int) -> None:
+    wire.state.reject_sender(SENDER.email)
+
+    with pytest.raises(Rejected) as caught:
+        wire.send(name, messages(count), idempotency_key=_key(name))
+
+    assert SENDER.email in str(caught.value)
+    assert wire.state.sent_count() == 0
+
+
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+def test_a_refused_recipient_in_a_single_send_fails_that_recipient_in_the_providers_words(
+    wire: Wire, name: str
+) -> None:
+    wire.state.reject_recipient("reader1@example.org")
+
+    [delivery] = wire.send(name, [message(1)], idempotency_key=_key(name))
+
+    assert not delivery.ok and delivery.provider_message_id is None
+    assert "reader1@example.org" in delivery.error
+    provider_words = {
+        "brevo": "email is not valid",
+        "sendgrid": "Does not contain a valid address.",
+        "mailgun": "'to' parameter is not a valid address",
+        "postmark": "Invalid 'To' address",
+    }[name]
+    assert provider_words in delivery.error
+
+
+@pytest.mark.parametrize("name", ["brevo", "sendgrid", "mailgun"])
+def test_a_refused_recipient_refuses_the_whole_batch_where_the_api_has_no_partial_success(
+    wire: Wire, name: str
+) -> None:
+    wire.state.reject_recipient("reader2@example.org")
+
+    with pytest.raises(BatchRefused):
+        wire.send(name, messages(4), idempotency_key=_key(name))
+
+    assert wire.state.sent_count() == 0
+
+
+def test_a_refused_recipient_in_a_postmark_batch_fails_only_that_recipient(wire: Wire) -> None:
+    wire.state.reject_recipient("reader2@example.org")
+
+    deliveries = wire.send("postmark", messages(4))
+
+    assert [delivery.ok for delivery in deliveries] == [True, True, False, True]
+    assert "Invalid 'To' address: 'reader2@example.org'." in deliveries[2].error
+    assert "ErrorCode 300" in deliveries[2].error
+    assert sorted(each.to for each in wire.state.messages()) == [
+        "reader0@example.org",
+        "reader1@example.org",
+        "reader3@example.org",
+    ]
+
+
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+def test_send_refuses_more_than_one_call_can_carry(wire: Wire, name: str) -> None:
+    provider = providers.get(name)
+    too_many = [message(index) for index in range(provider.max_batch + 1)]
+
+    with pytest.raises(ValueError, match="use split"):
+        wire.send(name, too_many, idempotency_key=_key(name))
+    assert wire.state.calls() == []
+
+
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+def test_split_respects_the_batch_size_and_never_repeats_a_recipient_in_a_call(name: str) -> None:
+    provider = providers.get(name)
+    batch = messages(provider.max_batch + 10) + [message(1, send_id="again")]
+
+    calls = provider.split(batch)
+
+    assert sorted(sent.send_id for call in calls for sent in call) == sorted(sent.send_id for sent in batch)
+    assert all(len(call) <= provider.max_batch for call in calls)
+    for call in calls:
+        recipients = [sent.to_email for sent in call]
+        assert len(recipients) == len(set(recipients))
+    assert len(calls) == 2
+
+
+def test_a_key_that_cannot_be_written_as_a_header_is_rejected_without_being_quoted(fake_server) -> None:
+    with httpx.Client(timeout=2.0) as client, pytest.raises(Rejected) as caught:
+        providers.get("postmark").send(
+            client,
+            url=fake_server.url,
+            api_key="abc\nsecret-part",
+            sender=SENDER,
+            messages=[message(1)],
+            idempotency_key=None,
+        )
+    assert "secret-part" not in str(caught.value)
