@@ -1,7 +1,9 @@
-"""The `campaigns` command: servers, templates and the two campaign steps from a terminal.
+"""The `campaigns` command: servers, templates, the two campaign steps, then launching,
+controlling and watching the sends, from a terminal.
 
 Each command is a thin shell over the plain functions the Dagster admin jobs call too
-(servers, templates, campaigns, contacts.campaign_import): validation and SQL live there.
+(servers, templates, campaigns, contacts.campaign_import, sending.campaign): validation and
+SQL live there. `watch` only reads the database; the sends themselves run in Dagster.
 Exit status: 0 done, 1 refused (the message lists every problem), 2 bad command line.
 """
 
@@ -14,20 +16,29 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.padding import Padding
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 from campaign_pipelines import campaigns, servers, settings, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
 from campaign_pipelines.contacts.loader import ImportReport
 from campaign_pipelines.contacts.reader import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
+from campaign_pipelines.store import contacts as contact_sql
+from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.connection import connect, ensure_schema
 
 # Keys of one sending line, as typed in --channel or a --config file.
@@ -37,6 +48,18 @@ _CONFIG_KEYS = ("contact_files", "channels")
 _HELP_WIDTH = 79
 # A long import reports its progress on stderr at most this often.
 _PROGRESS_EVERY_S = 10.0
+
+# The operator's controls (their help), and what to say once each is done.
+_CONTROLS = {
+    "pause": "Pause a running campaign: its lines stop within seconds and nothing is lost.",
+    "resume": "Resume a paused campaign: Dagster's stalled_lines_sensor starts its lines again where they were.",
+    "cancel": "Cancel a campaign for good: its lines stop within seconds and the contacts not sent yet never are.",
+}
+_CONTROL_DONE = {
+    "paused": "its running lines stop within seconds; nothing is lost. Resume with 'campaigns campaign resume {id}'",
+    "running": "Dagster's stalled_lines_sensor restarts its lines; follow with 'campaigns campaign watch {id}'",
+    "cancelled": "its running lines stop within seconds; the contacts not sent yet will not be sent",
+}
 
 _EPILOG = """\
 examples (the seed's Black Friday campaign):
@@ -48,6 +71,9 @@ examples (the seed's Black Friday campaign):
   campaigns campaign configure 1 --file nouveaux_inscrits.json --file clients_vip.json \\
       --channel "sender_name=L'équipe Promo,sender_email=offres@mondomaine.com,server=Brevo - Compte Principal"
   campaigns campaign status 1
+  campaigns campaign launch 1      # or let Dagster launch it at its start date
+  campaigns campaign watch 1
+  campaigns campaign pause 1
 """
 
 _CONFIGURE_EPILOG = """\
@@ -354,15 +380,18 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
     commands = _group(
         groups,
         "campaign",
-        "campaigns: create, configure, follow",
+        "campaigns: create, configure, launch, control, follow",
         "Campaigns in two steps: 'create' makes a draft (name, subject, template); 'configure' gives its contact"
-        " files and sending lines and schedules it. Dagster then imports the contacts and sends.",
+        " files and sending lines and schedules it. Dagster then imports the contacts and sends, from the start"
+        " date or once 'launch' says so; 'pause', 'resume' and 'cancel' control the sending, 'watch' follows it.",
         "examples:\n"
         '  campaigns campaign create --name "Black Friday 2025 - Ventes Flash" --subject "Offres" --template promo\n'
         "  campaigns campaign configure 1 --file clients_vip.json \\\n"
         '      --channel "sender_name=Promo,sender_email=offres@mondomaine.com,server=Brevo - Compte Principal"\n'
         "  campaigns campaign list\n"
-        "  campaigns campaign status 1",
+        "  campaigns campaign status 1\n"
+        "  campaigns campaign launch 1\n"
+        "  campaigns campaign watch 1",
     )
     create = _command(
         commands,
@@ -424,6 +453,66 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
     status = _command(commands, "status", _campaign_status, "Show a campaign, its progress and its sending lines.")
     status.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
 
+    launch = _command(
+        commands,
+        "launch",
+        _campaign_launch,
+        "Start sending a scheduled campaign whose contacts are imported: it becomes running.",
+        _wrap(
+            "Without it, Dagster's campaign_launch_sensor launches the campaign by itself once its contacts are"
+            " imported and its earliest start date has come. Each line still waits for its own start date."
+        )
+        + "\n\nexample:\n  campaigns campaign launch 1\n  campaigns campaign watch 1",
+    )
+    launch.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
+
+    for name, summary in _CONTROLS.items():
+        control = _command(commands, name, _campaign_control, summary)
+        control.set_defaults(action=name)
+        control.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
+
+    resend = _command(
+        commands,
+        "resend-unknown",
+        _campaign_resend_unknown,
+        "Send again to the contacts whose send is unknown; they may receive the campaign twice (needs --yes).",
+        _wrap(
+            "A contact is unknown when its worker stopped between the request to the provider and the answer"
+            " (a crash, a killed worker): it may already have received the campaign, so it is never resent on"
+            " its own. This puts those contacts back in the pool; each one may then receive the campaign TWICE."
+        )
+        + "\n\nexample:\n  campaigns campaign resend-unknown 1 --yes",
+    )
+    resend.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
+    resend.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm: these contacts may receive the campaign twice (without it, nothing changes)",
+    )
+
+    watch = _command(
+        commands,
+        "watch",
+        _campaign_watch,
+        "Follow a campaign live: a progress bar for the campaign and one per sending line.",
+        _wrap(
+            "Each line shows its status, why it waits (quota, start date, pause, error) and its rate since the"
+            " previous read. Watching ends by itself when the campaign is completed, cancelled or failed;"
+            " Ctrl-C stops watching, not the sending."
+        )
+        + "\n\nexamples:\n  campaigns campaign watch 1\n  campaigns campaign watch 1 --interval 5\n"
+        "  campaigns campaign watch 1 --once   # one picture, e.g. for a log",
+    )
+    watch.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
+    watch.add_argument(
+        "--interval",
+        type=_positive_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between two reads of the database (default: %(default)s)",
+    )
+    watch.add_argument("--once", action="store_true", help="show the progress once and exit")
+
 
 def _campaign_create(args: argparse.Namespace, db: _Database) -> None:
     campaign_id = campaigns.create_campaign(db.conn, name=args.name, subject=args.subject, template=args.template)
@@ -472,11 +561,11 @@ def _campaign_list(args: argparse.Namespace, db: _Database) -> None:
 
 
 def _campaign_status(args: argparse.Namespace, db: _Database) -> None:
-    campaign = campaign_sql.campaign_by_id(db.conn, args.campaign_id)
-    if campaign is None:
-        raise NotFoundError(f"campaign {args.campaign_id} does not exist")
+    campaign = _campaign(db.conn, args.campaign_id)
     template = catalog.template_by_id(db.conn, campaign.template_id)
-    progress = f" ({campaign.sent_count / campaign.nbre_contacts:.0%})" if campaign.nbre_contacts else ""
+    lines = send_sql.lines_of(db.conn, campaign.id)
+    to_send = _to_send(campaign)
+    progress = f" ({campaign.sent_count / to_send:.0%})" if to_send else ""
     fields: list[tuple[str, object]] = [
         ("campaign", f"{campaign.id} '{campaign.name}'"),
         ("status", campaign.status),
@@ -486,6 +575,15 @@ def _campaign_status(args: argparse.Namespace, db: _Database) -> None:
         ("nbre_contacts", campaign.nbre_contacts),
         ("blacklisted", campaign.blacklisted_contacts),
         ("sent_count", f"{campaign.sent_count}{progress}"),
+    ]
+    unknown = sum(line.unknown_count for line in lines)
+    if lines:
+        fields += [
+            ("failed", sum(line.failed_count for line in lines)),
+            ("unknown", unknown),
+            ("suppressed", sum(line.suppressed_count for line in lines)),
+        ]
+    fields += [
         ("created", campaign.created_at),
         ("configured", campaign.configured_at),
         ("imported", campaign.imported_at),
@@ -496,7 +594,6 @@ def _campaign_status(args: argparse.Namespace, db: _Database) -> None:
     for label, value in fields:
         print(f"{label + ':':<{width + 1}} {_cell(value)}")
 
-    lines = campaign_sql.channels_of(db.conn, campaign.id)
     print()
     _print_table(
         ("line", "sender", "server", "every (min)", "max/day", "start"),
@@ -513,6 +610,208 @@ def _campaign_status(args: argparse.Namespace, db: _Database) -> None:
         ],
         empty="no sending lines yet: see 'campaigns campaign configure --help'",
     )
+    if not lines:
+        return
+    now = datetime.now(UTC)
+    print()
+    _print_table(
+        ("line", "status", "sent", "failed", "unknown", "suppressed", "last sent", "next run", "heartbeat", "reason"),
+        [
+            (
+                line.position,
+                line.status,
+                line.sent_count,
+                line.failed_count,
+                line.unknown_count,
+                line.suppressed_count,
+                line.last_sent_at,
+                line.next_run_at,
+                _age(line.heartbeat_at, now),
+                line.reason,
+            )
+            for line in lines
+        ],
+        empty="",
+    )
+    if unknown:
+        print(
+            f"\n{unknown} contact(s) may or may not have received the campaign (a worker stopped mid-send);"
+            " see 'campaigns campaign resend-unknown --help'"
+        )
+
+
+def _campaign_launch(args: argparse.Namespace, db: _Database) -> None:
+    before = _campaign(db.conn, args.campaign_id)
+    if before.status == "running":
+        print(f"campaign {before.id} '{before.name}' is already running")
+    else:
+        campaign = lifecycle.launch(db.conn, args.campaign_id)
+        print(f"campaign {campaign.id} '{campaign.name}' launched: status {campaign.status}")
+    print("Dagster's sensors start the send run: stalled_lines_sensor picks up the pending lines of running campaigns")
+    print("(the Dagster daemon must be running: 'make dev' starts one)")
+    print(f"follow it: campaigns campaign watch {args.campaign_id}")
+
+
+def _campaign_control(args: argparse.Namespace, db: _Database) -> None:
+    status = lifecycle.apply(db.conn, args.campaign_id, args.action)
+    print(f"campaign {args.campaign_id} {status}: {_CONTROL_DONE[status].format(id=args.campaign_id)}")
+
+
+def _campaign_resend_unknown(args: argparse.Namespace, db: _Database) -> None:
+    campaign = _campaign(db.conn, args.campaign_id)
+    if not args.yes and campaign.imported_at is not None:
+        unknown = send_sql.status_counts(db.conn, campaign.id).get(contact_sql.UNKNOWN, 0)
+        if not unknown:
+            print(f"campaign {campaign.id} has no contact whose send is unknown: nothing to resend")
+            return
+        args.command_parser.error(
+            f"campaign {campaign.id} has {unknown} contact(s) whose send is unknown: each may already have received"
+            " it, and resending may deliver the campaign TWICE to them. Run again with --yes to resend anyway."
+        )
+    result = lifecycle.apply(db.conn, campaign.id, "resend_unknown")
+    print(f"campaign {campaign.id}: {result}")
+    print(f"they are sent by the next run of its lines; follow with 'campaigns campaign watch {campaign.id}'")
+
+
+def _campaign(conn: psycopg.Connection, campaign_id: int) -> campaign_sql.CampaignRow:
+    campaign = campaign_sql.campaign_by_id(conn, campaign_id)
+    if campaign is None:
+        raise NotFoundError(f"campaign {campaign_id} does not exist")
+    return campaign
+
+
+def _to_send(campaign: campaign_sql.CampaignRow) -> int:
+    """The contacts the campaign goes to: blacklisted ones are never sent."""
+    return max(campaign.nbre_contacts - campaign.blacklisted_contacts, 0)
+
+
+# --- watch: live progress ----------------------------------------------------------------
+
+# A campaign in one of these statuses will not move any more: watching it ends.
+_FINAL = ("completed", "cancelled", "failed")
+# Colours of campaign and line statuses on a terminal: green moves, yellow waits, red needs someone.
+_STATUS_STYLES = {
+    "running": "green",
+    "sending": "green",
+    "completed": "blue",
+    "done": "blue",
+    "waiting": "yellow",
+    "quota_reached": "yellow",
+    "paused": "yellow",
+    "error": "red",
+    "failed": "red",
+    "cancelled": "dim",
+}
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+@dataclass
+class _Rates:
+    """Send rates between two reads of the database, per line and for the campaign."""
+
+    at: float | None = None
+    # Keyed by line id; None is the whole campaign.
+    sent: dict[int | None, int] = field(default_factory=dict)
+    per_s: dict[int | None, float] = field(default_factory=dict)
+
+    def update(self, campaign: campaign_sql.CampaignRow, lines: Sequence[send_sql.LineState]) -> None:
+        now = time.monotonic()
+        counts: dict[int | None, int] = {None: campaign.sent_count, **{line.id: line.sent_count for line in lines}}
+        if self.at is not None and now > self.at:
+            self.per_s = {key: (count - self.sent.get(key, count)) / (now - self.at) for key, count in counts.items()}
+        self.at, self.sent = now, counts
+
+    def of(self, key: int | None) -> str:
+        rate = self.per_s.get(key)
+        return "-" if rate is None else f"{rate:,.1f}/s"
+
+
+def _campaign_watch(args: argparse.Namespace, db: _Database) -> None:
+    console = Console(highlight=False)
+    rates = _Rates()
+
+    def frame() -> tuple[campaign_sql.CampaignRow, RenderableType]:
+        # Short autocommit queries: no snapshot is held between two reads.
+        campaign = _campaign(db.conn, args.campaign_id)
+        lines = send_sql.lines_of(db.conn, campaign.id)
+        rates.update(campaign, lines)
+        return campaign, _progress_view(campaign, lines, rates, watching=not args.once)
+
+    campaign, view = frame()
+    if args.once:
+        console.print(view)
+        return
+    interrupted = False
+    try:
+        with Live(view, console=console, auto_refresh=False) as live:
+            while campaign.status not in _FINAL:
+                time.sleep(args.interval)
+                campaign, view = frame()
+                live.update(view, refresh=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    if not console.is_terminal:
+        console.line()  # Rich ends the frame it leaves in a file or pipe without a newline
+    if interrupted:
+        print(f"stopped watching; campaign {campaign.id} is {campaign.status} and goes on without you")
+    else:
+        print(f"campaign {campaign.id} {campaign.status}: {campaign.sent_count:,} of {_to_send(campaign):,} sent")
+
+
+def _progress_view(
+    campaign: campaign_sql.CampaignRow, lines: Sequence[send_sql.LineState], rates: _Rates, *, watching: bool
+) -> RenderableType:
+    """A title and a bar for the campaign, then for each line; the bars are aligned, the titles wrap."""
+    total = _to_send(campaign)
+    counts = {None: campaign.sent_count, **{line.id: line.sent_count for line in lines}}
+    shares = {key: f"{sent:,}/{total:,}" + (f" {sent / total:.0%}" if total else "") for key, sent in counts.items()}
+    share_width = max(len(share) for share in shares.values())
+    rate_width = max(len(rates.of(key)) for key in counts)
+
+    def bar(key: int | None) -> RenderableType:
+        grid = Table.grid(padding=(0, 0, 0, 2), expand=True)
+        grid.add_column(ratio=1)
+        grid.add_column(justify="right", min_width=share_width, no_wrap=True)
+        grid.add_column(justify="right", min_width=rate_width, no_wrap=True)
+        # Nothing to send is a full bar, not a division by zero.
+        grid.add_row(ProgressBar(total=total or 1, completed=counts[key] if total else 1), shares[key], rates.of(key))
+        return Padding(grid, (0, 0, 0, 2))
+
+    def title(name: str, what: str, status: str, reason: str | None) -> Text:
+        text = Text.assemble((name, "bold"), "  ", what, "  ", (status, _STATUS_STYLES.get(status, "")))
+        if reason:
+            text.append(f"  {reason}", style="dim")
+        return text
+
+    parts: list[RenderableType] = [
+        title(f"campaign {campaign.id}", f"'{campaign.name}'", campaign.status, campaign.error),
+        bar(None),
+    ]
+    for line in lines:
+        parts.append(
+            title(f"line {line.position}", f"{line.sender_name} · {line.server_name}", line.status, line.reason)
+        )
+        parts.append(bar(line.id))
+    parts.append(
+        f"failed {sum(line.failed_count for line in lines):,} · unknown {sum(line.unknown_count for line in lines):,}"
+        f" · suppressed {sum(line.suppressed_count for line in lines):,}"
+    )
+    if not lines:
+        parts.append("no sending lines yet: see 'campaigns campaign configure --help'")
+    elif campaign.status in ("draft", "scheduled", "processing"):
+        parts.append(f"not sending yet: 'campaigns campaign launch {campaign.id}' starts it")
+    if watching and campaign.status not in _FINAL:
+        parts.append(Text("Ctrl-C stops watching (the campaign goes on)", style="dim"))
+    return Group(*parts)
 
 
 # --- channel lines: --channel options and --config files --------------------------------
@@ -678,6 +977,17 @@ def _cell(value: object) -> str:
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
     return str(value)
+
+
+def _age(moment: datetime | None, now: datetime) -> str | None:
+    """How long ago, in the largest whole unit: '12s ago', '3m ago', '2h ago', '1d ago'."""
+    if moment is None:
+        return None
+    seconds = max(int((now - moment).total_seconds()), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
 
 
 def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, empty: str) -> None:
