@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from campaign_pipelines import cli
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
+from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.contacts import PENDING, UNKNOWN, contact_table
 
 SEED_CONTACTS = Path(__file__).resolve().parents[1] / "contacts"
 BREVO = "Brevo - Compte Principal"
@@ -41,6 +46,14 @@ def run(database_url: str, capsys: pytest.CaptureFixture[str]):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def plain_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`watch` draws with Rich: an 80-column file without colours, whatever the terminal running the tests."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -118,6 +131,12 @@ def _configure_seed(run, campaign_id: int, contacts_dir: Path, *extra: str) -> t
         ["campaign", "configure"],
         ["campaign", "list"],
         ["campaign", "status"],
+        ["campaign", "launch"],
+        ["campaign", "pause"],
+        ["campaign", "resume"],
+        ["campaign", "cancel"],
+        ["campaign", "resend-unknown"],
+        ["campaign", "watch"],
     ],
 )
 def test_help_exits_0_at_every_level(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -639,3 +658,325 @@ def test_empty_lists_say_how_to_start(db: psycopg.Connection, run) -> None:
     assert "campaigns server add" in run("server", "list")[1]
     assert "campaigns template add" in run("template", "list")[1]
     assert "campaigns campaign create" in run("campaign", "list")[1]
+
+
+# --- sending: launch, control, status, watch ---------------------------------------------
+
+
+@pytest.fixture
+def imported(db: psycopg.Connection, run, draft: int, seed_files: Path) -> int:
+    """The Black Friday campaign, configured with its two lines and its 7 contacts imported."""
+    assert _configure_seed(run, draft, seed_files, "--import-now")[0] == 0
+    return draft
+
+
+@pytest.fixture
+def launched(db: psycopg.Connection, run, imported: int) -> int:
+    assert run("campaign", "launch", str(imported))[0] == 0
+    return imported
+
+
+def _status(db: psycopg.Connection, campaign_id: int) -> str:
+    campaign = campaign_sql.campaign_by_id(db, campaign_id)
+    assert campaign is not None
+    return campaign.status
+
+
+def _set_progress(db: psycopg.Connection, campaign_id: int, position: int, **columns: object) -> None:
+    """Line state as a sending run would leave it."""
+    db.execute(
+        sql.SQL("UPDATE campaign_channels SET {} WHERE campaign_id = %s AND position = %s").format(
+            sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(column)) for column in columns)
+        ),
+        (*columns.values(), campaign_id, position),
+    )
+
+
+def test_launch_refuses_a_draft(db: psycopg.Connection, run, draft: int) -> None:
+    code, out, err = run("campaign", "launch", str(draft))
+
+    assert (code, out) == (1, "")
+    assert f"campaign {draft}: 1 problem(s)" in err
+    assert "status is 'draft': only a scheduled campaign can be launched" in err
+    assert _status(db, draft) == "draft"
+
+
+def test_launch_refuses_a_campaign_whose_contacts_are_not_imported(
+    db: psycopg.Connection, run, draft: int, seed_files: Path
+) -> None:
+    assert _configure_seed(run, draft, seed_files)[0] == 0
+
+    code, _, err = run("campaign", "launch", str(draft))
+
+    assert code == 1
+    assert "its contacts are not imported yet" in err
+    assert _status(db, draft) == "scheduled"
+
+
+def test_launch_an_imported_campaign_makes_it_running(db: psycopg.Connection, run, imported: int) -> None:
+    code, out, err = run("campaign", "launch", str(imported))
+
+    assert (code, err) == (0, "")
+    assert f"campaign {imported} 'Black Friday 2025 - Ventes Flash' launched: status running" in out
+    assert "stalled_lines_sensor" in out
+    assert f"campaigns campaign watch {imported}" in out
+    assert _status(db, imported) == "running"
+    assert [line.status for line in send_sql.lines_of(db, imported)] == ["pending", "pending"]
+
+    code, out, _ = run("campaign", "launch", str(imported))
+    assert code == 0
+    assert f"campaign {imported} 'Black Friday 2025 - Ventes Flash' is already running" in out
+
+
+def test_launch_an_unknown_campaign_exits_1(db: psycopg.Connection, run) -> None:
+    code, _, err = run("campaign", "launch", "4242")
+    assert code == 1
+    assert "campaign 4242 does not exist" in err
+
+
+def test_pause_resume_cancel(db: psycopg.Connection, run, launched: int) -> None:
+    code, out, err = run("campaign", "pause", str(launched))
+    assert (code, err) == (0, "")
+    assert out.startswith(f"campaign {launched} paused: ")
+    assert f"campaigns campaign resume {launched}" in out
+    assert _status(db, launched) == "paused"
+    # What a running line does when it sees the pause.
+    _set_progress(db, launched, 1, status="paused", reason="campaign paused")
+
+    code, out, err = run("campaign", "resume", str(launched))
+    assert (code, err) == (0, "")
+    assert out.startswith(f"campaign {launched} running: ")
+    assert "stalled_lines_sensor" in out
+    assert _status(db, launched) == "running"
+    assert [(line.status, line.reason) for line in send_sql.lines_of(db, launched)] == [
+        ("pending", None),
+        ("pending", None),
+    ]
+
+    code, out, err = run("campaign", "cancel", str(launched))
+    assert (code, err) == (0, "")
+    assert out.startswith(f"campaign {launched} cancelled: ")
+    assert _status(db, launched) == "cancelled"
+
+
+def test_controls_refuse_what_the_status_does_not_allow(db: psycopg.Connection, run, imported: int) -> None:
+    code, _, err = run("campaign", "pause", str(imported))
+    assert code == 1
+    assert "cannot pause a campaign whose status is 'scheduled'" in err
+    code, _, err = run("campaign", "resume", str(imported))
+    assert code == 1
+    assert "cannot resume a campaign whose status is 'scheduled'" in err
+
+    assert run("campaign", "cancel", str(imported))[0] == 0
+    for action in ("resume", "cancel"):
+        code, out, err = run("campaign", action, str(imported))
+        assert (code, out) == (1, "")
+        assert f"cannot {action} a campaign whose status is 'cancelled'" in err
+    assert run("campaign", "launch", str(imported))[0] == 1
+    assert _status(db, imported) == "cancelled"
+    code, _, err = run("campaign", "pause", "4242")
+    assert code == 1 and "campaign 4242 does not exist" in err
+
+
+def _unknown_contact(db: psycopg.Connection, campaign_id: int) -> int:
+    """One contact left `unknown` by a worker that died mid-send."""
+    row = db.execute(
+        sql.SQL("UPDATE {} SET send_status = %s WHERE id = (SELECT min(id) FROM {}) RETURNING id").format(
+            contact_table(campaign_id), contact_table(campaign_id)
+        ),
+        (UNKNOWN,),
+    ).fetchone()
+    assert row is not None
+    _set_progress(db, campaign_id, 1, unknown_count=1)
+    return int(row[0])
+
+
+def _send_status(db: psycopg.Connection, campaign_id: int, contact_id: int) -> int:
+    row = db.execute(
+        sql.SQL("SELECT send_status FROM {} WHERE id = %s").format(contact_table(campaign_id)), (contact_id,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_resend_unknown_needs_yes(db: psycopg.Connection, run, launched: int) -> None:
+    contact = _unknown_contact(db, launched)
+
+    code, out, err = run("campaign", "resend-unknown", str(launched))
+
+    assert (code, out) == (2, "")
+    assert "usage: campaigns campaign resend-unknown" in err
+    assert f"campaign {launched} has 1 contact(s) whose send is unknown" in err
+    assert "may deliver the campaign TWICE" in err
+    assert "--yes" in err
+    assert _send_status(db, launched, contact) == UNKNOWN
+
+
+def test_resend_unknown_with_yes_puts_them_back_in_the_pool(db: psycopg.Connection, run, launched: int) -> None:
+    contact = _unknown_contact(db, launched)
+
+    code, out, err = run("campaign", "resend-unknown", str(launched), "--yes")
+
+    assert (code, err) == (0, "")
+    assert f"campaign {launched}: 1 unknown contact(s) back in the pool" in out
+    assert _send_status(db, launched, contact) == PENDING
+    assert [line.unknown_count for line in send_sql.lines_of(db, launched)] == [0, 0]
+
+
+def test_resend_unknown_without_unknown_contacts_does_nothing(db: psycopg.Connection, run, launched: int) -> None:
+    code, out, err = run("campaign", "resend-unknown", str(launched))
+    assert (code, err) == (0, "")
+    assert "nothing to resend" in out
+
+
+def test_resend_unknown_of_a_campaign_never_sent_exits_1(db: psycopg.Connection, run, draft: int) -> None:
+    code, _, err = run("campaign", "resend-unknown", str(draft), "--yes")
+    assert code == 1
+    assert "nothing was sent yet (status 'draft')" in err
+    assert run("campaign", "resend-unknown", str(draft))[0] == 1
+
+
+def test_status_shows_the_progress_of_each_line(db: psycopg.Connection, run, launched: int) -> None:
+    now = datetime.now(UTC)
+    _set_progress(
+        db,
+        launched,
+        1,
+        status="quota_reached",
+        reason="reached 10000/day",
+        sent_count=3,
+        failed_count=1,
+        suppressed_count=1,
+        last_sent_at=now - timedelta(minutes=5),
+        next_run_at=datetime(2031, 1, 2, 0, 0, tzinfo=UTC),
+        heartbeat_at=now - timedelta(minutes=5, seconds=1),
+    )
+    _set_progress(db, launched, 2, status="sending", sent_count=1, unknown_count=1, heartbeat_at=now)
+    db.execute("UPDATE campaigns SET sent_count = 4 WHERE id = %s", (launched,))
+
+    code, out, err = run("campaign", "status", str(launched))
+
+    assert (code, err) == (0, "")
+    assert "status:        running" in out
+    assert "sent_count:    4 (57%)" in out  # 4 of the 7 contacts to send
+    assert "failed:        1" in out
+    assert "unknown:       1" in out
+    assert "suppressed:    1" in out
+    assert "resend-unknown" in out
+    _, configuration, progress, _ = out.split("\n\n")
+    assert configuration.splitlines()[0].split() == ["line", "sender", "server", "every", "(min)", "max/day", "start"]
+    header, _, first, second = progress.splitlines()
+    assert header.split() == [
+        "line", "status", "sent", "failed", "unknown", "suppressed", "last", "sent", "next", "run", "heartbeat",
+        "reason",
+    ]  # fmt: skip
+    assert first.split()[:6] == ["1", "quota_reached", "3", "1", "0", "1"]
+    assert "2031-01-0" in first  # the next run, in the local time zone
+    assert "5m ago" in first
+    assert first.endswith("reached 10000/day")
+    assert second.split()[:6] == ["2", "sending", "1", "0", "1", "0"]
+    assert re.search(r"  \d+s ago  ", second)
+
+
+def test_status_before_launch_shows_pending_lines(db: psycopg.Connection, run, imported: int) -> None:
+    code, out, _ = run("campaign", "status", str(imported))
+    assert code == 0
+    progress = out.split("\n\n")[2].splitlines()
+    assert [row.split()[:3] for row in progress[2:]] == [["1", "pending", "0"], ["2", "pending", "0"]]
+
+
+def test_watch_once_shows_a_bar_per_line(db: psycopg.Connection, run, launched: int) -> None:
+    _set_progress(db, launched, 1, status="sending", sent_count=3)
+    _set_progress(db, launched, 2, status="waiting", reason="next send in 1 min", sent_count=1)
+    db.execute("UPDATE campaigns SET sent_count = 4 WHERE id = %s", (launched,))
+
+    code, out, err = run("campaign", "watch", str(launched), "--once")
+
+    assert (code, err) == (0, "")
+    rows = out.splitlines()
+    # A title, then a bar with the sent count, for the campaign and for each line.
+    assert rows[0] == f"campaign {launched}  'Black Friday 2025 - Ventes Flash'  running"
+    assert rows[1].startswith("  ━") and rows[1].endswith("4/7 57%  -")
+    assert rows[2] == f"line 1  L'équipe Promo · {BREVO}  sending"
+    assert rows[3].endswith("3/7 43%  -")
+    assert rows[4] == f"line 2  Le Service Client · {SENDGRID}  waiting  next send in 1 min"
+    assert rows[5].endswith("1/7 14%  -")
+    # Bars and counts line up: the longest bar is the campaign's.
+    assert len({len(rows[i]) for i in (1, 3, 5)}) == 1
+    assert rows[1].count("━") > rows[3].count("━") > rows[5].count("━") > 0
+    assert "failed 0 · unknown 0 · suppressed 0" in out
+    assert "Ctrl-C" not in out
+
+
+def test_watch_once_of_a_scheduled_campaign_says_how_to_launch(run, imported: int) -> None:
+    code, out, _ = run("campaign", "watch", str(imported), "--once")
+    assert code == 0
+    assert f"campaigns campaign launch {imported}" in out
+    assert "0/7 0%" in out
+
+
+def test_watch_ends_at_once_when_the_campaign_is_over(
+    db: psycopg.Connection, run, launched: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError("a finished campaign is not watched")
+
+    monkeypatch.setattr(cli.time, "sleep", no_sleep)
+    _set_progress(db, launched, 1, status="done", sent_count=5)
+    _set_progress(db, launched, 2, status="done", sent_count=2)
+    db.execute("UPDATE campaigns SET status = 'completed', sent_count = 7 WHERE id = %s", (launched,))
+
+    code, out, err = run("campaign", "watch", str(launched), "--interval", "3600")
+
+    assert (code, err) == (0, "")
+    assert "7/7 100%  -" in out and "5/7 71%  -" in out
+    assert out.splitlines()[-1] == f"campaign {launched} completed: 7 of 7 sent"
+    assert "Ctrl-C" not in out
+
+
+def test_watch_reads_again_until_the_campaign_is_over(
+    db: psycopg.Connection, run, launched: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+
+    def sending_meanwhile(seconds: float) -> None:
+        # Instead of waiting, the sends progress; the second wait sees the campaign cancelled.
+        waits.append(seconds)
+        _set_progress(db, launched, 1, status="sending", sent_count=2 * len(waits))
+        db.execute("UPDATE campaigns SET sent_count = %s WHERE id = %s", (2 * len(waits), launched))
+        if len(waits) == 2:
+            db.execute("UPDATE campaigns SET status = 'cancelled' WHERE id = %s", (launched,))
+
+    monkeypatch.setattr(cli.time, "sleep", sending_meanwhile)
+
+    code, out, err = run("campaign", "watch", str(launched), "--interval", "0.5")
+
+    assert (code, err) == (0, "")
+    assert waits == [0.5, 0.5]
+    assert "4/7 57%" in out
+    assert "/s" in out  # a rate between the last two reads
+    assert out.splitlines()[-1] == f"campaign {launched} cancelled: 4 of 7 sent"
+
+
+def test_ctrl_c_stops_watching_with_exit_0(
+    db: psycopg.Connection, run, launched: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.time, "sleep", interrupted)
+
+    code, out, _ = run("campaign", "watch", str(launched))
+
+    assert code == 0
+    assert out.splitlines()[-1].startswith(f"stopped watching; campaign {launched} is running")
+    assert _status(db, launched) == "running"
+
+
+def test_watch_checks_its_arguments(db: psycopg.Connection, run) -> None:
+    code, _, err = run("campaign", "watch", "1", "--interval", "0")
+    assert code == 2
+    assert "'0' must be a positive number of seconds" in err
+    code, _, err = run("campaign", "watch", "4242", "--once")
+    assert code == 1
+    assert "campaign 4242 does not exist" in err
