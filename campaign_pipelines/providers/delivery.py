@@ -62,7 +62,8 @@ def deliver(
     rng: Callable[[], float] = random.random,
     on_wait: OnWait | None = None,
 ) -> list[Delivery]:
-    """Send `messages` in as few calls as the provider allows; one Delivery per message.
+    """Send `messages` in as few calls as the provider allows; one Delivery per message, in the
+    order of `messages`.
 
     `idempotency_key` (a UUID) is used as is when one call suffices; calls beyond one, and halves
     of a refused batch, use keys derived from it, so a repeat of the same deliver() reuses them.
@@ -83,6 +84,10 @@ def deliver(
         except ProviderError as error:
             error.done = done + error.done
             raise
+    if len(calls) > 1:
+        # split() may send a message alone or move a repeated recipient to a later call.
+        position = {message.send_id: index for index, message in enumerate(messages)}
+        done.sort(key=lambda delivery: position[delivery.send_id])
     return done
 
 

@@ -270,6 +270,15 @@ def test_several_calls_use_derived_keys_and_report_what_finished_before_a_failur
     assert wire.state.sent_count() == 1000
 
 
+def test_a_message_sent_alone_keeps_its_place_among_the_verdicts(wire: Wire) -> None:
+    batch = [*messages(2), message(2, html=f"<p>{'x' * 20_000}</p>"), message(3)]
+
+    deliveries = _deliver(wire, "sendgrid", batch)
+
+    assert [delivery.send_id for delivery in deliveries] == [sent.send_id for sent in batch]
+    assert [call.messages for call in wire.state.calls()] == [1, 3]
+
+
 def test_split_calls_all_get_their_verdicts(wire: Wire) -> None:
     batch = messages(1200)
 
@@ -284,7 +293,7 @@ def test_a_repeated_recipient_goes_in_a_later_call(wire: Wire) -> None:
 
     deliveries = _deliver(wire, "mailgun", batch)
 
-    assert sorted(delivery.send_id for delivery in deliveries) == sorted(sent.send_id for sent in batch)
+    assert [delivery.send_id for delivery in deliveries] == [sent.send_id for sent in batch]
     assert [call.messages for call in wire.state.calls()] == [3, 1]
 
 
