@@ -266,6 +266,39 @@ def _server_options(parser: argparse.ArgumentParser, *, updating: bool) -> None:
         + (" (default: unchanged)" if updating else ""),
     )
     key.add_argument("--api-key-file", metavar="PATH", help="or: a file holding the API key")
+    unchanged = argparse.SUPPRESS if updating else None
+    parser.add_argument(
+        "--daily-cap",
+        type=_count_or_none,
+        default=unchanged,
+        metavar="N",
+        help="at most N sends a day on this account, all campaigns together; 'none' = no cap"
+        + (" (default: unchanged)" if updating else " (default: none)"),
+    )
+    parser.add_argument(
+        "--timezone",
+        default=argparse.SUPPRESS if updating else "UTC",
+        metavar="ZONE",
+        help="time zone in which sending days are counted, e.g. Europe/Paris"
+        + (" (default: unchanged)" if updating else " (default: UTC)"),
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_count_or_none,
+        default=unchanged,
+        metavar="N",
+        help="messages per API call; 1 = one message per call, 'none' = the provider's maximum"
+        + (" (default: unchanged)" if updating else " (default: the provider's maximum)"),
+    )
+
+
+def _count_or_none(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'none', got {text!r}") from None
 
 
 def _server_add(args: argparse.Namespace, db: _Database) -> None:
@@ -276,6 +309,9 @@ def _server_add(args: argparse.Namespace, db: _Database) -> None:
         api_key_env=args.api_key_env,
         api_key_file=args.api_key_file,
         active=not args.inactive,
+        daily_cap=args.daily_cap,
+        timezone=args.timezone,
+        batch_size=args.batch_size,
     )
     server_id = servers.add_server(db.conn, spec)
     print(f"server {server_id} '{args.name.strip()}' added{'' if spec.active else ' (inactive)'}")
@@ -301,6 +337,9 @@ def _server_update(args: argparse.Namespace, db: _Database) -> None:
         api_key_env=key_env,
         api_key_file=key_file,
         active=current.active if args.active is None else args.active,
+        daily_cap=getattr(args, "daily_cap", current.daily_cap),
+        timezone=getattr(args, "timezone", current.timezone),
+        batch_size=getattr(args, "batch_size", current.batch_size),
     )
     server_id, _ = servers.save_server(db.conn, spec)
     print(f"server {server_id} '{current.name}' updated")
@@ -309,8 +348,21 @@ def _server_update(args: argparse.Namespace, db: _Database) -> None:
 def _server_list(args: argparse.Namespace, db: _Database) -> None:
     rows = catalog.list_servers(db.conn)
     _print_table(
-        ("id", "name", "provider", "url", "api key", "active"),
-        [(s.id, s.name, s.provider, s.url, servers.describe_key_ref(s.api_key_ref), s.active) for s in rows],
+        ("id", "name", "provider", "url", "api key", "active", "cap/day", "time zone", "batch"),
+        [
+            (
+                s.id,
+                s.name,
+                s.provider,
+                s.url,
+                servers.describe_key_ref(s.api_key_ref),
+                s.active,
+                s.daily_cap,
+                s.timezone,
+                s.batch_size,
+            )
+            for s in rows
+        ],
         empty="no servers yet: add one with 'campaigns server add'",
     )
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 
@@ -39,6 +40,9 @@ class ServerSpec:
     api_key_env: str | None = None
     api_key_file: str | None = None
     active: bool = True
+    daily_cap: int | None = None
+    timezone: str = "UTC"
+    batch_size: int | None = None
 
 
 def _key_ref(spec: ServerSpec, problems: list[str]) -> str:
@@ -68,7 +72,7 @@ def _key_ref(spec: ServerSpec, problems: list[str]) -> str:
     return ""
 
 
-def _validate(spec: ServerSpec) -> tuple[str, str]:
+def _validate(spec: ServerSpec) -> catalog.ServerFields:
     problems: list[str] = []
     if not spec.name.strip():
         problems.append("name is empty")
@@ -80,35 +84,44 @@ def _validate(spec: ServerSpec) -> tuple[str, str]:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append(f"url {url!r} is not an http(s) URL")
     key_ref = _key_ref(spec, problems)
+    if spec.daily_cap is not None and spec.daily_cap < 1:
+        problems.append(f"daily_cap must be at least 1 (leave it empty for no cap), got {spec.daily_cap}")
+    if spec.batch_size is not None and spec.batch_size < 1:
+        problems.append(f"batch_size must be at least 1 (empty = the provider's maximum), got {spec.batch_size}")
+    try:
+        ZoneInfo(spec.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"timezone {spec.timezone!r} is not a known time zone (e.g. UTC, Europe/Paris)")
     if problems:
         raise ValidationError(f"server '{spec.name}'", problems)
-    return url, key_ref
+    return catalog.ServerFields(
+        provider=spec.provider,
+        url=url,
+        api_key_ref=key_ref,
+        active=spec.active,
+        daily_cap=spec.daily_cap,
+        timezone=spec.timezone,
+        batch_size=spec.batch_size,
+    )
 
 
 def add_server(conn: psycopg.Connection, spec: ServerSpec) -> int:
     """Register a new server; its name must be unused."""
-    url, key_ref = _validate(spec)
+    fields = _validate(spec)
     with conn.transaction():
         if catalog.server_by_name(conn, spec.name.strip()) is not None:
             raise ValidationError(f"server '{spec.name}'", ["a server with this name already exists"])
-        return catalog.insert_server(
-            conn, name=spec.name.strip(), provider=spec.provider, url=url, api_key_ref=key_ref, active=spec.active
-        )
+        return catalog.insert_server(conn, spec.name.strip(), fields)
 
 
 def save_server(conn: psycopg.Connection, spec: ServerSpec) -> tuple[int, bool]:
     """Register the server, or update the one with this name: (id, created)."""
-    url, key_ref = _validate(spec)
+    fields = _validate(spec)
     with conn.transaction():
         existing = catalog.server_by_name(conn, spec.name.strip())
         if existing is None:
-            server_id = catalog.insert_server(
-                conn, name=spec.name.strip(), provider=spec.provider, url=url, api_key_ref=key_ref, active=spec.active
-            )
-            return server_id, True
-        catalog.update_server(
-            conn, existing.id, provider=spec.provider, url=url, api_key_ref=key_ref, active=spec.active
-        )
+            return catalog.insert_server(conn, spec.name.strip(), fields), True
+        catalog.update_server(conn, existing.id, fields)
         return existing.id, False
 
 

@@ -473,8 +473,20 @@ def test_server_list_shows_where_keys_live_never_the_keys(
 
     assert [code for code, _, _ in outputs] == [0, 0, 0, 0]
     listing = outputs[-1][1].splitlines()
-    assert listing[0].split() == ["id", "name", "provider", "url", "api", "key", "active"]
-    assert [line.split()[-1] for line in listing[2:]] == ["yes", "yes", "no"]  # ordered by name
+    assert listing[0].split() == [
+        "id",
+        "name",
+        "provider",
+        "url",
+        "api",
+        "key",
+        "active",
+        "cap/day",
+        "time",
+        "zone",
+        "batch",
+    ]
+    assert [line.split()[-4] for line in listing[2:]] == ["yes", "yes", "no"]  # ordered by name
     assert "Bac à sable" in listing[2] and "no key" in listing[2]
     assert BREVO in listing[3] and "env var BREVO_API_KEY" in listing[3]
     assert "Postmark" in listing[4] and f"file {key_file}" in listing[4]
@@ -980,3 +992,38 @@ def test_watch_checks_its_arguments(db: psycopg.Connection, run) -> None:
     code, _, err = run("campaign", "watch", "4242", "--once")
     assert code == 1
     assert "campaign 4242 does not exist" in err
+
+
+def test_server_cap_time_zone_and_batch_size_are_set_and_kept_on_update(db, database_url, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("BREVO_API_KEY", "secret-value")
+    base = ["--database-url", database_url, "server"]
+    assert (
+        cli.main(
+            [
+                *base,
+                "add",
+                "Brevo",
+                "--provider",
+                "brevo",
+                "--api-key-env",
+                "BREVO_API_KEY",
+                "--daily-cap",
+                "300000",
+                "--timezone",
+                "Europe/Paris",
+                "--batch-size",
+                "500",
+            ]
+        )
+        == 0
+    )
+    assert cli.main([*base, "update", "Brevo", "--url", "https://eu.example.com/v3/smtp/email"]) == 0
+    row = catalog.server_by_name(db, "Brevo")
+    assert (row.daily_cap, row.timezone, row.batch_size) == (300000, "Europe/Paris", 500)
+
+    assert cli.main([*base, "update", "Brevo", "--daily-cap", "none", "--batch-size", "1"]) == 0
+    row = catalog.server_by_name(db, "Brevo")
+    assert (row.daily_cap, row.batch_size) == (None, 1)
+    capsys.readouterr()
+    cli.main([*base, "list"])
+    assert "Europe/Paris" in capsys.readouterr().out

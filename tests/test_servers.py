@@ -89,3 +89,23 @@ def test_deactivate_and_reactivate(db, monkeypatch) -> None:
 def test_sandbox_needs_no_key(db) -> None:
     servers.add_server(db, servers.ServerSpec(name="Demo", provider="sandbox"))
     assert servers.describe_key_ref(catalog.server_by_name(db, "Demo").api_key_ref) == "no key"
+
+
+def test_account_cap_time_zone_and_batch_size(db, monkeypatch) -> None:
+    monkeypatch.setenv("KEY", "k")
+    spec = servers.ServerSpec(
+        name="Brevo", provider="brevo", api_key_env="KEY", daily_cap=300_000, timezone="Europe/Paris", batch_size=500
+    )
+    servers.add_server(db, spec)
+    row = catalog.server_by_name(db, "Brevo")
+    assert (row.daily_cap, row.timezone, row.batch_size) == (300_000, "Europe/Paris", 500)
+
+    with pytest.raises(ValidationError) as caught:
+        servers.save_server(
+            db,
+            servers.ServerSpec(
+                name="Brevo", provider="brevo", api_key_env="KEY", daily_cap=0, timezone="Mars/Olympus", batch_size=-1
+            ),
+        )
+    assert len(caught.value.problems) == 3
+    assert catalog.server_by_name(db, "Brevo").daily_cap == 300_000

@@ -22,6 +22,13 @@ class ServerConfig(dg.Config):
     )
     api_key_file: str | None = Field(default=None, description="Or: path of a file holding the API key.")
     active: bool = Field(default=True, description="Inactive servers cannot be chosen for a campaign line.")
+    daily_cap: int | None = Field(
+        default=None, description="At most this many sends a day on this account, all campaigns together; empty = none."
+    )
+    timezone: str = Field(default="UTC", description="Time zone in which sending days are counted (e.g. Europe/Paris).")
+    batch_size: int | None = Field(
+        default=None, description="Messages per API call; empty = the provider's maximum, 1 = one message per call."
+    )
 
 
 @dg.op(description="Register a sending server, or update the one with this name.")

@@ -17,7 +17,23 @@ class ServerRow:
     url: str
     api_key_ref: str
     active: bool
+    daily_cap: int | None
+    timezone: str
+    batch_size: int | None
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ServerFields:
+    """What a user sets on a server (its name aside)."""
+
+    provider: str
+    url: str
+    api_key_ref: str
+    active: bool
+    daily_cap: int | None
+    timezone: str
+    batch_size: int | None
 
 
 @dataclass(frozen=True)
@@ -28,26 +44,36 @@ class TemplateRow:
     updated_at: datetime
 
 
-_SERVER_COLUMNS = "id, name, provider, url, api_key_ref, active, updated_at"
+_SERVER_COLUMNS = "id, name, provider, url, api_key_ref, active, daily_cap, timezone, batch_size, updated_at"
 
 
-def insert_server(
-    conn: psycopg.Connection, *, name: str, provider: str, url: str, api_key_ref: str, active: bool
-) -> int:
+def insert_server(conn: psycopg.Connection, name: str, fields: ServerFields) -> int:
     row = conn.execute(
-        "INSERT INTO servers (name, provider, url, api_key_ref, active) VALUES (%s, %s, %s, %s, %s) RETURNING id",
-        (name, provider, url, api_key_ref, active),
+        "INSERT INTO servers (name, provider, url, api_key_ref, active, daily_cap, timezone, batch_size)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (name, *_values(fields)),
     ).fetchone()
     assert row is not None
     return int(row[0])
 
 
-def update_server(
-    conn: psycopg.Connection, server_id: int, *, provider: str, url: str, api_key_ref: str, active: bool
-) -> None:
+def update_server(conn: psycopg.Connection, server_id: int, fields: ServerFields) -> None:
     conn.execute(
-        "UPDATE servers SET provider = %s, url = %s, api_key_ref = %s, active = %s, updated_at = now() WHERE id = %s",
-        (provider, url, api_key_ref, active, server_id),
+        "UPDATE servers SET provider = %s, url = %s, api_key_ref = %s, active = %s, daily_cap = %s, timezone = %s,"
+        " batch_size = %s, updated_at = now() WHERE id = %s",
+        (*_values(fields), server_id),
+    )
+
+
+def _values(fields: ServerFields) -> tuple:
+    return (
+        fields.provider,
+        fields.url,
+        fields.api_key_ref,
+        fields.active,
+        fields.daily_cap,
+        fields.timezone,
+        fields.batch_size,
     )
 
 
