@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench-import clean
+.PHONY: dev test lint bench-import bench-send clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 bench-import: $(STAMP)
 	$(BIN)/python bench/import_bench.py
+
+bench-send: $(STAMP)
+	$(BIN)/python bench/send_bench.py
 
 clean:
 	rm -rf $(VENV) var
