@@ -2,15 +2,63 @@
 
 A sandboxed Jinja2 with autoescape: contact attributes are data, never code or markup. An
 undefined variable renders empty and is counted, so a typo in a template never stops a send.
+
+With tracking, every static http(s) link of the template becomes `<base>/c/<token>/<n>` (n: its
+number in the campaign's link table), an invisible pixel `<base>/o/<token>.gif` is added, the
+unsubscribe link goes where the template puts `{{ unsubscribe_url }}` (else in a footer), and
+each message carries RFC 8058 one-click unsubscribe headers.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from html.parser import HTMLParser
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
+
+from campaign_pipelines.tracking.links import STATIC_HREF
+from campaign_pipelines.tracking.tokens import make_token
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where the tracking app answers and how its tokens are signed."""
+
+    base_url: str
+    secret: bytes
+    # Also offered in List-Unsubscribe (mailto:), for clients that do not POST.
+    unsubscribe_mailto: str | None = None
+    # Gmail feedback loop sender id: Feedback-ID "<campaign>:<line>:campaigns:<sender id>".
+    feedback_sender_id: str | None = None
+
+
+_CLICK_BASE = "tracking_click_base"
+_FOOTER = (
+    '<p style="font-size:12px;color:#777;text-align:center">'
+    "Vous ne souhaitez plus recevoir nos emails ? / No longer interested? "
+    '<a href="{{ unsubscribe_url }}">Se désinscrire / Unsubscribe</a></p>'
+)
+_PIXEL = '<img src="{{ tracking_pixel_url }}" width="1" height="1" alt="" style="display:none;border:0">'
+_BODY_END = re.compile(r"</body\s*>", re.I)
+
+
+def _instrument(html: str, links: list[str]) -> str:
+    """The template source with tracked links, an unsubscribe link and the pixel in place."""
+    numbers = {url: idx for idx, url in enumerate(links)}
+
+    def track(match: re.Match[str]) -> str:
+        idx = numbers.get(match["url"])
+        if idx is None:
+            return match[0]
+        quote = match["quote"]
+        return f"{match['attr']}{quote}{{{{ {_CLICK_BASE} }}}}/{idx}{quote}"
+
+    html = STATIC_HREF.sub(track, html)
+    tail = ("" if "unsubscribe_url" in html else _FOOTER) + _PIXEL
+    end = _BODY_END.search(html)
+    return html[: end.start()] + tail + html[end.start() :] if end else html + tail
 
 
 class _Counter:
@@ -30,9 +78,27 @@ def _undefined_class(counter: _Counter) -> type[jinja2.Undefined]:
 class MessageRenderer:
     """Compiles a campaign's subject and HTML once; renders them per contact."""
 
-    def __init__(self, subject: str, html: str) -> None:
+    def __init__(
+        self,
+        subject: str,
+        html: str,
+        *,
+        tracking: Tracking | None = None,
+        campaign_id: int = 0,
+        line_id: int = 0,
+        links: list[str] | None = None,
+    ) -> None:
         self._undefined = _Counter()
         undefined = _undefined_class(self._undefined)
+        self._tracking = tracking
+        self._campaign_id = campaign_id
+        self._feedback_id = (
+            f"{campaign_id}:{line_id}:campaigns:{tracking.feedback_sender_id}"
+            if tracking and tracking.feedback_sender_id
+            else None
+        )
+        if tracking is not None:
+            html = _instrument(html, links or [])
         self._html = SandboxedEnvironment(autoescape=True, undefined=undefined).from_string(html)
         self._subject = SandboxedEnvironment(autoescape=False, undefined=undefined).from_string(subject)
 
@@ -41,13 +107,30 @@ class MessageRenderer:
         """How many times a template asked for a variable the contact does not have."""
         return self._undefined.count
 
-    def render(self, email: str, attributes: dict) -> tuple[str, str, str]:
-        """(subject, html, text) for one contact."""
+    def render(self, email: str, attributes: dict, contact_id: int = 0) -> tuple[str, str, str, dict[str, str]]:
+        """(subject, html, text, headers) for one contact."""
         values = {**attributes, "email": email}
+        headers: dict[str, str] = {}
+        tracking = self._tracking
+        if tracking is not None:
+            token = make_token(tracking.secret, self._campaign_id, contact_id)
+            base = tracking.base_url.rstrip("/")
+            unsubscribe = f"{base}/u/{token}"
+            values |= {
+                _CLICK_BASE: f"{base}/c/{token}",
+                "tracking_pixel_url": f"{base}/o/{token}.gif",
+                "unsubscribe_url": unsubscribe,
+            }
+            targets = f"<{unsubscribe}>"
+            if tracking.unsubscribe_mailto:
+                targets += f", <mailto:{tracking.unsubscribe_mailto}?subject=unsubscribe-{token}>"
+            headers = {"List-Unsubscribe": targets, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+            if self._feedback_id:
+                headers["Feedback-ID"] = self._feedback_id
         html = self._html.render(values)
         # A subject is one line: a newline in contact data must not inject a header.
         subject = " ".join(self._subject.render(values).split())
-        return subject, html, html_to_text(html)
+        return subject, html, html_to_text(html), headers
 
 
 class _TextExtractor(HTMLParser):

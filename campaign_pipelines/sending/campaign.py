@@ -9,7 +9,9 @@ import psycopg
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.store.contacts import create_send_indexes
+from campaign_pipelines.tracking.links import template_links
 
 # Line statuses a run picks up when no line is named: everything not finished or broken.
 RUNNABLE = ("pending", "sending", "waiting", "quota_reached", "paused")
@@ -37,6 +39,8 @@ def launch(conn: psycopg.Connection, campaign_id: int) -> campaign_sql.CampaignR
         if problems:
             raise ValidationError(f"campaign {campaign_id}", problems)
         create_send_indexes(conn, campaign_id)
+        # The campaign's link table: a tracked click can only ever redirect to one of these.
+        tracking_sql.save_links(conn, campaign_id, template_links(campaign_sql.template_snapshot(conn, campaign_id)))
         campaign_sql.set_status(conn, campaign_id, "running", started=True)
     updated = campaign_sql.campaign_by_id(conn, campaign_id)
     assert updated is not None

@@ -33,10 +33,11 @@ from campaign_pipelines.providers import (
     deliver,
 )
 from campaign_pipelines.quotas import QuotaStore, quota_day
-from campaign_pipelines.rendering import MessageRenderer
+from campaign_pipelines.rendering import MessageRenderer, Tracking
 from campaign_pipelines.sending.clock import Clock
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.store.contacts import FAILED, SENT, SUPPRESSED, UNKNOWN
 
 # A wait longer than this ends the step (state saved); a sensor relaunches the line on time.
@@ -96,6 +97,7 @@ class LineSender:
         client: httpx.Client,
         clock: Clock | None = None,
         on_progress: Progress | None = None,
+        tracking: Tracking | None = None,
     ) -> None:
         self._conn = conn
         self._line_id = line_id
@@ -104,6 +106,7 @@ class LineSender:
         self._client = client
         self._clock = clock or Clock()
         self._on_progress = on_progress
+        self._tracking = tracking
         self._last_control = 0.0
 
     @property
@@ -153,8 +156,14 @@ class LineSender:
         except ValidationError as error:
             raise _Stop("error", "; ".join(error.problems)) from None
         self._provider = providers.get(line.provider)
-        html = campaign_sql.template_snapshot(self._conn, self._campaign.id)
-        self._renderer = MessageRenderer(self._campaign.subject, html)
+        self._renderer = MessageRenderer(
+            self._campaign.subject,
+            campaign_sql.template_snapshot(self._conn, self._campaign.id),
+            tracking=self._tracking,
+            campaign_id=self._campaign.id,
+            line_id=line.id,
+            links=tracking_sql.links_of(self._conn, self._campaign.id),
+        )
         self._gap = timedelta(minutes=float(line.send_frequency_minutes or 0))
         batch = line.server_batch_size or self._provider.max_batch
         self._batch_size = 1 if self._gap else max(1, min(batch, self._provider.max_batch))
@@ -330,14 +339,15 @@ class LineSender:
         send_sql.heartbeat(self._conn, self._line_id)
 
     def _message(self, contact_id: int, email: str, attributes: dict) -> OutgoingMessage:
-        subject, html, text = self._renderer.render(email, attributes)
+        assert self._renderer is not None
+        subject, html, text, headers = self._renderer.render(email, attributes, contact_id)
         return OutgoingMessage(
             send_id=send_id(self._campaign.id, contact_id),
             to_email=email,
             subject=subject,
             html=html,
             text=text,
-            headers={},
+            headers=headers,
         )
 
     def _record(self, ids, statuses, message_ids, errors, suppressed: int) -> None:

@@ -1,0 +1,1 @@
+"""Tracking: per-recipient signed tokens and the tracked links, pixel and unsubscribe of a message."""
