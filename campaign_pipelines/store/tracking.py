@@ -1,8 +1,17 @@
-"""SQL of tracking: a campaign's link table."""
+"""SQL of tracking: a campaign's link table, the tracking events and one-click unsubscribes."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+from datetime import datetime
+
 import psycopg
+from psycopg import sql
+
+from campaign_pipelines.store.contacts import contact_table
+
+# campaign_id, contact_id, kind, link_idx, flag, occurred_at, ip, user_agent
+EventRow = tuple[int, int, int, int | None, int, datetime, str | None, str | None]
 
 
 def save_links(conn: psycopg.Connection, campaign_id: int, urls: list[str]) -> None:
@@ -24,3 +33,79 @@ def link_url(conn: psycopg.Connection, campaign_id: int, idx: int) -> str | None
         "SELECT url FROM campaign_links WHERE campaign_id = %s AND idx = %s", (campaign_id, idx)
     ).fetchone()
     return row[0] if row else None
+
+
+# tracking_events.kind
+OPEN, CLICK, UNSUBSCRIBE = 1, 2, 3
+
+_EVENT_COLUMNS = "campaign_id, contact_id, kind, link_idx, flag, occurred_at, ip, user_agent"
+_COPY_EVENTS = f"COPY tracking_events ({_EVENT_COLUMNS}) FROM STDIN"
+
+
+def copy_events(conn: psycopg.Connection, rows: Iterable[EventRow]) -> None:
+    """Write a batch of events with one COPY (autocommit: the whole batch or nothing)."""
+    with conn.cursor() as cur, cur.copy(_COPY_EVENTS) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def insert_event(conn: psycopg.Connection, row: EventRow) -> None:
+    conn.execute(f"INSERT INTO tracking_events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", row)
+
+
+def send_times(conn: psycopg.Connection, campaign_id: int, contact_ids: Collection[int]) -> dict[int, datetime]:
+    """When each of these contacts was sent (attempted_at); contacts never sent are left out."""
+    rows = conn.execute(
+        sql.SQL("SELECT id, attempted_at FROM {} WHERE id = ANY(%s) AND attempted_at IS NOT NULL").format(
+            contact_table(campaign_id)
+        ),
+        (list(contact_ids),),
+    )
+    return dict(rows.fetchall())
+
+
+async def link_table(conn: psycopg.AsyncConnection, campaign_id: int) -> dict[int, str]:
+    """The campaign's links by number."""
+    cur = await conn.execute("SELECT idx, url FROM campaign_links WHERE campaign_id = %s", (campaign_id,))
+    return dict(await cur.fetchall())
+
+
+async def unsubscribe(
+    conn: psycopg.AsyncConnection,
+    campaign_id: int,
+    contact_id: int,
+    *,
+    flag: int,
+    ip: str | None,
+    user_agent: str | None,
+) -> bool:
+    """Blacklist the contact's email for every future campaign and record the unsubscribe, in one statement.
+
+    Idempotent: the blacklist keeps its first entry, and a contact's unsubscribe from a campaign is
+    recorded once. False when the campaign has no such contact.
+    """
+    cur = await conn.execute(
+        sql.SQL(
+            "WITH contact AS (SELECT email FROM {contacts} WHERE id = %(contact)s),"
+            " listed AS ("
+            " INSERT INTO blacklist (email, reason, source)"
+            " SELECT email, %(reason)s, 'unsubscribe' FROM contact ON CONFLICT DO NOTHING),"
+            " recorded AS ("
+            f" INSERT INTO tracking_events ({_EVENT_COLUMNS})"
+            " SELECT %(campaign)s, %(contact)s, {kind}, NULL, %(flag)s, now(), %(ip)s::inet, %(user_agent)s::text"
+            " FROM contact"
+            " WHERE NOT EXISTS (SELECT 1 FROM tracking_events"
+            " WHERE campaign_id = %(campaign)s AND contact_id = %(contact)s AND kind = {kind}))"
+            " SELECT count(*) FROM contact"
+        ).format(contacts=contact_table(campaign_id), kind=sql.Literal(UNSUBSCRIBE)),
+        {
+            "campaign": campaign_id,
+            "contact": contact_id,
+            "reason": f"unsubscribed from campaign {campaign_id}",
+            "flag": flag,
+            "ip": ip,
+            "user_agent": user_agent,
+        },
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
