@@ -17,6 +17,8 @@ import redis
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
 from campaign_pipelines.quotas import RedisQuotas
+from campaign_pipelines.resources.http import HttpClientResource
+from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.sending.line import LineOutcome, LineSender
 from campaign_pipelines.store import sending as send_sql
@@ -49,9 +51,14 @@ class Setup:
 
 @pytest.fixture
 def make_campaign(db: psycopg.Connection, database_url: str, contacts_dir: Path, provider_keys) -> Callable[..., Setup]:
-    """A launched campaign with `n` contacts and the given lines (dicts of ChannelSpec fields + provider)."""
+    """A launched campaign with `n` contacts and the given lines (dicts of ChannelSpec fields + provider).
 
-    def make(n: int, lines: list[dict], *, base: str = FAKE_BASE, blacklist: tuple[str, ...] = ()) -> Setup:
+    `launch=False` leaves it scheduled and imported, as the launch sensor and `plan_channels` find it.
+    """
+
+    def make(
+        n: int, lines: list[dict], *, base: str = FAKE_BASE, blacklist: tuple[str, ...] = (), launch: bool = True
+    ) -> Setup:
         for spec in lines:
             name = spec["server"]
             if servers.catalog.server_by_name(db, name) is None:
@@ -83,7 +90,8 @@ def make_campaign(db: psycopg.Connection, database_url: str, contacts_dir: Path,
         for email in blacklist:
             db.execute("INSERT INTO blacklist (email, reason) VALUES (%s, 'unsubscribed')", (email,))
         import_campaign(lambda: connect(database_url), campaign_id, contacts_dir)
-        lifecycle.launch(db, campaign_id)
+        if launch:
+            lifecycle.launch(db, campaign_id)
         return Setup(campaign_id, [line.id for line in send_sql.lines_of(db, campaign_id)])
 
     return make
@@ -118,3 +126,30 @@ def run_line(database_url: str, fakes: FakeProviders, quota_namespace: str) -> C
             return sender.run()
 
     return run
+
+
+@pytest.fixture
+def quota_resource(database_url: str) -> Iterator[QuotaResource]:
+    """The `quotas` resource on the test Redis; the counters of this test's database are dropped after it.
+
+    Its namespace is the database's (host, port, name): line ids repeat from one test to the next.
+    """
+    yield QuotaResource(redis_url=REDIS_URL)
+    with connect(database_url) as conn:
+        info = conn.info
+        namespace = f"{info.host}:{info.port}/{info.dbname}"
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"campaigns:{namespace}:*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def fake_http(fakes: FakeProviders) -> HttpClientResource:
+    """The `http` resource whose clients reach the in-process fakes (no socket)."""
+
+    class FakeHttpClientResource(HttpClientResource):
+        def client(self) -> httpx.Client:
+            return httpx.Client(transport=fakes.transport(), timeout=self.timeout_s)
+
+    return FakeHttpClientResource(timeout_s=5.0)

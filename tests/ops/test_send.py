@@ -1,0 +1,262 @@
+"""`send_campaign` in-process: plan → send_channel per line → finalize, on real PostgreSQL and Redis.
+
+The providers are the in-process fakes (`fake_http`); the multiprocess executor and a real
+instance are covered by tests/test_multiprocess_send.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from campaign_pipelines import campaigns, servers, templates
+from campaign_pipelines.ops.send import SendConfig, send_campaign
+from campaign_pipelines.resources.database import PostgresResource
+from campaign_pipelines.resources.http import HttpClientResource
+from campaign_pipelines.resources.quotas import QuotaResource
+from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.contacts import PENDING, SENT
+from tests.fakes.providers import DEFAULT_KEYS, FakeProviders
+from tests.ops.test_admin import failure_message
+from tests.sending.conftest import (  # noqa: F401  (fixtures)
+    Setup,
+    fake_http,
+    fakes,
+    make_campaign,
+    provider_keys,
+    quota_resource,
+)
+from tests.sending.test_line import BREVO, SENDGRID
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def send(
+    instance: dg.DagsterInstance,
+    database_url: str,
+    quota_resource: QuotaResource,  # noqa: F811
+    fake_http: HttpClientResource,  # noqa: F811
+):
+    """Runs send_campaign in-process for one campaign (optionally some lines); failures are returned."""
+
+    def send(campaign_id: int, channel_ids: list[int] | None = None) -> dg.ExecuteInProcessResult:
+        return send_campaign.execute_in_process(
+            run_config=dg.RunConfig(
+                ops={"plan_channels": SendConfig(campaign_id=campaign_id, channel_ids=channel_ids)}
+            ),
+            instance=instance,
+            resources={"database": PostgresResource(url=database_url), "quotas": quota_resource, "http": fake_http},
+            raise_on_error=False,
+        )
+
+    return send
+
+
+def step_keys(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_START}
+
+
+def assert_each_contact_sent_once(db: psycopg.Connection, fakes: FakeProviders, setup: Setup, n: int) -> None:  # noqa: F811
+    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: n}
+    recipients = [message.to for message in fakes.messages()]
+    assert len(recipients) == len(set(recipients)) == n
+    campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)
+    assert campaign is not None and campaign.sent_count == n
+
+
+def test_a_scheduled_campaign_is_launched_and_sent_completely(
+    db: psycopg.Connection,
+    send,
+    make_campaign,  # noqa: F811
+    fakes: FakeProviders,  # noqa: F811
+) -> None:
+    setup = make_campaign(300, [BREVO, SENDGRID], launch=False)
+    db.execute("UPDATE servers SET batch_size = 40")
+
+    result = send(setup.campaign_id)
+
+    assert result.success
+    assert result.output_for_node("finalize") == "completed"
+    outcomes = result.output_for_node("send_channel")
+    assert set(outcomes) == {f"line_{line_id}" for line_id in setup.line_ids}
+    assert sum(outcome["sent"] for outcome in outcomes.values()) == 300
+    assert {outcome["status"] for outcome in outcomes.values()} == {"done"}
+    assert_each_contact_sent_once(db, fakes, setup, 300)
+    campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)
+    assert campaign is not None
+    assert campaign.status == "completed"
+    started, finished = db.execute(
+        "SELECT started_at, finished_at FROM campaigns WHERE id = %s", (setup.campaign_id,)
+    ).fetchone()
+    assert started is not None and finished is not None and started <= finished
+    lines = send_sql.lines_of(db, setup.campaign_id)
+    assert [(line.status, line.attempt) for line in lines] == [("done", 1), ("done", 1)]
+    assert sum(line.sent_count for line in lines) == 300
+    # Batches of the server's size, not one call per contact.
+    assert {call.messages for call in fakes.calls()} <= {40, 300 % 40}
+
+
+def test_a_line_at_its_quota_leaves_the_campaign_running_with_the_reason(
+    db: psycopg.Connection,
+    send,
+    make_campaign,  # noqa: F811
+    fakes: FakeProviders,  # noqa: F811
+) -> None:
+    setup = make_campaign(8, [{**SENDGRID, "max_daily_sends": 5}])
+    (line_id,) = setup.line_ids
+
+    result = send(setup.campaign_id)
+
+    assert result.success
+    assert result.output_for_node("finalize") == "running"
+    assert result.output_for_node("send_channel")[f"line_{line_id}"]["status"] == "quota_reached"
+    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 5, PENDING: 3}
+    assert fakes.sent_count("sendgrid") == 5
+    line = send_sql.line_by_id(db, line_id)
+    assert line is not None
+    tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(0), UTC)
+    assert line.status == "quota_reached"
+    assert line.reason == f"reached 5/day, stopping until {tomorrow:%Y-%m-%d} 00:00 UTC"
+    assert line.next_run_at == tomorrow
+    campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)
+    assert campaign is not None and campaign.status == "running"
+
+
+def test_selected_channel_ids_run_only_those_lines(
+    db: psycopg.Connection,
+    send,
+    make_campaign,  # noqa: F811
+    fakes: FakeProviders,  # noqa: F811
+) -> None:
+    setup = make_campaign(50, [BREVO, SENDGRID])
+    brevo_line, sendgrid_line = setup.line_ids
+
+    result = send(setup.campaign_id, [sendgrid_line])
+
+    assert result.success
+    assert step_keys(result) == {"plan_channels", f"send_channel[line_{sendgrid_line}]", "finalize"}
+    assert fakes.sent_count("brevo") == 0
+    assert fakes.sent_count("sendgrid") == 50
+    brevo, sendgrid = send_sql.lines_of(db, setup.campaign_id)
+    assert (brevo.status, brevo.sent_count, brevo.attempt, brevo.run_id) == ("pending", 0, 0, None)
+    assert (sendgrid.status, sendgrid.sent_count, sendgrid.run_id) == ("done", 50, result.run_id)
+
+
+def test_a_line_of_another_campaign_is_refused(
+    db: psycopg.Connection,
+    send,
+    make_campaign,  # noqa: F811
+    fakes: FakeProviders,  # noqa: F811
+) -> None:
+    setup = make_campaign(5, [BREVO])
+
+    result = send(setup.campaign_id, [setup.line_ids[0], 9999])
+
+    assert not result.success
+    assert f"campaign {setup.campaign_id}: 1 problem(s)\n  - line(s) [9999] do not belong to it" in failure_message(
+        result
+    )
+    assert fakes.calls() == []
+
+
+@pytest.fixture
+def unimported(db: psycopg.Connection, contacts_dir: Path, provider_keys) -> int:  # noqa: F811
+    """A configured campaign (status scheduled) whose contacts were never imported."""
+    servers.add_server(
+        db, servers.ServerSpec(name=BREVO["server"], provider="brevo", url="http://x.test", api_key_env="BREVO_API_KEY")
+    )
+    templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
+    (contacts_dir / "contacts.ndjson").write_text('{"email": "a@example.com"}\n')
+    campaign_id = campaigns.create_campaign(db, name="Black Friday", subject="Offres", template="promo")
+    line = campaigns.ChannelSpec(BREVO["sender_name"], BREVO["sender_email"], BREVO["server"])
+    campaigns.configure_campaign(
+        db, campaign_id, contact_files=["contacts.ndjson"], channels=[line], contacts_dir=contacts_dir
+    )
+    return campaign_id
+
+
+def test_a_campaign_whose_contacts_are_not_imported_fails_the_plan(
+    db: psycopg.Connection,
+    send,
+    unimported: int,
+    fakes: FakeProviders,  # noqa: F811
+) -> None:
+    result = send(unimported)
+
+    assert not result.success
+    assert f"campaign {unimported}: 1 problem(s)\n  - its contacts are not imported yet" in failure_message(result)
+    assert step_keys(result) == {"plan_channels"}
+    campaign = campaign_sql.campaign_by_id(db, unimported)
+    assert campaign is not None and campaign.status == "scheduled"
+    assert [line.status for line in send_sql.lines_of(db, unimported)] == ["pending"]
+    assert fakes.calls() == []
+
+
+def test_a_draft_campaign_fails_the_plan(db: psycopg.Connection, send) -> None:
+    templates.save_template(db, "promo", "<p>Bonjour</p>")
+    draft = campaigns.create_campaign(db, name="Brouillon", subject="Offres", template="promo")
+
+    result = send(draft)
+
+    assert not result.success
+    message = failure_message(result)
+    assert (
+        f"campaign {draft}: 1 problem(s)\n  - status is 'draft': only a scheduled campaign can be launched" in message
+    )
+    campaign = campaign_sql.campaign_by_id(db, draft)
+    assert campaign is not None and campaign.status == "draft"
+
+
+def test_an_unknown_campaign_fails_the_plan(db: psycopg.Connection, send) -> None:
+    result = send(4242)
+
+    assert not result.success
+    assert "campaign 4242 does not exist" in failure_message(result)
+
+
+def test_a_refused_api_key_stops_that_line_while_the_other_sends_everything(
+    db: psycopg.Connection,
+    send,
+    make_campaign,  # noqa: F811
+    fakes: FakeProviders,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The refused line comes first, so it claims contacts before the other line runs.
+    setup = make_campaign(120, [SENDGRID, BREVO])
+    sendgrid_line, brevo_line = setup.line_ids
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.revoked-key-0123")
+
+    result = send(setup.campaign_id)
+
+    assert result.success
+    outcomes = result.output_for_node("send_channel")
+    assert outcomes[f"line_{sendgrid_line}"]["status"] == "error"
+    assert outcomes[f"line_{brevo_line}"] == {
+        "line_id": brevo_line,
+        "status": "done",
+        "reason": "no contact left to send",
+        "sent": 120,
+    }
+    assert result.output_for_node("finalize") == "completed"
+    # SendGrid was really called, and refused the key.
+    assert [call.status for call in fakes.calls("sendgrid")] == [401]
+    assert fakes.sent_count("sendgrid") == 0
+    assert_each_contact_sent_once(db, fakes, setup, 120)
+    line = send_sql.line_by_id(db, sendgrid_line)
+    assert line is not None
+    assert line.status == "error"
+    assert line.reason is not None
+    assert line.reason.startswith("the provider refused the API key: sendgrid: the API key was refused")
+    assert "SG.revoked-key-0123" not in line.reason and DEFAULT_KEYS["sendgrid"] not in line.reason
+    assert line.sent_count == 0
