@@ -10,6 +10,7 @@ from campaign_pipelines.resources.contact_files import ContactFilesResource
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
+from campaign_pipelines.resources.tracking import TrackingResource
 from campaign_pipelines.sensors.imports import campaign_import_sensor
 from campaign_pipelines.sensors.sending import campaign_launch_sensor, relaunch_stalled, stalled_lines_sensor
 
@@ -23,5 +24,6 @@ defs = dg.Definitions(
         "contact_files": ContactFilesResource(directory=dg.EnvVar("CONTACTS_DIR")),
         "quotas": QuotaResource(redis_url=dg.EnvVar("REDIS_URL")),
         "http": HttpClientResource(),
+        "tracking": TrackingResource(base_url=dg.EnvVar("TRACKING_BASE_URL"), secret=dg.EnvVar("TRACKING_SECRET")),
     },
 )

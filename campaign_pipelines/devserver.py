@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -131,7 +132,19 @@ def _child_env(url: str) -> dict[str, str]:
         "CONTACTS_DIR": str(Path(os.environ.get("CONTACTS_DIR") or REPO / "contacts").resolve()),
         # Empty: daily quota counters live in PostgreSQL (Redis when set).
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        "TRACKING_SECRET": os.environ.get("TRACKING_SECRET") or _local_tracking_secret(),
+        "TRACKING_BASE_URL": os.environ.get("TRACKING_BASE_URL")
+        or f"http://localhost:{os.environ.get('TRACKING_PORT', '8080')}",
     }
+
+
+def _local_tracking_secret() -> str:
+    """A random secret kept in the local data folder, so tokens stay valid across restarts."""
+    path = settings.home() / "tracking_secret"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()
 
 
 def _services() -> list[Service]:

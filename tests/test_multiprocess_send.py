@@ -84,6 +84,8 @@ def test_three_lines_send_at_the_same_time_through_the_multiprocess_executor(
             "DATABASE_URL": database_url,
             "CONTACTS_DIR": str(contacts_dir),
             "REDIS_URL": REDIS_URL,
+            "TRACKING_BASE_URL": "https://t.example.com",
+            "TRACKING_SECRET": "test-secret",
         }
         command = [str(Path(sys.executable).with_name("dagster")), "job", "execute"]
         command += ["-m", "campaign_pipelines.definitions", "-j", "send_campaign", "-c", str(config)]

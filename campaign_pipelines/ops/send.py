@@ -14,8 +14,9 @@ from campaign_pipelines.partitions import campaign_key
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
+from campaign_pipelines.resources.tracking import TrackingResource
 from campaign_pipelines.sending import campaign as lifecycle
-from campaign_pipelines.sending.line import LineOutcome, LineSender
+from campaign_pipelines.sending.line import STALE_AFTER_S, LineOutcome, LineSender
 from campaign_pipelines.store import sending as send_sql
 
 # Every line of a campaign must really send at once (the default is one step per CPU).
@@ -40,7 +41,9 @@ def plan_channels(
 ) -> Iterator[dg.Output | dg.DynamicOutput]:
     with database.connect() as conn:
         campaign = lifecycle.launch(conn, config.campaign_id)
-        lines = lifecycle.lines_to_run(conn, campaign.id, config.channel_ids)
+        lines = lifecycle.lines_to_run(
+            conn, campaign.id, config.channel_ids, run_id=context.run_id, stale_after_s=STALE_AFTER_S
+        )
         # This run now owns its lines: the relaunch sensor leaves them alone.
         send_sql.lease_lines(conn, [line.id for line in lines], context.run_id)
     context.log.info(
@@ -59,6 +62,7 @@ def send_channel(
     database: PostgresResource,
     quotas: QuotaResource,
     http: HttpClientResource,
+    tracking: TrackingResource,
 ) -> dict:
     last_report = time.monotonic()
 
@@ -71,7 +75,13 @@ def send_channel(
 
     with database.connect() as conn, http.client() as client:
         sender = LineSender(
-            conn, line_id, run_id=context.run_id, quotas=quotas.store(conn), client=client, on_progress=report
+            conn,
+            line_id,
+            run_id=context.run_id,
+            quotas=quotas.store(conn),
+            client=client,
+            on_progress=report,
+            tracking=tracking.config(),
         )
         outcome = sender.run()
         line = sender.line

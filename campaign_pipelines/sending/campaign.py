@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -47,14 +48,21 @@ def launch(conn: psycopg.Connection, campaign_id: int) -> campaign_sql.CampaignR
     return updated
 
 
-def lines_to_run(conn: psycopg.Connection, campaign_id: int, selected: list[int] | None) -> list[send_sql.LineState]:
+def lines_to_run(
+    conn: psycopg.Connection, campaign_id: int, selected: list[int] | None, *, run_id: str, stale_after_s: float
+) -> list[send_sql.LineState]:
+    """The lines this run should send: the selected ones, else every runnable one, never a line
+    another live run is sending."""
     lines = send_sql.lines_of(conn, campaign_id)
     if selected:
         unknown = sorted(set(selected) - {line.id for line in lines})
         if unknown:
             raise ValidationError(f"campaign {campaign_id}", [f"line(s) {unknown} do not belong to it"])
-        return [line for line in lines if line.id in selected]
-    return [line for line in lines if line.status in RUNNABLE]
+        lines = [line for line in lines if line.id in selected]
+    else:
+        lines = [line for line in lines if line.status in RUNNABLE]
+    now = datetime.now(UTC)
+    return [line for line in lines if not send_sql.held_by_live_run(line, run_id, stale_after_s=stale_after_s, now=now)]
 
 
 def finish(conn: psycopg.Connection, campaign_id: int) -> CampaignProgress:

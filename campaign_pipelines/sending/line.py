@@ -86,6 +86,10 @@ class _Stop(Exception):
         self.next_run_at = next_run_at
 
 
+class _Lost(Exception):
+    """Another run owns the line now: stop without touching its state."""
+
+
 class LineSender:
     def __init__(
         self,
@@ -143,6 +147,8 @@ class LineSender:
         except _Stop as stop:
             outcome.status, outcome.reason = stop.status, stop.reason
             send_sql.set_line_state(self._conn, line.id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at)
+        except _Lost:
+            outcome.reason = "another run took this line over"
         outcome.seconds = time.monotonic() - started
         outcome.undefined_variables = self._renderer.undefined_variables if self._renderer else 0
         return outcome
@@ -178,7 +184,10 @@ class LineSender:
         if not force and now - self._last_control < CONTROL_EVERY_S:
             return
         self._last_control = now
-        status = send_sql.heartbeat(self._conn, self._line_id)
+        status = send_sql.heartbeat(self._conn, self._line_id, self._run_id)
+        if status == "lost":
+            # Another run took the line over (this one was thought dead): leave it to that run.
+            raise _Lost()
         if status == "paused":
             raise _Stop("paused", "paused by an operator")
         if status == "cancelled":
@@ -336,7 +345,7 @@ class LineSender:
 
     def _heartbeat_while_waiting(self, seconds: float, error: ProviderError) -> None:
         # Only a heartbeat: a pause during a provider wait is honoured once the batch is recorded.
-        send_sql.heartbeat(self._conn, self._line_id)
+        send_sql.heartbeat(self._conn, self._line_id, self._run_id)
 
     def _message(self, contact_id: int, email: str, attributes: dict) -> OutgoingMessage:
         assert self._renderer is not None

@@ -245,16 +245,33 @@ def claim_line(conn: psycopg.Connection, line_id: int, run_id: str, *, stale_aft
     return row is not None
 
 
-def heartbeat(conn: psycopg.Connection, line_id: int) -> str:
-    """Refresh the line's heartbeat; returns its status so a pause or cancel is seen at once."""
+def heartbeat(conn: psycopg.Connection, line_id: int, run_id: str) -> str:
+    """Refresh the line's heartbeat if `run_id` still owns it.
+
+    Returns "paused" or "cancelled" when the campaign is, "lost" when another run owns the
+    line, else the line's status.
+    """
     row = conn.execute(
-        "UPDATE campaign_channels l SET heartbeat_at = now() FROM campaigns c"
-        " WHERE l.id = %s AND c.id = l.campaign_id RETURNING l.status, c.status",
-        (line_id,),
+        "UPDATE campaign_channels l SET heartbeat_at = CASE WHEN l.run_id = %s THEN now() ELSE l.heartbeat_at END"
+        " FROM campaigns c WHERE l.id = %s AND c.id = l.campaign_id RETURNING l.status, l.run_id, c.status",
+        (run_id, line_id),
     ).fetchone()
     assert row is not None
-    line_status, campaign_status = row
-    return campaign_status if campaign_status in ("paused", "cancelled") else line_status
+    line_status, owner, campaign_status = row
+    if campaign_status in ("paused", "cancelled"):
+        return campaign_status
+    return line_status if owner == run_id else "lost"
+
+
+def held_by_live_run(line: LineState, run_id: str, *, stale_after_s: float, now: datetime) -> bool:
+    """Whether another run is sending this line and alive (the same rule as `claim_line`)."""
+    return (
+        line.status == "sending"
+        and line.run_id is not None
+        and line.run_id != run_id
+        and line.heartbeat_at is not None
+        and (now - line.heartbeat_at).total_seconds() < stale_after_s
+    )
 
 
 def lease_lines(conn: psycopg.Connection, line_ids: Sequence[int], run_id: str | None) -> int:

@@ -18,6 +18,7 @@ from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.ops.send import SendConfig, send_campaign
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.resources.http import HttpClientResource
+from campaign_pipelines.resources.tracking import TrackingResource
 from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
@@ -56,7 +57,12 @@ def send(
                 ops={"plan_channels": SendConfig(campaign_id=campaign_id, channel_ids=channel_ids)}
             ),
             instance=instance,
-            resources={"database": PostgresResource(url=database_url), "quotas": quota_resource, "http": fake_http},
+            resources={
+                "database": PostgresResource(url=database_url),
+                "quotas": quota_resource,
+                "http": fake_http,
+                "tracking": TrackingResource(base_url="https://t.example.com", secret="test-secret"),
+            },
             raise_on_error=False,
         )
 

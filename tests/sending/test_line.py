@@ -86,3 +86,30 @@ def test_a_future_start_date_ends_the_step_until_then(db, make_campaign, run_lin
 
     later = run_line(setup.line_ids[0], clock=FakeClock(start))
     assert (later.status, later.sent) == ("done", 3)
+
+
+def test_a_line_held_by_a_live_run_is_left_to_it(db, make_campaign) -> None:
+    setup = make_campaign(5, [BREVO, SENDGRID])
+    held, free = setup.line_ids
+    db.execute(
+        "UPDATE campaign_channels SET status = 'sending', run_id = 'other', heartbeat_at = now() WHERE id = %s", (held,)
+    )
+
+    planned = lifecycle.lines_to_run(db, setup.campaign_id, None, run_id="mine", stale_after_s=120)
+
+    assert [line.id for line in planned] == [free]
+
+
+def test_a_run_whose_line_was_taken_over_stops_without_touching_it(db, make_campaign, run_line, monkeypatch) -> None:
+    monkeypatch.setattr("campaign_pipelines.sending.line.CONTROL_EVERY_S", 0.0)
+    setup = make_campaign(50, [{**SENDGRID, "send_frequency_minutes": 1}])
+    line_id = setup.line_ids[0]
+
+    def intruder_takes_over(outcome) -> None:
+        db.execute("UPDATE campaign_channels SET run_id = 'intruder' WHERE id = %s", (line_id,))
+
+    outcome = run_line(line_id, on_progress=intruder_takes_over)
+
+    assert outcome.sent == 1 and outcome.reason == "another run took this line over"
+    line = send_sql.line_by_id(db, line_id)
+    assert (line.status, line.run_id) == ("sending", "intruder")

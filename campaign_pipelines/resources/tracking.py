@@ -1,0 +1,27 @@
+"""How sent messages are tracked: the tracking app's public URL and the token secret."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+from campaign_pipelines.rendering import Tracking
+
+
+class TrackingResource(dg.ConfigurableResource):
+    base_url: str = Field(description="Public URL of the tracking app (TRACKING_BASE_URL), e.g. https://t.example.com.")
+    secret: str = Field(
+        description="Secret signing the tracking tokens (TRACKING_SECRET); shared with the tracking app."
+    )
+    unsubscribe_mailto: str = Field(
+        default="", description="Address also offered in List-Unsubscribe (mailto:); empty = the URL only."
+    )
+    feedback_sender_id: str = Field(default="", description="Sender id in the Feedback-ID header (Gmail FBL).")
+
+    def config(self) -> Tracking:
+        return Tracking(
+            base_url=self.base_url,
+            secret=self.secret.encode(),
+            unsubscribe_mailto=self.unsubscribe_mailto or None,
+            feedback_sender_id=self.feedback_sender_id or None,
+        )
