@@ -111,7 +111,9 @@ def quota_namespace() -> Iterator[str]:
 def run_line(database_url: str, fakes: FakeProviders, quota_namespace: str) -> Callable[..., LineOutcome]:
     """Run one line to its end through the in-process fakes, with its own connection, as a worker does."""
 
-    def run(line_id: int, *, clock=None, run_id: str | None = None, on_progress=None, client=None) -> LineOutcome:
+    def run(
+        line_id: int, *, clock=None, run_id: str | None = None, on_progress=None, client=None, tracking=None
+    ) -> LineOutcome:
         with connect(database_url) as conn, client or httpx.Client(transport=fakes.transport(), timeout=5) as http:
             quotas = RedisQuotas(redis.Redis.from_url(REDIS_URL), quota_namespace)
             sender = LineSender(
@@ -122,6 +124,7 @@ def run_line(database_url: str, fakes: FakeProviders, quota_namespace: str) -> C
                 client=http,
                 clock=clock or FakeClock(MIDNIGHT),
                 on_progress=on_progress,
+                tracking=tracking,
             )
             return sender.run()
 
