@@ -1,9 +1,9 @@
 """The `campaigns` command: servers, templates, the two campaign steps, then launching,
-controlling and watching the sends, from a terminal.
+controlling and watching the sends, and the global blacklist, from a terminal.
 
 Each command is a thin shell over the plain functions the Dagster admin jobs call too
-(servers, templates, campaigns, contacts.campaign_import, sending.campaign): validation and
-SQL live there. `watch` only reads the database; the sends themselves run in Dagster.
+(servers, templates, campaigns, contacts.campaign_import, sending.campaign, blacklist): validation
+and SQL live there. `watch` only reads the database; the sends themselves run in Dagster.
 Exit status: 0 done, 1 refused (the message lists every problem), 2 bad command line.
 """
 
@@ -29,7 +29,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from campaign_pipelines import campaigns, servers, settings, templates
+from campaign_pipelines import blacklist, campaigns, servers, settings, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
 from campaign_pipelines.contacts.loader import ImportReport
 from campaign_pipelines.contacts.reader import ContactFileError
@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_commands(groups)
     _add_template_commands(groups)
     _add_campaign_commands(groups)
+    _add_blacklist_commands(groups)
     return parser
 
 
@@ -735,6 +736,128 @@ def _campaign(conn: psycopg.Connection, campaign_id: int) -> campaign_sql.Campai
 def _to_send(campaign: campaign_sql.CampaignRow) -> int:
     """The contacts the campaign goes to: blacklisted ones are never sent."""
     return max(campaign.nbre_contacts - campaign.blacklisted_contacts, 0)
+
+
+# --- blacklist ---------------------------------------------------------------------------
+
+# Sources whose addresses hurt the sending domain's reputation when mailed again.
+_HARMFUL_SOURCES = ("complaint", "hard_bounce")
+
+
+def _add_blacklist_commands(groups: argparse._SubParsersAction) -> None:
+    commands = _group(
+        groups,
+        "blacklist",
+        "the global blacklist: addresses no campaign sends to",
+        "The global blacklist (the seed's 'liste noire'): addresses no campaign ever sends to. Unsubscribes,"
+        " spam complaints and hard bounces add themselves (the tracking app and the providers' webhooks), soft"
+        " bounces once an address has SOFT_BOUNCE_LIMIT of them (default 3); 'add' and 'remove' are yours."
+        " Imports count blacklisted contacts out and sending skips them from its next batch on.",
+        "examples:\n"
+        "  campaigns blacklist list --source complaint\n"
+        '  campaigns blacklist add jean.dupont@example.com --reason "asked by phone"\n'
+        "  campaigns blacklist remove jean.dupont@example.com\n"
+        "  campaigns blacklist export --output blacklist.csv",
+    )
+    listing = _command(commands, "list", _blacklist_list, "List the blacklisted addresses, newest first.")
+    listing.add_argument(
+        "--source", choices=blacklist.SOURCES, help="only the addresses from this source (default: all)"
+    )
+    listing.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="how many addresses to show (default: %(default)s)",
+    )
+
+    add = _command(
+        commands,
+        "add",
+        _blacklist_add,
+        "Blacklist an address (source 'manual'): no campaign sends to it from its next batch on.",
+        'example:\n  campaigns blacklist add jean.dupont@example.com --reason "asked by phone"',
+    )
+    add.add_argument("email", metavar="EMAIL", help="the address; it is trimmed and lower-cased")
+    add.add_argument("--reason", metavar="TEXT", help=f"why, shown by 'list' (default: '{blacklist.MANUAL_REASON}')")
+
+    remove = _command(
+        commands, "remove", _blacklist_remove, "Take an address off the blacklist: campaigns may send to it again."
+    )
+    remove.add_argument("email", metavar="EMAIL", help="the address")
+
+    export = _command(
+        commands,
+        "export",
+        _blacklist_export,
+        "Write the whole blacklist as CSV (email,reason,source,created_at), by address.",
+        _wrap("Rows stream from the database: millions of addresses take no more memory than a few.")
+        + "\n\nexamples:\n  campaigns blacklist export --output blacklist.csv\n"
+        "  campaigns blacklist export | gzip > blacklist.csv.gz",
+    )
+    export.add_argument("--output", type=Path, metavar="FILE", help="write to this file (default: standard output)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _blacklist_list(args: argparse.Namespace, db: _Database) -> None:
+    rows = blacklist.entries(db.conn, source=args.source, limit=args.limit)
+    _print_table(
+        ("email", "source", "reason", "added"),
+        [(entry.email, entry.source, entry.reason, entry.created_at) for entry in rows],
+        empty="the blacklist is empty" if args.source is None else f"no address blacklisted by {args.source}",
+    )
+    if len(rows) == args.limit:
+        print(f"(the newest {args.limit:,}: --limit shows more, 'campaigns blacklist export' writes them all)")
+
+
+def _blacklist_add(args: argparse.Namespace, db: _Database) -> None:
+    entry, created = blacklist.add(db.conn, args.email, args.reason)
+    if created:
+        print(f"{entry.email} blacklisted: no campaign sends to it from its next batch on")
+    else:
+        print(f"{entry.email} was already blacklisted ({entry.source}, {_cell(entry.created_at)}): {entry.reason}")
+
+
+def _blacklist_remove(args: argparse.Namespace, db: _Database) -> None:
+    entry = blacklist.remove(db.conn, args.email)
+    print(f"{entry.email} removed from the blacklist (it was {entry.source}: {entry.reason})")
+    if entry.source in _HARMFUL_SOURCES:
+        print(
+            f"warning: {entry.email} was blacklisted after a {entry.source.replace('_', ' ')};"
+            " mailing it again hurts the sending domain's reputation",
+            file=sys.stderr,
+        )
+
+
+def _blacklist_export(args: argparse.Namespace, db: _Database) -> None:
+    if args.output is None:
+        count = blacklist.export_csv(db.conn, sys.stdout)
+        print(f"{count:,} blacklisted address(es) exported", file=sys.stderr)
+        return
+    path = args.output.expanduser()
+    # Written beside it, then renamed: FILE is never left half-written.
+    partial = path.with_name(path.name + ".partial")
+    done = False
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as out:
+            count = blacklist.export_csv(db.conn, out)
+        partial.replace(path)
+        done = True
+    except OSError as error:
+        raise ValidationError(f"output file {path}", [f"cannot write it: {error.strerror or error}"]) from None
+    finally:
+        if not done:
+            partial.unlink(missing_ok=True)
+    print(f"{count:,} blacklisted address(es) exported to {path}")
 
 
 # --- watch: live progress ----------------------------------------------------------------
