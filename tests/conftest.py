@@ -20,7 +20,17 @@ from campaign_pipelines.settings import start_embedded_postgres, with_database
 from campaign_pipelines.store.connection import connect, ensure_schema
 
 _DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-_TABLES = ("campaign_channels", "campaigns", "templates", "servers", "blacklist", "daily_counters")
+_TABLES = (
+    "campaign_channels",
+    "campaigns",
+    "templates",
+    "servers",
+    "blacklist",
+    "daily_counters",
+    "tracking_events",
+    "delivery_events",
+    "webhook_tokens",
+)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
@@ -28,13 +27,6 @@ from campaign_pipelines.store.contacts import contact_table, create_contact_tabl
 
 CAMPAIGN = 12
 WHEN = datetime(2025, 11, 28, 8, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(db: psycopg.Connection) -> Iterator[psycopg.Connection]:
-    """The shared emptied database, also without the delivery events and webhook tokens of earlier tests."""
-    db.execute("TRUNCATE delivery_events, webhook_tokens RESTART IDENTITY")
-    yield db
 
 
 @pytest.fixture

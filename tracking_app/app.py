@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from tracking_app import clicks, pixel, unsubscribe
+from tracking_app import clicks, pixel, unsubscribe, webhooks
 from tracking_app.database import Database
 from tracking_app.events import EventWriter
 from tracking_app.links import LinkTables
@@ -38,6 +38,7 @@ routes: list[BaseRoute] = [
     *pixel.routes,
     *clicks.routes,
     *unsubscribe.routes,
+    *webhooks.routes,
     Route("/healthz", healthz, methods=["GET"]),
 ]
 

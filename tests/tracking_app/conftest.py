@@ -57,15 +57,8 @@ def add_campaign(
 
 
 @pytest.fixture
-def tracking_db(db: psycopg.Connection) -> psycopg.Connection:
-    """The emptied test database, tracking events included."""
-    db.execute("TRUNCATE tracking_events RESTART IDENTITY")
-    return db
-
-
-@pytest.fixture
-def campaign(tracking_db: psycopg.Connection) -> Campaign:
-    return add_campaign(tracking_db, 5)
+def campaign(db: psycopg.Connection) -> Campaign:
+    return add_campaign(db, 5)
 
 
 @pytest.fixture

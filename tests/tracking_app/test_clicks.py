@@ -10,15 +10,13 @@ from campaign_pipelines.tracking.tokens import make_token
 from tests.tracking_app.conftest import LINKS, SECRET, Campaign, add_campaign, events, stop, wait_for_events
 
 
-def test_a_click_redirects_to_the_stored_link_and_is_recorded(
-    client: TestClient, campaign: Campaign, tracking_db
-) -> None:
+def test_a_click_redirects_to_the_stored_link_and_is_recorded(client: TestClient, campaign: Campaign, db) -> None:
     response = client.get(f"/c/{campaign.token(2)}/1", headers={"User-Agent": "Mozilla/5.0"})
 
     assert response.status_code == 302
     assert response.headers["location"] == "https://shop.example.com/vip"
     assert "no-store" in response.headers["cache-control"]
-    [event] = wait_for_events(tracking_db, 1)
+    [event] = wait_for_events(db, 1)
     assert (event["campaign_id"], event["contact_id"]) == (campaign.id, campaign.contact_ids[2])
     assert (event["kind"], event["link_idx"], event["flag"]) == (2, 1, 0)
 
@@ -29,8 +27,8 @@ def test_links_keep_their_query_strings_as_a_browser_reads_the_href(client: Test
     assert client.get(f"/c/{campaign.token()}/2").headers["location"] == "https://x.example/a?b=1&c=2"
 
 
-def test_each_campaign_redirects_only_to_its_own_links(client: TestClient, campaign: Campaign, tracking_db) -> None:
-    other = add_campaign(tracking_db, 1, links=["https://other.example/only"])
+def test_each_campaign_redirects_only_to_its_own_links(client: TestClient, campaign: Campaign, db) -> None:
+    other = add_campaign(db, 1, links=["https://other.example/only"])
 
     assert client.get(f"/c/{other.token()}/0").headers["location"] == "https://other.example/only"
     assert client.get(f"/c/{other.token()}/1").status_code == 404
@@ -58,7 +56,7 @@ def test_each_campaign_redirects_only_to_its_own_links(client: TestClient, campa
     ],
 )
 def test_unknown_links_and_redirect_attempts_are_404_and_never_recorded(
-    client: TestClient, campaign: Campaign, tracking_db, tail: str
+    client: TestClient, campaign: Campaign, db, tail: str
 ) -> None:
     response = client.get(f"/c/{campaign.token()}/{tail}")
 
@@ -68,7 +66,7 @@ def test_unknown_links_and_redirect_attempts_are_404_and_never_recorded(
     assert response.status_code == 404
     assert "location" not in response.headers
     stop(client)
-    assert events(tracking_db) == []
+    assert events(db) == []
 
 
 def test_absolute_and_scheme_relative_paths_are_404(client: TestClient, campaign: Campaign) -> None:
@@ -78,45 +76,45 @@ def test_absolute_and_scheme_relative_paths_are_404(client: TestClient, campaign
         assert "location" not in response.headers
 
 
-def test_a_forged_token_cannot_use_a_real_link(client: TestClient, campaign: Campaign, tracking_db) -> None:
+def test_a_forged_token_cannot_use_a_real_link(client: TestClient, campaign: Campaign, db) -> None:
     forged = make_token(b"not-the-secret", campaign.id, campaign.contact_ids[0])
 
     assert client.get(f"/c/{forged}/0").status_code == 404
     stop(client)
-    assert events(tracking_db) == []
+    assert events(db) == []
 
 
-def test_a_link_table_without_http_urls_redirects_nowhere(client: TestClient, tracking_db) -> None:
+def test_a_link_table_without_http_urls_redirects_nowhere(client: TestClient, db) -> None:
     # Sending stores only http(s) hrefs; anything else in the table is never a redirect target.
-    other = add_campaign(tracking_db, 1, links=["javascript:alert(1)", "https://ok.example/"])
+    other = add_campaign(db, 1, links=["javascript:alert(1)", "https://ok.example/"])
 
     assert client.get(f"/c/{other.token()}/0").status_code == 404
     assert client.get(f"/c/{other.token()}/1").headers["location"] == "https://ok.example/"
 
 
-def test_a_link_table_is_read_once_per_campaign(client: TestClient, campaign: Campaign, tracking_db) -> None:
+def test_a_link_table_is_read_once_per_campaign(client: TestClient, campaign: Campaign, db) -> None:
     assert client.get(f"/c/{campaign.token()}/0").status_code == 302
-    tracking_db.execute("DELETE FROM campaign_links WHERE campaign_id = %s", (campaign.id,))
+    db.execute("DELETE FROM campaign_links WHERE campaign_id = %s", (campaign.id,))
 
     # Links never change once stored: the cached table still answers.
     assert client.get(f"/c/{campaign.token(1)}/1").headers["location"] == LINKS[1]
 
 
-def test_a_campaign_whose_links_are_not_stored_yet_is_read_again(client: TestClient, tracking_db) -> None:
-    other = add_campaign(tracking_db, 1, links=[])
+def test_a_campaign_whose_links_are_not_stored_yet_is_read_again(client: TestClient, db) -> None:
+    other = add_campaign(db, 1, links=[])
     assert client.get(f"/c/{other.token()}/0").status_code == 404
 
-    tracking_sql.save_links(tracking_db, other.id, ["https://late.example/"])
+    tracking_sql.save_links(db, other.id, ["https://late.example/"])
 
     assert client.get(f"/c/{other.token()}/0").headers["location"] == "https://late.example/"
 
 
-def test_the_link_cache_is_bounded(make_client, tracking_db) -> None:
+def test_the_link_cache_is_bounded(make_client, db) -> None:
     client = make_client(link_cache_campaigns=2)
-    made = [add_campaign(tracking_db, 1, links=[f"https://c{i}.example/"]) for i in range(4)]
+    made = [add_campaign(db, 1, links=[f"https://c{i}.example/"]) for i in range(4)]
     for each in made:
         assert client.get(f"/c/{each.token()}/0").status_code == 302
-    tracking_db.execute("DELETE FROM campaign_links")
+    db.execute("DELETE FROM campaign_links")
 
     # Only the last two campaigns are still cached; the first ones are read again (and now have no links).
     assert client.get(f"/c/{made[3].token()}/0").status_code == 302
@@ -124,11 +122,11 @@ def test_the_link_cache_is_bounded(make_client, tracking_db) -> None:
     assert client.get(f"/c/{made[0].token()}/0").status_code == 404
 
 
-def test_head_on_a_link_redirects_and_is_flagged_prefetch(client: TestClient, campaign: Campaign, tracking_db) -> None:
+def test_head_on_a_link_redirects_and_is_flagged_prefetch(client: TestClient, campaign: Campaign, db) -> None:
     response = client.head(f"/c/{campaign.token()}/0")
 
     assert response.status_code == 302
-    [event] = wait_for_events(tracking_db, 1)
+    [event] = wait_for_events(db, 1)
     assert (event["kind"], event["flag"]) == (2, 3)
 
 

@@ -43,7 +43,7 @@ def _wait(condition, timeout_s: float = 10) -> None:
 
 
 def test_events_are_kept_while_the_database_is_down_and_written_when_it_is_back(
-    settings: Settings, campaign: Campaign, tracking_db, caplog: pytest.LogCaptureFixture
+    settings: Settings, campaign: Campaign, db, caplog: pytest.LogCaptureFixture
 ) -> None:
     database = FlakyDatabase(settings.database_url)
     writer = EventWriter(replace(settings, flush_interval_s=0.02), connect=database.connect)
@@ -52,14 +52,14 @@ def test_events_are_kept_while_the_database_is_down_and_written_when_it_is_back(
         for _ in range(100):
             writer.record(_hit(campaign))
         _wait(lambda: database.attempts >= 2)
-        assert writer.buffered == 100 and events(tracking_db) == []
+        assert writer.buffered == 100 and events(db) == []
 
         database.up = True
         _wait(lambda: writer.written == 100)
     finally:
         writer.close()
 
-    assert len(events(tracking_db)) == 100
+    assert len(events(db)) == 100
     assert "cannot write to PostgreSQL (connection refused (simulated)); keeping 100 events in memory" in caplog.text
     assert "PostgreSQL is back" in caplog.text
 
@@ -81,7 +81,7 @@ def test_the_buffer_is_bounded_and_what_it_drops_is_counted_and_logged(
 
 
 def test_a_row_postgresql_refuses_does_not_hold_back_the_others(
-    settings: Settings, campaign: Campaign, tracking_db, caplog: pytest.LogCaptureFixture
+    settings: Settings, campaign: Campaign, db, caplog: pytest.LogCaptureFixture
 ) -> None:
     writer = EventWriter(replace(settings, flush_interval_s=60))
     writer.start()
@@ -90,7 +90,7 @@ def test_a_row_postgresql_refuses_does_not_hold_back_the_others(
     writer.record(_hit(campaign, 1))
     writer.close()
 
-    assert [event["contact_id"] for event in events(tracking_db)] == campaign.contact_ids[:2]
+    assert [event["contact_id"] for event in events(db)] == campaign.contact_ids[:2]
     assert (writer.written, writer.rejected) == (2, 1)
     assert caplog.records[-1].levelno == logging.ERROR
     assert f"refused the event of contact {2**63} in campaign {campaign.id}" in caplog.text

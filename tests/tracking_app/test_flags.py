@@ -60,74 +60,74 @@ def test_flags(ip: str | None, agent: str | None, referrer: str | None, head: bo
     assert flag_of(ipaddress.ip_address(ip) if ip else None, agent, referrer, head) == flag
 
 
-def test_head_on_the_pixel_is_a_prefetch(client: TestClient, campaign: Campaign, tracking_db) -> None:
+def test_head_on_the_pixel_is_a_prefetch(client: TestClient, campaign: Campaign, db) -> None:
     response = client.head(f"/o/{campaign.token()}.gif")
 
     assert response.status_code == 200 and response.content == b""
-    [event] = wait_for_events(tracking_db, 1)
+    [event] = wait_for_events(db, 1)
     assert (event["kind"], event["flag"]) == (1, PREFETCH)
 
 
-def test_an_apple_proxy_behind_the_load_balancer_is_mpp(make_client, campaign: Campaign, tracking_db) -> None:
+def test_an_apple_proxy_behind_the_load_balancer_is_mpp(make_client, campaign: Campaign, db) -> None:
     client = make_client(peer=PROXY)
 
     client.get(f"/o/{campaign.token()}.gif", headers={"X-Forwarded-For": "17.58.100.7", "User-Agent": "Mozilla/5.0"})
 
-    [event] = wait_for_events(tracking_db, 1)
+    [event] = wait_for_events(db, 1)
     assert (event["ip"], event["flag"]) == ("17.58.100.7", APPLE_MPP)
 
 
 def test_an_apple_address_claimed_by_an_untrusted_client_is_not_believed(
-    client: TestClient, campaign: Campaign, tracking_db
+    client: TestClient, campaign: Campaign, db
 ) -> None:
     client.get(f"/o/{campaign.token()}.gif", headers={"X-Forwarded-For": "17.58.100.7", "User-Agent": BROWSER})
 
-    [event] = wait_for_events(tracking_db, 1)
+    [event] = wait_for_events(db, 1)
     assert (event["ip"], event["flag"]) == ("198.51.100.20", HUMAN)
 
 
-def test_a_scanner_user_agent_is_a_scanner(client: TestClient, campaign: Campaign, tracking_db) -> None:
+def test_a_scanner_user_agent_is_a_scanner(client: TestClient, campaign: Campaign, db) -> None:
     client.get(f"/c/{campaign.token()}/0", headers={"User-Agent": "Mozilla/5.0 (compatible; Barracuda Sentinel)"})
     client.get(f"/o/{campaign.token(1)}.gif", headers={"Referer": "https://nam02.safelinks.protection.outlook.com/"})
 
-    assert [event["flag"] for event in wait_for_events(tracking_db, 2)] == [SCANNER, SCANNER]
+    assert [event["flag"] for event in wait_for_events(db, 2)] == [SCANNER, SCANNER]
 
 
-def test_microsoft_networks_are_scanners(make_client, campaign: Campaign, tracking_db) -> None:
+def test_microsoft_networks_are_scanners(make_client, campaign: Campaign, db) -> None:
     make_client(peer="40.92.5.6").get(f"/c/{campaign.token()}/1", headers={"User-Agent": BROWSER})
 
-    [event] = wait_for_events(tracking_db, 1)
+    [event] = wait_for_events(db, 1)
     assert (event["ip"], event["flag"]) == ("40.92.5.6", SCANNER)
 
 
-def test_an_event_within_seconds_of_the_send_is_a_prefetch(make_client, tracking_db) -> None:
-    just_sent = add_campaign(tracking_db, 2, sent_ago_s=1)
-    long_ago = add_campaign(tracking_db, 1, sent_ago_s=3600)
+def test_an_event_within_seconds_of_the_send_is_a_prefetch(make_client, db) -> None:
+    just_sent = add_campaign(db, 2, sent_ago_s=1)
+    long_ago = add_campaign(db, 1, sent_ago_s=3600)
     client = make_client(prefetch_s=10)
 
     client.get(f"/o/{just_sent.token()}.gif", headers={"User-Agent": BROWSER})
     client.get(f"/c/{just_sent.token(1)}/0", headers={"User-Agent": BROWSER})
     client.get(f"/o/{long_ago.token()}.gif", headers={"User-Agent": BROWSER})
 
-    flags = {(e["campaign_id"], e["kind"]): e["flag"] for e in wait_for_events(tracking_db, 3)}
+    flags = {(e["campaign_id"], e["kind"]): e["flag"] for e in wait_for_events(db, 3)}
     assert flags == {(just_sent.id, 1): PREFETCH, (just_sent.id, 2): PREFETCH, (long_ago.id, 1): HUMAN}
 
 
 def test_a_contact_never_sent_or_a_deleted_campaign_is_not_flagged_by_send_time(
-    client: TestClient, campaign: Campaign, tracking_db
+    client: TestClient, campaign: Campaign, db
 ) -> None:
-    tracking_db.execute(f"UPDATE contacts_campaign_{campaign.id} SET attempted_at = NULL WHERE id = %s", [1])
-    gone = add_campaign(tracking_db, 1, sent_ago_s=1)
-    tracking_db.execute(f"DROP TABLE contacts_campaign_{gone.id}")
+    db.execute(f"UPDATE contacts_campaign_{campaign.id} SET attempted_at = NULL WHERE id = %s", [1])
+    gone = add_campaign(db, 1, sent_ago_s=1)
+    db.execute(f"DROP TABLE contacts_campaign_{gone.id}")
 
     client.get(f"/o/{campaign.token(0)}.gif", headers={"User-Agent": BROWSER})
     client.get(f"/o/{gone.token()}.gif", headers={"User-Agent": BROWSER})
 
-    assert [event["flag"] for event in wait_for_events(tracking_db, 2)] == [HUMAN, HUMAN]
+    assert [event["flag"] for event in wait_for_events(db, 2)] == [HUMAN, HUMAN]
 
 
-def test_user_agents_are_cut_at_512_characters(client: TestClient, campaign: Campaign, tracking_db) -> None:
+def test_user_agents_are_cut_at_512_characters(client: TestClient, campaign: Campaign, db) -> None:
     client.get(f"/o/{campaign.token()}.gif", headers={"User-Agent": "M" * 2000})
 
-    [event] = wait_for_events(tracking_db, 1)
+    [event] = wait_for_events(db, 1)
     assert event["user_agent"] == "M" * 512

@@ -10,37 +10,37 @@ from tests.tracking_app.conftest import Campaign, events, stop, wait_for_events
 from tracking_app.pixel import GIF
 
 
-def test_the_pixel_is_a_transparent_gif_never_cached(client: TestClient, campaign: Campaign, tracking_db) -> None:
+def test_the_pixel_is_a_transparent_gif_never_cached(client: TestClient, campaign: Campaign, db) -> None:
     response = client.get(f"/o/{campaign.token(1)}.gif", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0)"})
 
     assert response.status_code == 200
     assert response.content == GIF and len(GIF) == 43 and GIF.startswith(b"GIF89a")
     assert response.headers["content-type"] == "image/gif"
     assert response.headers["cache-control"] == "no-store, no-cache, must-revalidate, private"
-    [event] = wait_for_events(tracking_db, 1)
+    [event] = wait_for_events(db, 1)
     assert event["campaign_id"] == campaign.id and event["contact_id"] == campaign.contact_ids[1]
     assert (event["kind"], event["link_idx"], event["flag"]) == (1, None, 0)
     assert event["ip"] == "198.51.100.20"
     assert event["user_agent"] == "Mozilla/5.0 (Windows NT 10.0)"
 
 
-def test_buffered_opens_are_all_written_when_the_app_stops(make_client, campaign: Campaign, tracking_db) -> None:
+def test_buffered_opens_are_all_written_when_the_app_stops(make_client, campaign: Campaign, db) -> None:
     client = make_client(flush_interval_s=60, flush_size=10_000)  # nothing is written before the stop
     for _ in range(50):
         assert client.get(f"/o/{campaign.token()}.gif").status_code == 200
-    assert events(tracking_db) == []
+    assert events(db) == []
 
     stop(client)
 
-    assert len(events(tracking_db)) == 50
+    assert len(events(db)) == 50
 
 
-def test_a_full_buffer_is_written_without_waiting_for_the_interval(make_client, campaign, tracking_db) -> None:
+def test_a_full_buffer_is_written_without_waiting_for_the_interval(make_client, campaign, db) -> None:
     client = make_client(flush_interval_s=60, flush_size=20)
     for _ in range(20):
         client.get(f"/o/{campaign.token()}.gif")
 
-    assert len(wait_for_events(tracking_db, 20)) == 20
+    assert len(wait_for_events(db, 20)) == 20
 
 
 def _mutations(token: str) -> list[str]:
@@ -52,9 +52,7 @@ def _mutations(token: str) -> list[str]:
     return [bad for bad in changed + spellings if bad != token]
 
 
-def test_forged_and_mutated_tokens_are_404_and_never_recorded(
-    client: TestClient, campaign: Campaign, tracking_db
-) -> None:
+def test_forged_and_mutated_tokens_are_404_and_never_recorded(client: TestClient, campaign: Campaign, db) -> None:
     token = campaign.token()
     forged = [make_token(b"guessed-secret", campaign.id, campaign.contact_ids[0]), "A" * TOKEN_LENGTH, "x", ""]
     for bad in [*_mutations(token), *forged]:
@@ -65,7 +63,7 @@ def test_forged_and_mutated_tokens_are_404_and_never_recorded(
 
     stop(client)
 
-    assert events(tracking_db) == []
+    assert events(db) == []
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])

@@ -45,8 +45,8 @@ def _wait_until_up(process: subprocess.Popen, url: str, log: Path) -> None:
     pytest.fail(f"uvicorn did not answer within {START_TIMEOUT_S} s:\n{log.read_text()}")
 
 
-def test_sigterm_under_load_loses_no_answered_hit(database_url: str, tracking_db, tmp_path: Path) -> None:
-    campaign = add_campaign(tracking_db, 200)
+def test_sigterm_under_load_loses_no_answered_hit(database_url: str, db, tmp_path: Path) -> None:
+    campaign = add_campaign(db, 200)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -111,6 +111,6 @@ def test_sigterm_under_load_loses_no_answered_hit(database_url: str, tracking_db
             process.wait()
 
     answered_count = next(answered)
-    recorded = len(events(tracking_db))
+    recorded = len(events(db))
     assert SIGTERM_AFTER <= answered_count < REQUESTS, "SIGTERM should land while requests are in flight"
     assert recorded == answered_count, log.read_text()

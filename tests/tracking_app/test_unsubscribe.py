@@ -32,7 +32,7 @@ def blacklist(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
     ],
 )
 def test_the_page_asks_for_confirmation_in_the_readers_language_and_unsubscribes_nobody(
-    client: TestClient, campaign: Campaign, tracking_db, accept_language: str | None, lang: str, words: str
+    client: TestClient, campaign: Campaign, db, accept_language: str | None, lang: str, words: str
 ) -> None:
     headers = {"Accept-Language": accept_language} if accept_language else {}
 
@@ -44,43 +44,43 @@ def test_the_page_asks_for_confirmation_in_the_readers_language_and_unsubscribes
     assert words in response.text
     assert '<form method="post">' in response.text
     assert 'name="List-Unsubscribe" value="One-Click"' in response.text
-    assert blacklist(tracking_db) == []
-    assert events(tracking_db) == []
+    assert blacklist(db) == []
+    assert events(db) == []
 
 
 def test_rfc_8058_one_click_post_blacklists_the_contact_for_every_campaign(
-    client: TestClient, campaign: Campaign, tracking_db
+    client: TestClient, campaign: Campaign, db
 ) -> None:
     response = client.post(f"/u/{campaign.token(3)}", content=ONE_CLICK_BODY, headers=ONE_CLICK)
 
     assert response.status_code == 200
     assert "Désinscription confirmée" in response.text
-    assert blacklist(tracking_db) == [("user3@example.com", f"unsubscribed from campaign {campaign.id}", "unsubscribe")]
-    [event] = events(tracking_db)  # written with the blacklist entry, not buffered
+    assert blacklist(db) == [("user3@example.com", f"unsubscribed from campaign {campaign.id}", "unsubscribe")]
+    [event] = events(db)  # written with the blacklist entry, not buffered
     assert (event["campaign_id"], event["contact_id"], event["kind"]) == (campaign.id, campaign.contact_ids[3], 3)
 
 
-def test_unsubscribing_again_changes_nothing(client: TestClient, campaign: Campaign, tracking_db) -> None:
+def test_unsubscribing_again_changes_nothing(client: TestClient, campaign: Campaign, db) -> None:
     for _ in range(3):
         response = client.post(f"/u/{campaign.token()}", content=ONE_CLICK_BODY, headers=ONE_CLICK)
         assert response.status_code == 200
     # The page's button posts the same thing, here in English.
     assert "You are unsubscribed" in client.post(f"/u/{campaign.token()}", headers={"Accept-Language": "en"}).text
 
-    assert len(blacklist(tracking_db)) == 1
-    assert len(events(tracking_db)) == 1
+    assert len(blacklist(db)) == 1
+    assert len(events(db)) == 1
 
 
 def test_the_next_claim_of_any_campaign_suppresses_the_unsubscribed_contact(
-    client: TestClient, campaign: Campaign, tracking_db
+    client: TestClient, campaign: Campaign, db
 ) -> None:
     # A later campaign to the same addresses, not sent yet.
-    later = add_campaign(tracking_db, 3)
-    tracking_db.execute(_reset_to_pending(later.id))
+    later = add_campaign(db, 3)
+    db.execute(_reset_to_pending(later.id))
 
     assert client.post(f"/u/{campaign.token(1)}", content=ONE_CLICK_BODY, headers=ONE_CLICK).status_code == 200
 
-    claimed = {contact.email: contact.send_status for contact in send_sql.claim(tracking_db, later.id, 0, 10)}
+    claimed = {contact.email: contact.send_status for contact in send_sql.claim(db, later.id, 0, 10)}
     assert claimed["user1@example.com"] == SUPPRESSED
     assert [email for email, status in claimed.items() if status != SUPPRESSED] == [
         "user0@example.com",
@@ -94,18 +94,16 @@ def _reset_to_pending(campaign_id: int) -> sql.Composed:
     )
 
 
-def test_an_address_already_blacklisted_keeps_its_entry(client: TestClient, campaign: Campaign, tracking_db) -> None:
-    tracking_db.execute(
-        "INSERT INTO blacklist (email, reason, source) VALUES ('user0@example.com', 'complaint', 'complaint')"
-    )
+def test_an_address_already_blacklisted_keeps_its_entry(client: TestClient, campaign: Campaign, db) -> None:
+    db.execute("INSERT INTO blacklist (email, reason, source) VALUES ('user0@example.com', 'complaint', 'complaint')")
 
     assert client.post(f"/u/{campaign.token()}", content=ONE_CLICK_BODY, headers=ONE_CLICK).status_code == 200
 
-    assert blacklist(tracking_db) == [("user0@example.com", "complaint", "complaint")]
-    assert len(events(tracking_db)) == 1  # the unsubscribe from this campaign is still recorded
+    assert blacklist(db) == [("user0@example.com", "complaint", "complaint")]
+    assert len(events(db)) == 1  # the unsubscribe from this campaign is still recorded
 
 
-def test_forged_tokens_unsubscribe_nobody(client: TestClient, campaign: Campaign, tracking_db) -> None:
+def test_forged_tokens_unsubscribe_nobody(client: TestClient, campaign: Campaign, db) -> None:
     forged = make_token(b"guessed", campaign.id, campaign.contact_ids[0])
     token = campaign.token()
     mutated = token[:5] + ("B" if token[5] != "B" else "C") + token[6:]
@@ -113,21 +111,19 @@ def test_forged_tokens_unsubscribe_nobody(client: TestClient, campaign: Campaign
         assert client.post(f"/u/{bad}", content=ONE_CLICK_BODY, headers=ONE_CLICK).status_code == 404, bad
         assert client.get(f"/u/{bad}").status_code == 404, bad
 
-    assert blacklist(tracking_db) == []
-    assert events(tracking_db) == []
+    assert blacklist(db) == []
+    assert events(db) == []
 
 
-def test_a_genuine_token_for_an_unknown_contact_or_campaign_is_404(
-    client: TestClient, campaign: Campaign, tracking_db
-) -> None:
+def test_a_genuine_token_for_an_unknown_contact_or_campaign_is_404(client: TestClient, campaign: Campaign, db) -> None:
     unknown_contact = make_token(b"tracking-test-secret", campaign.id, 999_999)
     unknown_campaign = make_token(b"tracking-test-secret", campaign.id + 100, 1)
 
     for token in (unknown_contact, unknown_campaign):
         assert client.post(f"/u/{token}", content=ONE_CLICK_BODY, headers=ONE_CLICK).status_code == 404
 
-    assert blacklist(tracking_db) == []
-    assert events(tracking_db) == []
+    assert blacklist(db) == []
+    assert events(db) == []
 
 
 def test_language_reads_quality_values() -> None:

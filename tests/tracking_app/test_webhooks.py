@@ -54,13 +54,6 @@ ENVIRONMENT = {
 
 
 @pytest.fixture
-def db(db: psycopg.Connection) -> Iterator[psycopg.Connection]:
-    """The shared emptied database, also without the delivery events and webhook tokens of earlier tests."""
-    db.execute("TRUNCATE delivery_events, webhook_tokens RESTART IDENTITY")
-    yield db
-
-
-@pytest.fixture
 def ids(db: psycopg.Connection) -> dict[str, int]:
     """Campaign 12's contacts, email → contact id: their send ids are "12-<id>"."""
     create_contact_table(db, CAMPAIGN)
