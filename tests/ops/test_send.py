@@ -18,8 +18,8 @@ from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.ops.send import SendConfig, send_campaign
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.resources.http import HttpClientResource
-from campaign_pipelines.resources.tracking import TrackingResource
 from campaign_pipelines.resources.quotas import QuotaResource
+from campaign_pipelines.resources.tracking import TrackingResource
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import PENDING, SENT
