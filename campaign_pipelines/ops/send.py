@@ -17,12 +17,14 @@ from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.resources.tracking import TrackingResource
 from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.sending.line import STALE_AFTER_S, LineOutcome, LineSender
+from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
 
 # Every line of a campaign must really send at once (the default is one step per CPU).
 MAX_PARALLEL_LINES = 32
-# How often a running line reports its progress in the Dagster UI.
+# How often a running line reports its progress in the Dagster UI (log, asset observation).
 _REPORT_EVERY_S = 5.0
+_OBSERVE_EVERY_S = 60.0
 
 
 class SendConfig(dg.Config):
@@ -55,6 +57,48 @@ def plan_channels(
         yield dg.DynamicOutput(line.id, output_name="lines", mapping_key=f"line_{line.id}")
 
 
+class _LineReport:
+    """Live progress of one line in the Dagster UI: a log line every few seconds, an asset
+    observation (sent, total, rate) every minute and at the end."""
+
+    def __init__(self, context: dg.OpExecutionContext, line_id: int, campaign_id: int, total: int) -> None:
+        self._context = context
+        self._line_id = line_id
+        self._campaign_id = campaign_id
+        self._total = total
+        self._started = self._last_log = self._last_observation = time.monotonic()
+
+    def __call__(self, outcome: LineOutcome) -> None:
+        now = time.monotonic()
+        if now - self._last_log >= _REPORT_EVERY_S:
+            self._last_log = now
+            self._context.log.info(
+                f"line {self._line_id}: {outcome.sent:,} sent of {self._total:,},"
+                f" {outcome.failed:,} failed, {self._rate(outcome):,.0f}/s"
+            )
+        if now - self._last_observation >= _OBSERVE_EVERY_S:
+            self._last_observation = now
+            self.observe(outcome)
+
+    def _rate(self, outcome: LineOutcome) -> float:
+        return outcome.sent / max(time.monotonic() - self._started, 1e-9)
+
+    def observe(self, outcome: LineOutcome) -> None:
+        prefix = f"line_{self._line_id}"
+        self._context.log_event(
+            dg.AssetObservation(
+                asset_key="campaign_contacts",
+                partition=campaign_key(self._campaign_id),
+                metadata={
+                    f"{prefix}_sent_this_run": outcome.sent,
+                    f"{prefix}_campaign_total": self._total,
+                    f"{prefix}_status": outcome.status,
+                    f"{prefix}_rate_per_s": round(self._rate(outcome), 1),
+                },
+            )
+        )
+
+
 @dg.op(description="Send one line until it is done, at its quota, waiting, paused or in error.")
 def send_channel(
     context: dg.OpExecutionContext,
@@ -64,17 +108,13 @@ def send_channel(
     http: HttpClientResource,
     tracking: TrackingResource,
 ) -> dict:
-    last_report = time.monotonic()
-
-    def report(outcome: LineOutcome) -> None:
-        nonlocal last_report
-        if time.monotonic() - last_report < _REPORT_EVERY_S:
-            return
-        last_report = time.monotonic()
-        context.log.info(f"line {line_id}: {outcome.sent:,} sent, {outcome.failed:,} failed so far")
-
     with database.connect() as conn, http.client() as client:
-        sender = LineSender(
+        line = send_sql.line_by_id(conn, line_id)
+        assert line is not None, f"line {line_id} vanished"
+        campaign = campaign_sql.campaign_by_id(conn, line.campaign_id)
+        assert campaign is not None
+        report = _LineReport(context, line_id, campaign.id, campaign.nbre_contacts - campaign.blacklisted_contacts)
+        outcome = LineSender(
             conn,
             line_id,
             run_id=context.run_id,
@@ -82,9 +122,7 @@ def send_channel(
             client=client,
             on_progress=report,
             tracking=tracking.config(),
-        )
-        outcome = sender.run()
-        line = sender.line
+        ).run()
     for warning in outcome.warnings:
         context.log.warning(f"line {line_id}: {warning}")
     context.log.info(
@@ -92,17 +130,7 @@ def send_channel(
         f"{f' — {outcome.reason}' if outcome.reason else ''}; {outcome.sent:,} sent, {outcome.failed:,} failed,"
         f" {outcome.unknown:,} unknown, {outcome.suppressed:,} suppressed, {outcome.rate:,.0f}/s"
     )
-    context.log_event(
-        dg.AssetObservation(
-            asset_key="campaign_contacts",
-            partition=campaign_key(line.campaign_id),
-            metadata={
-                f"line_{line_id}_sent_total": line.sent_count + outcome.sent,
-                f"line_{line_id}_status": outcome.status,
-                f"line_{line_id}_rate_per_s": round(outcome.rate, 1),
-            },
-        )
-    )
+    report.observe(outcome)
     return {"line_id": line_id, "status": outcome.status, "reason": outcome.reason, "sent": outcome.sent}
 
 

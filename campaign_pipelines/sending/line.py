@@ -113,11 +113,6 @@ class LineSender:
         self._tracking = tracking
         self._last_control = 0.0
 
-    @property
-    def line(self) -> send_sql.LineState:
-        """The line as it was when this run started."""
-        return self._line
-
     # --- the loop ----------------------------------------------------------------------
 
     def run(self) -> LineOutcome:
