@@ -9,40 +9,44 @@ from __future__ import annotations
 import logging
 
 import psycopg
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from campaign_pipelines.store.tracking import CLICK
 from campaign_pipelines.tracking.tokens import read_token
 from tracking_app import convertors  # noqa: F401  (registers the `token` convertor)
 from tracking_app.events import hit
-from tracking_app.pixel import NO_STORE, NOT_FOUND
-from tracking_app.state import tracking_state
+from tracking_app.responses import NOT_FOUND, UNAVAILABLE
+from tracking_app.state import state_of
 
 logger = logging.getLogger(__name__)
 
-UNAVAILABLE = Response("Service Unavailable", status_code=503, media_type="text/plain", headers={"Retry-After": "5"})
+
+class Click:
+    """The endpoint, as a bare ASGI app (builds no Request): clicks come right after opens in volume."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracking = state_of(scope)
+        params = scope["path_params"]
+        ids = read_token(tracking.settings.secret, params["token"])
+        if ids is None:
+            await NOT_FOUND(scope, receive, send)
+            return
+        campaign_id, contact_id = ids
+        number: int = params["n"]
+        try:
+            redirect = await tracking.links.redirect(campaign_id, number)
+        except psycopg.OperationalError as error:
+            logger.warning(
+                "click of contact %s in campaign %s: cannot read the link table (%s)", contact_id, campaign_id, error
+            )
+            await UNAVAILABLE(scope, receive, send)
+            return
+        if redirect is None:
+            await NOT_FOUND(scope, receive, send)
+            return
+        tracking.events.record(hit(scope, CLICK, campaign_id, contact_id, number))
+        await redirect(scope, receive, send)
 
 
-async def click(request: Request) -> Response:
-    tracking = tracking_state(request)
-    ids = read_token(tracking.settings.secret, request.path_params["token"])
-    if ids is None:
-        return NOT_FOUND
-    campaign_id, contact_id = ids
-    number: int = request.path_params["n"]
-    try:
-        url = await tracking.links.url(campaign_id, number)
-    except psycopg.OperationalError as error:
-        logger.warning(
-            "click of contact %s in campaign %s: cannot read the link table (%s)", contact_id, campaign_id, error
-        )
-        return UNAVAILABLE
-    if url is None:
-        return NOT_FOUND
-    tracking.events.record(hit(request.scope, CLICK, campaign_id, contact_id, number))
-    return RedirectResponse(url, status_code=302, headers={"Cache-Control": NO_STORE})
-
-
-routes = [Route("/c/{token:token}/{n:link}", click, methods=["GET"])]
+routes = [Route("/c/{token:token}/{n:link}", Click(), methods=["GET"])]

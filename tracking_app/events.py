@@ -15,13 +15,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 from starlette.types import Scope
 
 from campaign_pipelines.store import tracking as tracking_sql
-from campaign_pipelines.store.tracking import EventRow
 from tracking_app.flags import HUMAN, PREFETCH, client_ip, flag_of
 from tracking_app.settings import IPNetwork, Settings
 
@@ -97,7 +96,7 @@ class EventWriter:
         self._conn: psycopg.Connection | None = None
         self._flush_size = settings.flush_size
         self._max_buffered = settings.max_buffered
-        self._prefetch = timedelta(seconds=settings.prefetch_s)
+        self._prefetch_s = settings.prefetch_s
         self.written = 0
         self.dropped = 0
         self.rejected = 0
@@ -110,7 +109,7 @@ class EventWriter:
             self.dropped += 1  # logged by the writer thread, not here
             return
         pending.append(hit)
-        if len(pending) >= self._flush_size:
+        if len(pending) >= self._flush_size and not self._wake.is_set():
             self._wake.set()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -197,69 +196,96 @@ class EventWriter:
                 popleft = pending.popleft
                 self._batch = [popleft() for _ in range(count)]
             conn = self._connection()
-            rows = self._rows(conn, self._batch)
+            lines = self._copy_lines(conn, self._batch)
             try:
-                tracking_sql.copy_events(conn, rows)
+                tracking_sql.copy_events(conn, "".join(lines).encode())
             except (psycopg.DataError, psycopg.IntegrityError):
                 # A row PostgreSQL refuses must not hold back the others: write them one by one.
-                self._write_one_by_one(conn, rows)
+                self._write_one_by_one(conn, lines)
             else:
-                self.written += len(rows)
+                self.written += len(lines)
             self._batch = []
 
-    def _write_one_by_one(self, conn: psycopg.Connection, rows: list[EventRow]) -> None:
-        for row in rows:
+    def _write_one_by_one(self, conn: psycopg.Connection, lines: list[str]) -> None:
+        for line in lines:
             try:
-                tracking_sql.insert_event(conn, row)
+                tracking_sql.copy_events(conn, line.encode())
             except (psycopg.DataError, psycopg.IntegrityError) as error:
                 self.rejected += 1
+                campaign_id, contact_id = line.split("\t", 2)[:2]
                 logger.error(
                     "tracking events: PostgreSQL refused the event of contact %s in campaign %s (%s); skipped",
-                    row[1],
-                    row[0],
+                    contact_id,
+                    campaign_id,
                     _one_line(error),
                 )
             else:
                 self.written += 1
 
-    def _rows(self, conn: psycopg.Connection, batch: list[Hit]) -> list[EventRow]:
-        """The batch as table rows: decoded, client address resolved, flagged."""
+    def _copy_lines(self, conn: psycopg.Connection, batch: list[Hit]) -> list[str]:
+        """The batch in COPY text format: client address resolved, user agent cut, every hit flagged."""
         trusted = self._settings.trusted_proxies
-        # Hits of one batch often share their origin (a proxy, a scanner): classify each origin once.
-        origins: dict[tuple, tuple[str | None, str | None, int]] = {}
-        rows: list[EventRow] = []
-        unflagged: dict[int, set[int]] = {}
+        # Hits of one batch often share their origin (a proxy, a scanner, a browser): each is
+        # classified and escaped once.
+        origins: dict[tuple, tuple[str, str, int]] = {}
+        classified: list[tuple[str, str, int]] = []
+        # Campaigns with hits that nothing flagged, and the earliest such hit of each.
+        unflagged: dict[int, float] = {}
         for one in batch:
             key = one[5:]
             found = origins.get(key)
             if found is None:
-                found = origins[key] = origin(one, trusted)
-            ip, user_agent, flag = found
+                ip, user_agent, flag = origin(one, trusted)
+                found = origins[key] = (_copy_text(ip), _copy_text(user_agent), flag)
+            classified.append(found)
+            if found[2] == HUMAN:
+                campaign_id, at = one[1], one[4]
+                if at < unflagged.get(campaign_id, at + 1):
+                    unflagged[campaign_id] = at
+        sent = self._send_times(conn, batch, classified, unflagged) if unflagged and self._prefetch_s else {}
+        prefetch_s = self._prefetch_s
+        timestamps = _Timestamps()
+        lines = []
+        for one, (ip, user_agent, flag) in zip(batch, classified, strict=True):
             kind, campaign_id, contact_id, link_idx, at = one[:5]
-            if flag == HUMAN:
-                unflagged.setdefault(campaign_id, set()).add(contact_id)
-            rows.append(
-                (campaign_id, contact_id, kind, link_idx, flag, datetime.fromtimestamp(at, UTC), ip, user_agent)
+            if flag == HUMAN and sent:
+                sent_at = sent.get((campaign_id, contact_id))
+                if sent_at is not None and at < sent_at + prefetch_s:
+                    flag = PREFETCH
+            link = "\\N" if link_idx is None else link_idx
+            lines.append(
+                f"{campaign_id}\t{contact_id}\t{kind}\t{link}\t{flag}\t{timestamps.text(at)}\t{ip}\t{user_agent}\n"
             )
-        if unflagged and self._prefetch:
-            sent = self._send_times(conn, unflagged)
-            if sent:
-                prefetch = self._prefetch
-                for i, row in enumerate(rows):
-                    if row[4] == HUMAN:
-                        sent_at = sent.get((row[0], row[1]))
-                        if sent_at is not None and row[5] < sent_at + prefetch:
-                            rows[i] = (*row[:4], PREFETCH, *row[5:])
-        return rows
+        return lines
 
-    def _send_times(self, conn: psycopg.Connection, contacts: dict[int, set[int]]) -> dict[tuple[int, int], datetime]:
-        sent: dict[tuple[int, int], datetime] = {}
+    def _send_times(
+        self,
+        conn: psycopg.Connection,
+        batch: list[Hit],
+        classified: list[tuple[str, str, int]],
+        unflagged: dict[int, float],
+    ) -> dict[tuple[int, int], float]:
+        """When the contacts of unflagged hits were sent (epoch seconds), for campaigns sending lately.
+
+        A campaign whose lines last sent more than `prefetch_s` before its earliest hit here cannot
+        have sent any of these contacts that recently: one look-up in the small line table spares
+        the per-contact look-up for every campaign that is not sending right now.
+        """
+        since = datetime.fromtimestamp(min(unflagged.values()) - self._prefetch_s, UTC)
+        sending = tracking_sql.campaigns_sending_since(conn, unflagged, since)
+        if not sending:
+            return {}
+        contacts: dict[int, set[int]] = {campaign_id: set() for campaign_id in sending}
+        for one, (_, _, flag) in zip(batch, classified, strict=True):
+            if flag == HUMAN and one[1] in contacts:
+                contacts[one[1]].add(one[2])
+        sent: dict[tuple[int, int], float] = {}
         for campaign_id, contact_ids in contacts.items():
             try:
                 times = tracking_sql.send_times(conn, campaign_id, contact_ids)
             except psycopg.errors.UndefinedTable:
                 continue  # a campaign since deleted: its events are kept, unflagged
-            sent.update(((campaign_id, contact_id), at) for contact_id, at in times.items())
+            sent.update(((campaign_id, contact_id), at.timestamp()) for contact_id, at in times.items())
         return sent
 
     def _connection(self) -> psycopg.Connection:
@@ -274,6 +300,28 @@ class EventWriter:
             except psycopg.Error:
                 pass
             self._conn = None
+
+
+class _Timestamps:
+    """COPY text for `time.time()` values: the date and time of each second is formatted once."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[int, str] = {}
+
+    def text(self, at: float) -> str:
+        second = int(at)
+        prefix = self._seconds.get(second)
+        if prefix is None:
+            prefix = self._seconds[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        return f"{prefix}.{int((at - second) * 1_000_000):06d}+00"
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str | None) -> str:
+    """A value as a field of COPY's text format (NULL is \\N)."""
+    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
 
 
 def _retry_delay(failures: int) -> float:

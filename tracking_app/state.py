@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from tracking_app.database import Database
 from tracking_app.events import EventWriter
@@ -22,3 +23,8 @@ class TrackingState:
 
 def tracking_state(request: Request) -> TrackingState:
     return request.state.tracking
+
+
+def state_of(scope: Scope) -> TrackingState:
+    """The same, for bare ASGI endpoints."""
+    return scope["state"]["tracking"]

@@ -19,7 +19,7 @@ from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.tracking.tokens import read_token
 from tracking_app import convertors  # noqa: F401  (registers the `token` convertor)
 from tracking_app.events import hit, origin
-from tracking_app.pixel import NOT_FOUND
+from tracking_app.responses import NOT_FOUND
 from tracking_app.state import tracking_state
 
 logger = logging.getLogger(__name__)

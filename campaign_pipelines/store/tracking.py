@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from datetime import datetime
 
 import psycopg
 from psycopg import sql
 
 from campaign_pipelines.store.contacts import contact_table
-
-# campaign_id, contact_id, kind, link_idx, flag, occurred_at, ip, user_agent
-EventRow = tuple[int, int, int, int | None, int, datetime, str | None, str | None]
 
 
 def save_links(conn: psycopg.Connection, campaign_id: int, urls: list[str]) -> None:
@@ -38,19 +35,27 @@ def link_url(conn: psycopg.Connection, campaign_id: int, idx: int) -> str | None
 # tracking_events.kind
 OPEN, CLICK, UNSUBSCRIBE = 1, 2, 3
 
-_EVENT_COLUMNS = "campaign_id, contact_id, kind, link_idx, flag, occurred_at, ip, user_agent"
+EVENT_COLUMNS = ("campaign_id", "contact_id", "kind", "link_idx", "flag", "occurred_at", "ip", "user_agent")
+_EVENT_COLUMNS = ", ".join(EVENT_COLUMNS)
 _COPY_EVENTS = f"COPY tracking_events ({_EVENT_COLUMNS}) FROM STDIN"
 
 
-def copy_events(conn: psycopg.Connection, rows: Iterable[EventRow]) -> None:
-    """Write a batch of events with one COPY (autocommit: the whole batch or nothing)."""
+def copy_events(conn: psycopg.Connection, data: bytes) -> None:
+    """Write events already in COPY text format, one per line in the order of `EVENT_COLUMNS`.
+
+    One COPY in autocommit: the whole batch is written or nothing is.
+    """
     with conn.cursor() as cur, cur.copy(_COPY_EVENTS) as copy:
-        for row in rows:
-            copy.write_row(row)
+        copy.write(data)
 
 
-def insert_event(conn: psycopg.Connection, row: EventRow) -> None:
-    conn.execute(f"INSERT INTO tracking_events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", row)
+def campaigns_sending_since(conn: psycopg.Connection, campaign_ids: Collection[int], since: datetime) -> set[int]:
+    """The campaigns among these with a line that sent something at or after `since` (last_sent_at)."""
+    rows = conn.execute(
+        "SELECT DISTINCT campaign_id FROM campaign_channels WHERE campaign_id = ANY(%s) AND last_sent_at >= %s",
+        (list(campaign_ids), since),
+    )
+    return {row[0] for row in rows}
 
 
 def send_times(conn: psycopg.Connection, campaign_id: int, contact_ids: Collection[int]) -> dict[int, datetime]:

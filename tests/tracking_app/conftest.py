@@ -52,6 +52,16 @@ def add_campaign(
         ).format(contact_table(campaign_id)),
         (sent_ago_s, emails),
     ).fetchall()
+    conn.execute(
+        "INSERT INTO servers (name, provider, url, api_key_ref) VALUES ('sandbox', 'sandbox', 'sandbox:', 'env:NONE')"
+        " ON CONFLICT (name) DO NOTHING"
+    )
+    conn.execute(
+        "INSERT INTO campaign_channels (campaign_id, position, sender_name, sender_email, server_id, last_sent_at)"
+        " SELECT %s, 1, 'Boutique', 'news@shop.example.com', id, now() - make_interval(secs => %s)"
+        " FROM servers WHERE name = 'sandbox'",
+        (campaign_id, sent_ago_s),
+    )
     tracking_sql.save_links(conn, campaign_id, links)
     return Campaign(campaign_id, [row[0] for row in rows], emails)
 

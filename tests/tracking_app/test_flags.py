@@ -101,26 +101,37 @@ def test_microsoft_networks_are_scanners(make_client, campaign: Campaign, db) ->
 
 
 def test_an_event_within_seconds_of_the_send_is_a_prefetch(make_client, db) -> None:
-    just_sent = add_campaign(db, 2, sent_ago_s=1)
+    just_sent = add_campaign(db, 3, sent_ago_s=1)
     long_ago = add_campaign(db, 1, sent_ago_s=3600)
+    # Still sending, but this contact went out an hour ago.
+    db.execute(
+        f"UPDATE contacts_campaign_{just_sent.id} SET attempted_at = now() - interval '1 hour' WHERE id = %s",
+        [just_sent.contact_ids[2]],
+    )
     client = make_client(prefetch_s=10)
 
     client.get(f"/o/{just_sent.token()}.gif", headers={"User-Agent": BROWSER})
     client.get(f"/c/{just_sent.token(1)}/0", headers={"User-Agent": BROWSER})
+    client.get(f"/o/{just_sent.token(2)}.gif", headers={"User-Agent": BROWSER})
     client.get(f"/o/{long_ago.token()}.gif", headers={"User-Agent": BROWSER})
 
-    flags = {(e["campaign_id"], e["kind"]): e["flag"] for e in wait_for_events(db, 3)}
-    assert flags == {(just_sent.id, 1): PREFETCH, (just_sent.id, 2): PREFETCH, (long_ago.id, 1): HUMAN}
+    flags = {(e["campaign_id"], e["contact_id"], e["kind"]): e["flag"] for e in wait_for_events(db, 4)}
+    assert flags == {
+        (just_sent.id, just_sent.contact_ids[0], 1): PREFETCH,
+        (just_sent.id, just_sent.contact_ids[1], 2): PREFETCH,
+        (just_sent.id, just_sent.contact_ids[2], 1): HUMAN,
+        (long_ago.id, long_ago.contact_ids[0], 1): HUMAN,
+    }
 
 
-def test_a_contact_never_sent_or_a_deleted_campaign_is_not_flagged_by_send_time(
-    client: TestClient, campaign: Campaign, db
-) -> None:
-    db.execute(f"UPDATE contacts_campaign_{campaign.id} SET attempted_at = NULL WHERE id = %s", [1])
+def test_a_contact_never_sent_or_a_deleted_campaign_is_not_flagged_by_send_time(make_client, db) -> None:
+    sending = add_campaign(db, 1, sent_ago_s=1)
+    db.execute(f"UPDATE contacts_campaign_{sending.id} SET attempted_at = NULL")
     gone = add_campaign(db, 1, sent_ago_s=1)
     db.execute(f"DROP TABLE contacts_campaign_{gone.id}")
+    client = make_client()
 
-    client.get(f"/o/{campaign.token(0)}.gif", headers={"User-Agent": BROWSER})
+    client.get(f"/o/{sending.token()}.gif", headers={"User-Agent": BROWSER})
     client.get(f"/o/{gone.token()}.gif", headers={"User-Agent": BROWSER})
 
     assert [event["flag"] for event in wait_for_events(db, 2)] == [HUMAN, HUMAN]
