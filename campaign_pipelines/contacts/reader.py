@@ -77,17 +77,13 @@ def _logical_name(path: Path) -> str:
     return name[:-3] if name.endswith(".gz") else name
 
 
-def _first_significant_byte(stream: BinaryIO) -> tuple[bytes, bytes]:
-    """Returns the first non-blank byte and the bytes read to find it."""
-    seen = b""
-    while True:
-        chunk = stream.read(4096)
-        if not chunk:
-            return b"", seen
-        seen += chunk
-        stripped = seen.lstrip()
+def _first_significant_byte(stream: BinaryIO) -> bytes:
+    """The first non-blank byte (b"" for a blank file)."""
+    while chunk := stream.read(4096):
+        stripped = chunk.lstrip()
         if stripped:
-            return stripped[:1], seen
+            return stripped[:1]
+    return b""
 
 
 def _looks_like_ndjson(path: Path) -> bool:
@@ -178,7 +174,7 @@ def iter_records(path: Path) -> Iterator[object]:
         yield from _iter_ndjson(path)
         return
     with _open(path) as stream:
-        first, _ = _first_significant_byte(stream)
+        first = _first_significant_byte(stream)
     if first == b"[":
         yield from _iter_json(path, "item")
     elif first == b"{":
