@@ -125,6 +125,11 @@ def send_channel(
         ).run()
     for warning in outcome.warnings:
         context.log.warning(f"line {line_id}: {warning}")
+    if outcome.undefined_variables:
+        context.log.warning(
+            f"line {line_id}: the template asked {outcome.undefined_variables:,} time(s) for a variable a contact"
+            " does not have; it rendered empty"
+        )
     context.log.info(
         f"line {line_id} ('{line.server_name}', {line.sender_email}): {outcome.status}"
         f"{f' — {outcome.reason}' if outcome.reason else ''}; {outcome.sent:,} sent, {outcome.failed:,} failed,"
