@@ -2,10 +2,10 @@
 
 The routes call `EventWriter.record` with a `Hit`: appending to a deque is all the request path
 pays. The writer thread, with its own psycopg connection, wakes every `flush_interval_s` (or as soon
-as `flush_size` hits are waiting), flags each hit (flags.py, plus prefetch by send time: one indexed
-look-up of `attempted_at` per campaign and batch, off the event loop) and writes the batch with one
-COPY. If PostgreSQL is down, hits are kept (up to `max_buffered`) and retried; `close()`, called by
-the lifespan when uvicorn stops, writes everything left.
+as `flush_size` hits are waiting), flags each hit (flags.py, plus prefetch by send time, looked up
+here, off the event loop: see `_send_times`) and writes the batch with one COPY. If PostgreSQL is
+down, hits are kept (up to `max_buffered`) and retried; `close()`, called by the lifespan when
+uvicorn stops, writes everything left.
 """
 
 from __future__ import annotations
@@ -283,8 +283,10 @@ class EventWriter:
         for campaign_id, contact_ids in contacts.items():
             try:
                 times = tracking_sql.send_times(conn, campaign_id, contact_ids)
-            except psycopg.errors.UndefinedTable:
-                continue  # a campaign since deleted: its events are kept, unflagged
+            except (psycopg.ProgrammingError, psycopg.DataError) as error:
+                # A campaign since deleted (no contact table): its events are kept, unflagged.
+                logger.warning("tracking events: send times of campaign %s unknown (%s)", campaign_id, _one_line(error))
+                continue
             sent.update(((campaign_id, contact_id), at.timestamp()) for contact_id, at in times.items())
         return sent
 

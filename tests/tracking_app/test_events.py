@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from campaign_pipelines.store.tracking import OPEN
-from tests.tracking_app.conftest import Campaign, events
+from tests.tracking_app.conftest import Campaign, events, stop
 from tracking_app.events import EventWriter, Hit
 from tracking_app.settings import Settings
 
@@ -94,3 +94,19 @@ def test_a_row_postgresql_refuses_does_not_hold_back_the_others(
     assert (writer.written, writer.rejected) == (2, 1)
     assert caplog.records[-1].levelno == logging.ERROR
     assert f"refused the event of contact {2**63} in campaign {campaign.id}" in caplog.text
+
+
+def test_with_postgresql_down_hits_are_still_answered_and_unsubscribes_ask_to_retry(
+    make_client, campaign: Campaign, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(database_url="postgresql://nobody@127.0.0.1:1/none", shutdown_retry_s=0.1)
+
+    assert client.get(f"/o/{campaign.token()}.gif").status_code == 200  # kept in memory
+    assert client.get(f"/c/{campaign.token()}/0").status_code == 503  # its link table is unknown
+    response = client.post(f"/u/{campaign.token()}", headers={"Accept-Language": "en"})
+    assert response.status_code == 503
+    assert "Please try again in a few minutes" in response.text
+    stop(client)
+
+    assert "PostgreSQL still unreachable at shutdown" in caplog.text
+    assert "1 events lost" in caplog.text
