@@ -11,12 +11,14 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import struct
 
 _IDS = struct.Struct(">QQ")
 _MAC_BYTES = 10
 TOKEN_LENGTH = 35
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SPELLING = re.compile(f"[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}")
 
 
 def make_token(secret: bytes, campaign_id: int, contact_id: int) -> str:
@@ -27,7 +29,8 @@ def make_token(secret: bytes, campaign_id: int, contact_id: int) -> str:
 
 def read_token(secret: bytes, token: str) -> tuple[int, int] | None:
     """(campaign id, contact id) of a genuine token, else None."""
-    if len(token) != TOKEN_LENGTH:
+    # base64 decoding would also take "+", "/" and skip stray characters: only one spelling is valid.
+    if not _SPELLING.fullmatch(token):
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=")

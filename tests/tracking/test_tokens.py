@@ -32,3 +32,11 @@ def test_every_single_character_change_is_refused(position: int) -> None:
 @pytest.mark.parametrize("garbage", ["", "x", "A" * TOKEN_LENGTH, "é" * TOKEN_LENGTH, "%" * TOKEN_LENGTH])
 def test_garbage_is_refused(garbage: str) -> None:
     assert read_token(SECRET, garbage) is None
+
+
+def test_other_base64_spellings_of_a_genuine_token_are_refused() -> None:
+    token = make_token(SECRET, 1, 4007)  # holds a "_"
+    assert {"-", "_"} & set(token)
+    standard = token.replace("-", "+").replace("_", "/")
+    assert read_token(SECRET, standard) is None
+    assert read_token(SECRET, token[:10] + "\n" + token[10:-1]) is None
