@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench-import bench-send clean
+.PHONY: dev test lint bench-import bench-send bench-tracking clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench-import: $(STAMP)
 
 bench-send: $(STAMP)
 	$(BIN)/python bench/send_bench.py
+
+bench-tracking: $(STAMP)
+	$(BIN)/python bench/tracking_bench.py
 
 clean:
 	rm -rf $(VENV) var
