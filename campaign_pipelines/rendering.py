@@ -101,6 +101,12 @@ class MessageRenderer:
             html = _instrument(html, links or [])
         self._html = SandboxedEnvironment(autoescape=True, undefined=undefined).from_string(html)
         self._subject = SandboxedEnvironment(autoescape=False, undefined=undefined).from_string(subject)
+        # The plain-text part is derived from the template once, its expressions kept, and then
+        # rendered per contact (unescaped: it is text): converting each rendered HTML would cost
+        # ~15 times the rendering itself. Undefined variables are counted once, on the HTML.
+        self._text = SandboxedEnvironment(
+            autoescape=False, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True
+        ).from_string(html_to_text(html))
 
     @property
     def undefined_variables(self) -> int:
@@ -130,7 +136,8 @@ class MessageRenderer:
         html = self._html.render(values)
         # A subject is one line: a newline in contact data must not inject a header.
         subject = " ".join(self._subject.render(values).split())
-        return subject, html, html_to_text(html), headers
+        text = _BLANK_LINES.sub("\n\n", self._text.render(values)).strip() + "\n"
+        return subject, html, text, headers
 
 
 class _TextExtractor(HTMLParser):

@@ -28,6 +28,13 @@ def test_html_in_contact_data_is_escaped_and_subjects_stay_on_one_line() -> None
     assert "\n" not in subject
 
 
+def test_the_text_part_holds_contact_data_as_written() -> None:
+    renderer = MessageRenderer("s", "<p>Bonjour {{ first_name }}</p>{% if vip %}<p>VIP</p>{% endif %}")
+    _, html, text, _ = renderer.render("a@example.com", {"first_name": "Tom & Jerry <3", "vip": True})
+    assert "Tom &amp; Jerry &lt;3" in html
+    assert text == "Bonjour Tom & Jerry <3\nVIP\n"
+
+
 def test_missing_variables_render_empty_and_are_counted() -> None:
     renderer = MessageRenderer("Hello {{ nickname }}", "<p>{{ city }} {{ first_name | default('ami') }}</p>")
     subject, html, _, _ = renderer.render("a@example.com", {})

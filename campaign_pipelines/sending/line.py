@@ -48,6 +48,9 @@ CONTROL_EVERY_S = 1.0
 RETRY_LATER_S = 300.0
 # A line whose heartbeat is older than this has lost its worker (provider waits heartbeat too).
 STALE_AFTER_S = 120.0
+# Contacts an unpaced line claims at once, whatever its messages per call; after a crash, at most
+# this many are `unknown`.
+CLAIM_AT_LEAST = 100
 
 
 @dataclass
@@ -69,6 +72,30 @@ class LineOutcome:
 
 
 Progress = Callable[[LineOutcome], None]
+
+
+@dataclass
+class _Batch:
+    """Claimed and rendered contacts, not yet sent."""
+
+    messages: list[OutgoingMessage]
+    ids: list[int]
+    suppressed: int
+    give_back: Callable[[int], None]
+
+
+@dataclass
+class _Calls:
+    """What the provider calls of a batch did: accepted/refused messages, the call that failed
+    (with its error) and the contacts no call was made for."""
+
+    messages: list[OutgoingMessage] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    error: ProviderError | None = None
+    failed_messages: list[OutgoingMessage] = field(default_factory=list)
+    failed_ids: list[int] = field(default_factory=list)
+    not_attempted: list[int] = field(default_factory=list)
 
 
 def send_id(campaign_id: int, contact_id: int) -> str:
@@ -138,7 +165,9 @@ class LineSender:
                 self._control()
                 self._wait_for_start()
                 self._pace()
-                self._send_one_batch()
+                batch = self._claim_batch()
+                if batch is not None:
+                    self._settle(batch, self._call(batch))
         except _Stop as stop:
             outcome.status, outcome.reason = stop.status, stop.reason
             send_sql.set_line_state(self._conn, line.id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at)
@@ -168,6 +197,9 @@ class LineSender:
         self._gap = timedelta(minutes=float(line.send_frequency_minutes or 0))
         batch = line.server_batch_size or self._provider.max_batch
         self._batch_size = 1 if self._gap else max(1, min(batch, self._provider.max_batch))
+        # An unpaced line claims and records at least CLAIM_AT_LEAST contacts at a time, even
+        # with one message per call: two commits per message would cost more than the call.
+        self._claim_size = 1 if self._gap else max(self._batch_size, CLAIM_AT_LEAST)
         self._sender = Sender(name=line.sender_name, email=line.sender_email)
         self._last_sent = line.last_sent_at
 
@@ -247,8 +279,9 @@ class LineSender:
 
         return granted, give_back
 
-    def _send_one_batch(self) -> None:
-        granted, give_back = self._take_quota(self._batch_size)
+    def _claim_batch(self) -> _Batch | None:
+        """Quota, claim and render the next contacts; None when all were suppressed (recorded)."""
+        granted, give_back = self._take_quota(self._claim_size)
         claimed = send_sql.claim(self._conn, self._campaign.id, self._line_id, granted)
         if not claimed:
             give_back(granted)
@@ -258,26 +291,62 @@ class LineSender:
         give_back(granted - len(sendable))
         if not sendable:
             self._record([], [], [], [], suppressed)
-            return
+            return None
         messages = [self._message(c.id, c.email, c.attributes) for c in sendable]
-        ids = [c.id for c in sendable]
-        key = str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{self._campaign.id}:{ids[0]}:{ids[-1]}:{len(ids)}"))
-        try:
-            deliveries = deliver(
-                self._client,
-                self._provider,
-                url=self._line.url,
-                api_key=self._api_key,
-                sender=self._sender,
-                messages=messages,
-                idempotency_key=key if self._provider.idempotent else None,
-                on_wait=self._heartbeat_while_waiting,
-                sleep=self._clock.sleep,
+        return _Batch(messages, [c.id for c in sendable], suppressed, give_back)
+
+    def _call(self, batch: _Batch) -> _Calls:
+        """The provider calls of a batch, `batch_size` messages each (one, on a server that takes
+        one message per call); the database is left to `_settle`, but for heartbeats in waits."""
+        sent = _Calls()
+        started = time.monotonic()
+        for start in range(0, len(batch.ids), self._batch_size):
+            if start and time.monotonic() - started >= CONTROL_EVERY_S:
+                # A slow provider: the rest goes back to the pool, so the loop can heartbeat and
+                # see a pause soon enough.
+                sent.not_attempted = batch.ids[start:]
+                break
+            call = batch.messages[start : start + self._batch_size]
+            ids = batch.ids[start : start + self._batch_size]
+            key = (
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{self._campaign.id}:{ids[0]}:{ids[-1]}:{len(ids)}"))
+                if self._provider.idempotent
+                else None
             )
-        except ProviderError as error:
-            self._record_failed_call(messages, ids, error, give_back, suppressed)
-            return
-        self._record_deliveries(messages, ids, deliveries, suppressed)
+            try:
+                sent.deliveries += deliver(
+                    self._client,
+                    self._provider,
+                    url=self._line.url,
+                    api_key=self._api_key,
+                    sender=self._sender,
+                    messages=call,
+                    idempotency_key=key,
+                    on_wait=self._heartbeat_while_waiting,
+                    sleep=self._clock.sleep,
+                )
+            except ProviderError as error:
+                sent.error, sent.failed_messages, sent.failed_ids = error, call, ids
+                sent.not_attempted = batch.ids[start + len(ids) :]
+                break
+            sent.messages += call
+            sent.ids += ids
+        return sent
+
+    def _settle(self, batch: _Batch, sent: _Calls) -> None:
+        """Record a batch's results; contacts whose call was never made go back to the pool."""
+        self._unclaim(batch, sent.not_attempted)
+        suppressed = batch.suppressed
+        if sent.ids:
+            self._record_deliveries(sent.messages, sent.ids, sent.deliveries, suppressed)
+            suppressed = 0
+        if sent.error is not None:
+            self._record_failed_call(sent.failed_messages, sent.failed_ids, sent.error, batch.give_back, suppressed)
+
+    def _unclaim(self, batch: _Batch, ids: list[int]) -> None:
+        if ids:
+            send_sql.release(self._conn, self._campaign.id, ids)
+            batch.give_back(len(ids))
 
     def _record_deliveries(
         self, messages: list[OutgoingMessage], ids: list[int], deliveries: list[Delivery], suppressed: int

@@ -68,6 +68,9 @@ def create_send_indexes(conn: psycopg.Connection, campaign_id: int) -> None:
             sql.Identifier(f"contacts_campaign_{int(campaign_id)}_reserved_idx"), table
         )
     )
+    # Fresh statistics: without them the planner guesses 0.5% of the rows pending and claims by
+    # sorting every pending row (a bitmap scan) instead of reading the pending index in order.
+    conn.execute(sql.SQL("ANALYZE {}").format(table))
 
 
 def create_staging(conn: psycopg.Connection) -> None:

@@ -11,16 +11,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
+import orjson
 import psycopg
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import args_row, class_row
+from psycopg.types.json import set_json_loads
 
 from campaign_pipelines.store.contacts import FAILED, PENDING, RESERVED, SENT, SUPPRESSED, UNKNOWN, contact_table
 
 
-@dataclass(frozen=True)
-class ClaimedContact:
+class ClaimedContact(NamedTuple):
+    # A tuple: a claim builds a thousand of these, a frozen dataclass costs 4x more each.
     id: int
     email: str
     attributes: dict
@@ -84,7 +87,8 @@ def lines_of(conn: psycopg.Connection, campaign_id: int) -> list[LineState]:
 def claim(conn: psycopg.Connection, campaign_id: int, line_id: int, limit: int) -> list[ClaimedContact]:
     """Reserve up to `limit` pending contacts for a line (blacklisted ones become suppressed)."""
     table = contact_table(campaign_id)
-    with conn.cursor(row_factory=class_row(ClaimedContact)) as cur:
+    with conn.cursor(row_factory=args_row(ClaimedContact)) as cur:
+        set_json_loads(orjson.loads, cur)
         return cur.execute(
             sql.SQL(
                 "WITH picked AS ("
