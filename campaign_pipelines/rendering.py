@@ -75,6 +75,16 @@ def _undefined_class(counter: _Counter) -> type[jinja2.Undefined]:
     return CountingUndefined
 
 
+# Jinja's own globals (range, dict, namespace…), flattened once: Template.render merges them
+# into every context through a ChainMap, which cost more than rendering a small template.
+_GLOBALS = dict(SandboxedEnvironment().globals)
+
+
+def _render(template: jinja2.Template, values: dict) -> str:
+    """Template.render for a context already holding the globals (`shared`: no copy, no merge)."""
+    return template.environment.concat(template.root_render_func(template.new_context(values, shared=True)))
+
+
 class MessageRenderer:
     """Compiles a campaign's subject and HTML once; renders them per contact."""
 
@@ -133,10 +143,11 @@ class MessageRenderer:
             headers = {"List-Unsubscribe": targets, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
             if self._feedback_id:
                 headers["Feedback-ID"] = self._feedback_id
-        html = self._html.render(values)
+        values = {**_GLOBALS, **values}
+        html = _render(self._html, values)
         # A subject is one line: a newline in contact data must not inject a header.
-        subject = " ".join(self._subject.render(values).split())
-        text = _BLANK_LINES.sub("\n\n", self._text.render(values)).strip() + "\n"
+        subject = " ".join(_render(self._subject, values).split())
+        text = _BLANK_LINES.sub("\n\n", _render(self._text, values)).strip() + "\n"
         return subject, html, text, headers
 
 
