@@ -81,8 +81,10 @@ _GLOBALS = dict(SandboxedEnvironment().globals)
 
 
 def _render(template: jinja2.Template, values: dict) -> str:
-    """Template.render for a context already holding the globals (`shared`: no copy, no merge)."""
-    return template.environment.concat(template.root_render_func(template.new_context(values, shared=True)))
+    """Template.render for a context already holding the globals: no copy, no merge."""
+    env = template.environment
+    context = env.context_class(env, values, template.name, template.blocks)
+    return env.concat(template.root_render_func(context))
 
 
 class MessageRenderer:
