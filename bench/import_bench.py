@@ -21,19 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import ijson
 import orjson
-import psycopg
+from _database import scratch_database
 from psycopg import sql
 
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
 from campaign_pipelines.contacts.records import to_contact
-from campaign_pipelines.settings import start_embedded_postgres, with_database
-from campaign_pipelines.store.connection import connect, ensure_schema
+from campaign_pipelines.store.connection import connect
 
 _FIRST = ["Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Gaëlle", "Hugo", "Inès", "Jules", "Léa", "Manon"]
 _LAST = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau"]
@@ -70,30 +68,6 @@ def generate(path: Path, n: int, seed: int = 7) -> None:
             out.write(json.dumps(record, ensure_ascii=False))
             out.write(",\n" if i < n - 1 else "\n")
         out.write("]\n")
-
-
-def _server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            return url
-    except psycopg.OperationalError:
-        return start_embedded_postgres(Path(tempfile.mkdtemp()) / "pgdata").get_uri()
-
-
-def _fresh_database(server_url: str) -> str:
-    name = f"cp_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = with_database(server_url, name)
-    ensure_schema(url)
-    return url
-
-
-def _drop_database(server_url: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def run_ours(url: str, path: Path) -> dict:
@@ -175,12 +149,8 @@ _RUNNERS = {"ours": run_ours, "seed": run_seed, "parse_copy": run_parse_copy}
 
 
 def _child(method: str, path: Path) -> None:
-    server_url = _server_url()
-    url = _fresh_database(server_url)
-    try:
+    with scratch_database() as url:
         result = _RUNNERS[method](url, path)
-    finally:
-        _drop_database(server_url, url)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 

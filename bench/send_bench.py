@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psycopg
+from _database import scratch_database
 from psycopg import sql
 
 from campaign_pipelines import campaigns, servers, templates
@@ -41,8 +41,7 @@ from campaign_pipelines.contacts.campaign_import import import_campaign
 from campaign_pipelines.providers import OutgoingMessage, Sender
 from campaign_pipelines.providers import get as get_provider
 from campaign_pipelines.rendering import MessageRenderer
-from campaign_pipelines.settings import start_embedded_postgres, with_database
-from campaign_pipelines.store.connection import connect, ensure_schema
+from campaign_pipelines.store.connection import connect
 from campaign_pipelines.store.contacts import SENT, contact_table
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -80,30 +79,6 @@ def generate(path: Path, n: int, seed: int = 7) -> None:
 
 
 # --- databases (as bench/import_bench.py) --------------------------------------------------
-
-
-def _server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            return url
-    except psycopg.OperationalError:
-        return start_embedded_postgres(Path(tempfile.mkdtemp()) / "pgdata").get_uri()
-
-
-def _fresh_database(server_url: str) -> str:
-    name = f"cp_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = with_database(server_url, name)
-    ensure_schema(url)
-    return url
-
-
-def _drop_database(server_url: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # --- the fake providers, in their own process ------------------------------------------------
@@ -306,12 +281,8 @@ def _child(method: str, path: Path, base: str) -> None:
     if method == "minimal":
         result = run_minimal("", path, base)
     else:
-        server_url = _server_url()
-        url = _fresh_database(server_url)
-        try:
+        with scratch_database() as url:
             result = _RUNNERS[method](url, path, base)
-        finally:
-            _drop_database(server_url, url)
     print(json.dumps(result))
 
 

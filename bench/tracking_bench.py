@@ -33,13 +33,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psycopg
+from _database import scratch_database
 from psycopg import sql
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -47,9 +46,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from campaign_pipelines import campaigns, servers, templates
-from campaign_pipelines.settings import start_embedded_postgres, with_database
 from campaign_pipelines.store import tracking as tracking_sql
-from campaign_pipelines.store.connection import connect, ensure_schema
+from campaign_pipelines.store.connection import connect
 from campaign_pipelines.store.contacts import SENT, contact_table, create_contact_table
 from campaign_pipelines.tracking.tokens import make_token
 from tracking_app.pixel import GIF
@@ -77,30 +75,6 @@ ceiling_app = Starlette(routes=[Route("/{path:path}", _gif, methods=["GET"])])
 
 
 # --- databases (as bench/import_bench.py) --------------------------------------------------------
-
-
-def _server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            return url
-    except psycopg.OperationalError:
-        return start_embedded_postgres(Path(tempfile.mkdtemp()) / "pgdata").get_uri()
-
-
-def _fresh_database(server_url: str) -> str:
-    name = f"cp_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = with_database(server_url, name)
-    ensure_schema(url)
-    return url
-
-
-def _drop_database(server_url: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _campaign(url: str, contacts: int, sent_ago_s: float) -> tuple[int, list[int]]:
@@ -322,9 +296,7 @@ def main() -> int:
 
     round_s = max(1, args.duration // args.rounds)
     print(f"load average before the run: {_load_average():.2f} (2 cores; measure when quiet)", file=sys.stderr)
-    server_url = _server_url()
-    url = _fresh_database(server_url)
-    try:
+    with scratch_database() as url:
         campaign_id, contact_ids = _campaign(url, args.contacts, args.sent_ago)
         paths = _paths(campaign_id, contact_ids, args.click_share)
         env = {**os.environ, "DATABASE_URL": url, "TRACKING_SECRET": _SECRET}
@@ -352,8 +324,6 @@ def main() -> int:
                     ceiling.run(ceiling_url, script, args, round_s)
             # Both were stopped with SIGTERM: our app has written its buffer.
             recorded = _recorded(url)
-    finally:
-        _drop_database(server_url, url)
 
     answered = ours.answered
     total = sum(recorded.values())
