@@ -163,8 +163,16 @@ def _run_line(url: str, path: Path, base: str, provider: str, batch_size: int | 
     from campaign_pipelines.sending.line import LineSender
 
     campaign_id, line_id = _campaign(url, path, provider, _provider_urls(base)[provider], batch_size)
-    with connect(url) as conn, HttpClientResource().client() as client:
-        sender = LineSender(conn, line_id, run_id=uuid.uuid4().hex, quotas=QuotaResource().store(conn), client=client)
+    # As the send_channel op runs it: results recorded on a second connection.
+    with connect(url) as conn, connect(url) as results_conn, HttpClientResource().client() as client:
+        sender = LineSender(
+            conn,
+            line_id,
+            run_id=uuid.uuid4().hex,
+            quotas=QuotaResource().store(conn),
+            client=client,
+            results_conn=results_conn,
+        )
         started = time.perf_counter()
         outcome = sender.run()
         elapsed = time.perf_counter() - started

@@ -108,7 +108,7 @@ def send_channel(
     http: HttpClientResource,
     tracking: TrackingResource,
 ) -> dict:
-    with database.connect() as conn, http.client() as client:
+    with database.connect() as conn, database.connect() as results_conn, http.client() as client:
         line = send_sql.line_by_id(conn, line_id)
         assert line is not None, f"line {line_id} vanished"
         campaign = campaign_sql.campaign_by_id(conn, line.campaign_id)
@@ -122,6 +122,7 @@ def send_channel(
             client=client,
             on_progress=report,
             tracking=tracking.config(),
+            results_conn=results_conn,
         ).run()
     for warning in outcome.warnings:
         context.log.warning(f"line {line_id}: {warning}")

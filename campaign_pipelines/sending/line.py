@@ -9,6 +9,8 @@ Sensors and the daily schedule relaunch it; it then resumes exactly where it was
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -117,6 +119,43 @@ class _Lost(Exception):
     """Another run owns the line now: stop without touching its state."""
 
 
+class _Recorder(threading.Thread):
+    """Records finished batches on a second connection while the loop sends the next one.
+
+    A batch sent but not yet recorded when the process dies stays reserved, hence `unknown`:
+    the same guarantee as a batch whose answer never came.
+    """
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        super().__init__(daemon=True, name="results-recorder")
+        self._conn = conn
+        # One batch recording while the next is sent; a third waits.
+        self._jobs: queue.Queue[Callable[[psycopg.Connection], None] | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self.error is None:
+                try:
+                    job(self._conn)
+                except BaseException as error:  # raised again in the sending thread
+                    self.error = error
+
+    def submit(self, job: Callable[[psycopg.Connection], None]) -> None:
+        self._raise()
+        self._jobs.put(job)
+
+    def drain(self) -> None:
+        """Wait until everything submitted is recorded."""
+        self._jobs.put(None)
+        self.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
 class LineSender:
     def __init__(
         self,
@@ -129,8 +168,12 @@ class LineSender:
         clock: Clock | None = None,
         on_progress: Progress | None = None,
         tracking: Tracking | None = None,
+        results_conn: psycopg.Connection | None = None,
     ) -> None:
+        """`results_conn`, a second connection, lets results be recorded while the next batch is
+        sent (faster); without it they are recorded in turn on `conn`."""
         self._conn = conn
+        self._recorder = _Recorder(results_conn) if results_conn is not None else None
         self._line_id = line_id
         self._run_id = run_id
         self._quotas = quotas
@@ -159,6 +202,8 @@ class LineSender:
         recovered = send_sql.mark_reserved_unknown(self._conn, campaign.id, line.id)
         if recovered:
             outcome.warnings.append(f"{recovered} contact(s) reserved by an interrupted run are now 'unknown'")
+        if self._recorder is not None:
+            self._recorder.start()
         try:
             self._prepare()
             while True:
@@ -169,10 +214,15 @@ class LineSender:
                 if batch is not None:
                     self._settle(batch, self._call(batch))
         except _Stop as stop:
+            self._drain()
             outcome.status, outcome.reason = stop.status, stop.reason
             send_sql.set_line_state(self._conn, line.id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at)
         except _Lost:
+            self._drain()
             outcome.reason = "another run took this line over"
+        except BaseException:
+            self._drain()
+            raise
         outcome.seconds = time.monotonic() - started
         outcome.undefined_variables = self._renderer.undefined_variables if self._renderer else 0
         return outcome
@@ -423,17 +473,27 @@ class LineSender:
             headers=headers,
         )
 
+    def _drain(self) -> None:
+        if self._recorder is not None and self._recorder.is_alive():
+            self._recorder.drain()
+
     def _record(self, ids, statuses, message_ids, errors, suppressed: int) -> None:
-        send_sql.record_results(
-            self._conn,
-            self._campaign.id,
-            self._line_id,
-            ids=ids,
-            statuses=statuses,
-            message_ids=message_ids,
-            errors=errors,
-            suppressed=suppressed,
-        )
+        def record(conn: psycopg.Connection) -> None:
+            send_sql.record_results(
+                conn,
+                self._campaign.id,
+                self._line_id,
+                ids=ids,
+                statuses=statuses,
+                message_ids=message_ids,
+                errors=errors,
+                suppressed=suppressed,
+            )
+
+        if self._recorder is not None:
+            self._recorder.submit(record)
+        else:
+            record(self._conn)
         outcome = self._outcome
         outcome.sent += sum(1 for s in statuses if s == SENT)
         outcome.failed += sum(1 for s in statuses if s == FAILED)

@@ -112,9 +112,20 @@ def run_line(database_url: str, fakes: FakeProviders, quota_namespace: str) -> C
     """Run one line to its end through the in-process fakes, with its own connection, as a worker does."""
 
     def run(
-        line_id: int, *, clock=None, run_id: str | None = None, on_progress=None, client=None, tracking=None
+        line_id: int,
+        *,
+        clock=None,
+        run_id: str | None = None,
+        on_progress=None,
+        client=None,
+        tracking=None,
+        second_connection: bool = True,
     ) -> LineOutcome:
-        with connect(database_url) as conn, client or httpx.Client(transport=fakes.transport(), timeout=5) as http:
+        with (
+            connect(database_url) as conn,
+            connect(database_url) as results_conn,
+            client or httpx.Client(transport=fakes.transport(), timeout=5) as http,
+        ):
             quotas = RedisQuotas(redis.Redis.from_url(REDIS_URL), quota_namespace)
             sender = LineSender(
                 conn,
@@ -125,6 +136,7 @@ def run_line(database_url: str, fakes: FakeProviders, quota_namespace: str) -> C
                 clock=clock or FakeClock(MIDNIGHT),
                 on_progress=on_progress,
                 tracking=tracking,
+                results_conn=results_conn if second_connection else None,
             )
             return sender.run()
 

@@ -24,8 +24,11 @@ _WORKER = textwrap.dedent(
     from campaign_pipelines.sending.line import LineSender
     from campaign_pipelines.store.connection import connect
 
-    with connect(sys.argv[1]) as conn, httpx.Client(timeout=60) as client:
-        LineSender(conn, int(sys.argv[2]), run_id="doomed-run", quotas=PostgresQuotas(conn), client=client).run()
+    with connect(sys.argv[1]) as conn, connect(sys.argv[1]) as results, httpx.Client(timeout=60) as client:
+        LineSender(
+            conn, int(sys.argv[2]), run_id="doomed-run", quotas=PostgresQuotas(conn), client=client,
+            results_conn=results,
+        ).run()
     """
 )
 

@@ -113,3 +113,13 @@ def test_a_run_whose_line_was_taken_over_stops_without_touching_it(db, make_camp
     assert outcome.sent == 1 and outcome.reason == "another run took this line over"
     line = send_sql.line_by_id(db, line_id)
     assert (line.status, line.run_id) == ("sending", "intruder")
+
+
+def test_results_recorded_in_turn_on_one_connection_are_the_same(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(2_500, [{**BREVO, "max_daily_sends": 2_000}])
+
+    outcome = run_line(setup.line_ids[0], second_connection=False)
+
+    assert (outcome.status, outcome.sent) == ("quota_reached", 2_000)
+    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 2_000, 0: 500}
+    assert send_sql.line_by_id(db, setup.line_ids[0]).sent_count == 2_000
