@@ -109,6 +109,7 @@ class MessageRenderer:
             if tracking and tracking.feedback_sender_id
             else None
         )
+        self._base = tracking.base_url.rstrip("/") if tracking else ""
         if tracking is not None:
             html = _instrument(html, links or [])
         self._html = SandboxedEnvironment(autoescape=True, undefined=undefined).from_string(html)
@@ -127,16 +128,20 @@ class MessageRenderer:
 
     def render(self, email: str, attributes: dict, contact_id: int = 0) -> tuple[str, str, str, dict[str, str]]:
         """(subject, html, text, headers) for one contact."""
-        values = {**attributes, "email": email}
-        headers: dict[str, str] = {}
         tracking = self._tracking
-        if tracking is not None:
+        if tracking is None:
+            values = {**_GLOBALS, **attributes, "email": email}
+            headers: dict[str, str] = {}
+        else:
             token = make_token(tracking.secret, self._campaign_id, contact_id)
-            base = tracking.base_url.rstrip("/")
-            unsubscribe = f"{base}/u/{token}"
-            values |= {
-                _CLICK_BASE: f"{base}/c/{token}",
-                "tracking_pixel_url": f"{base}/o/{token}.gif",
+            unsubscribe = f"{self._base}/u/{token}"
+            # Ours last: contact data never overrides a tracking URL.
+            values = {
+                **_GLOBALS,
+                **attributes,
+                "email": email,
+                _CLICK_BASE: f"{self._base}/c/{token}",
+                "tracking_pixel_url": f"{self._base}/o/{token}.gif",
                 "unsubscribe_url": unsubscribe,
             }
             targets = f"<{unsubscribe}>"
@@ -145,7 +150,6 @@ class MessageRenderer:
             headers = {"List-Unsubscribe": targets, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
             if self._feedback_id:
                 headers["Feedback-ID"] = self._feedback_id
-        values = {**_GLOBALS, **values}
         html = _render(self._html, values)
         # A subject is one line: a newline in contact data must not inject a header.
         subject = " ".join(_render(self._subject, values).split())
