@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import httpx
 
@@ -41,10 +41,10 @@ class OutgoingMessage:
     headers: dict[str, str]
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
     """The provider's verdict on one message: accepted (with its message id, when the provider gives
-    one per recipient or per call) or refused with the provider's own words."""
+    one per recipient or per call) or refused with the provider's own words. A tuple: a batch
+    makes a thousand of them."""
 
     send_id: str
     ok: bool
