@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 from psycopg import sql
@@ -83,3 +84,10 @@ def contacts_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "contacts"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A throwaway Dagster instance (its own temporary home)."""
+    with dg.instance_for_test() as instance:
+        yield instance

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -31,12 +30,6 @@ SEED_EMAILS = [
 LINE = campaigns.ChannelSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server="Sandbox")
 BROKEN = '[{"email": "zoe@example.com"},\n {"email": oops}]\n'
 FIXED = '[{"email": "zoe@example.com"},\n {"email": "yann@example.com"}]\n'
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import dagster as dg
 import psycopg
@@ -36,12 +35,6 @@ from tests.sending.test_line import BREVO, SENDGRID
 
 # How soon a sending line must obey a pause (issue 3: "running lines stop within 5 s").
 STOP_WITHIN_S = 5.0
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ instance are covered by tests/test_multiprocess_send.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -34,12 +33,6 @@ from tests.sending.conftest import (  # noqa: F401  (fixtures)
     quota_resource,
 )
 from tests.sending.test_line import BREVO, SENDGRID
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -20,12 +19,6 @@ from campaign_pipelines.store.connection import connect
 
 SEED_CONTACTS = Path(__file__).resolve().parents[2] / "contacts"
 LINE = campaigns.ChannelSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server="Sandbox")
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Each call to `tick()` / `hourly()` is one evaluation, as the daemon makes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -19,12 +18,6 @@ from campaign_pipelines.sensors.sending import campaign_launch_sensor, relaunch_
 from campaign_pipelines.store import sending as send_sql
 from tests.sending.conftest import fakes, make_campaign, provider_keys  # noqa: F401  (fixtures)
 from tests.sending.test_line import BREVO, SENDGRID
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture
