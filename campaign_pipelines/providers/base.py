@@ -122,7 +122,6 @@ class BatchRefused(ProviderError):
 _MESSAGE_OVERHEAD = 512
 
 
-
 class Provider(ABC):
     """One email provider's HTTP API: builds one request, sends it, maps the answer.
 

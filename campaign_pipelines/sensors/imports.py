@@ -23,20 +23,24 @@ MAX_IMPORTS_PER_TICK = 20
 )
 def campaign_import_sensor(context: dg.SensorEvaluationContext, database: PostgresResource) -> dg.SensorResult:
     with database.connect() as conn:
-        due = campaign_sql.campaigns_awaiting_import(conn, MAX_IMPORTS_PER_TICK)
+        # One run per configuration: configuring again imports again.
+        due = [
+            (campaign_id, f"import-{campaign_id}-{configured_at.timestamp():.6f}")
+            for campaign_id, configured_at in campaign_sql.campaigns_awaiting_import(conn, MAX_IMPORTS_PER_TICK)
+        ]
+        # An import whose process died is started again (it merges what was loaded).
+        due += [
+            (campaign_id, f"import-{campaign_id}-retry-{started.timestamp():.6f}")
+            for campaign_id, started in campaign_sql.interrupted_imports(conn, MAX_IMPORTS_PER_TICK)
+        ]
     if not due:
         return dg.SensorResult(skip_reason="no campaign awaits its import")
     keys = [campaign_key(campaign_id) for campaign_id, _ in due]
     missing = [key for key in keys if not context.instance.has_dynamic_partition(campaign_partitions.name, key)]
     return dg.SensorResult(
         run_requests=[
-            # One run per configuration: configuring again imports again.
-            dg.RunRequest(
-                partition_key=campaign_key(campaign_id),
-                run_key=f"import-{campaign_id}-{configured_at.timestamp():.6f}",
-                tags={"campaign": str(campaign_id)},
-            )
-            for campaign_id, configured_at in due
+            dg.RunRequest(partition_key=campaign_key(campaign_id), run_key=run_key, tags={"campaign": str(campaign_id)})
+            for campaign_id, run_key in due
         ],
         dynamic_partitions_requests=[campaign_partitions.build_add_request(missing)] if missing else [],
     )

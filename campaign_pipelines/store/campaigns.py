@@ -158,6 +158,23 @@ def mark_failed(conn: psycopg.Connection, campaign_id: int, error: str) -> None:
     )
 
 
+def interrupted_imports(conn: psycopg.Connection, limit: int) -> list[tuple[int, datetime]]:
+    """(id, when its import started) of campaigns left `processing` by an import that died.
+
+    A live import holds the campaign's session lock from before it marks it processing until it
+    ends, so `processing` without the lock held means the process is gone.
+    """
+    rows = conn.execute(
+        "SELECT id, updated_at FROM campaigns c WHERE status = 'processing' AND NOT EXISTS ("
+        " SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s + c.id)"
+        " ORDER BY id LIMIT %s",
+        (_IMPORT_LOCK_BASE, limit),
+    )
+    return [(int(r[0]), r[1]) for r in rows]
+
+
 def try_lock_import(conn: psycopg.Connection, campaign_id: int) -> bool:
     """Session lock so two imports of one campaign never run at once."""
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_IMPORT_LOCK_BASE + campaign_id,)).fetchone()

@@ -15,6 +15,7 @@ from campaign_pipelines.contacts.campaign_import import import_campaign
 from campaign_pipelines.resources.contact_files import ContactFilesResource
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.sensors.imports import campaign_import_sensor
+from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store.connection import connect
 
 SEED_CONTACTS = Path(__file__).resolve().parents[2] / "contacts"
@@ -130,3 +131,19 @@ def test_configuring_again_requests_a_new_import(
 
     assert second.partition_key == first.partition_key == str(draft)
     assert second.run_key != first.run_key
+
+
+def test_an_import_whose_process_died_is_started_again(
+    db: psycopg.Connection, database_url: str, evaluate, draft: int, contacts_dir: Path
+) -> None:
+    configure(db, draft, contacts_dir)
+    import_campaign(lambda: connect(database_url), draft, contacts_dir)
+    # As a killed import leaves it: processing, and no process holding the campaign's import lock.
+    db.execute("UPDATE campaigns SET status = 'processing', updated_at = now() WHERE id = %s", (draft,))
+
+    (request,) = evaluate().run_requests
+    assert request.partition_key == str(draft) and "-retry-" in request.run_key
+
+    with connect(database_url) as live_import:
+        assert campaign_sql.try_lock_import(live_import, draft)
+        assert evaluate().run_requests == []  # a live import is left alone
