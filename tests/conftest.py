@@ -20,6 +20,9 @@ from psycopg import sql
 from campaign_pipelines.settings import start_embedded_postgres, with_database
 from campaign_pipelines.store.connection import connect, ensure_schema
 
+# Campaigns with imported contacts, fake providers and a send loop runner, for every test folder.
+pytest_plugins = ["tests.sending.fixtures"]
+
 _DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 _TABLES = (
     "campaign_channels",

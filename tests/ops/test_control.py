@@ -1,6 +1,6 @@
 """`control_campaign` in-process: pause, resume, cancel, resend_unknown, and what is refused.
 
-The line loops are run directly (tests.sending.conftest.run_line), as a send_channel step does;
+The line loops are run directly (the run_line fixture), as a send_channel step does;
 one test pauses a line while it sends on the real clock and checks it stops within 5 s.
 """
 
@@ -24,13 +24,6 @@ from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import PENDING, RESERVED, SENT, UNKNOWN, contact_table
 from tests.fakes.providers import FakeProviders
 from tests.ops.test_admin import failure_message
-from tests.sending.conftest import (  # noqa: F401  (fixtures)
-    fakes,
-    make_campaign,
-    provider_keys,
-    quota_namespace,
-    run_line,
-)
 from tests.sending.test_line import BREVO, SENDGRID
 
 # How soon a sending line must obey a pause (issue 3: "running lines stop within 5 s").
@@ -65,9 +58,9 @@ def line_states(db: psycopg.Connection, campaign_id: int) -> list[tuple[str, str
 def test_pause_then_resume(
     db: psycopg.Connection,
     control,
-    make_campaign,  # noqa: F811
-    run_line,  # noqa: F811
-    fakes: FakeProviders,  # noqa: F811
+    make_campaign,
+    run_line,
+    fakes: FakeProviders,
 ) -> None:
     setup = make_campaign(20, [BREVO, SENDGRID])
 
@@ -97,9 +90,9 @@ def test_pause_then_resume(
 def test_cancel_stops_the_campaign_for_good(
     db: psycopg.Connection,
     control,
-    make_campaign,  # noqa: F811
-    run_line,  # noqa: F811
-    fakes: FakeProviders,  # noqa: F811
+    make_campaign,
+    run_line,
+    fakes: FakeProviders,
 ) -> None:
     setup = make_campaign(10, [BREVO])
 
@@ -122,9 +115,9 @@ def test_cancel_stops_the_campaign_for_good(
 def test_resend_unknown_puts_interrupted_contacts_back_in_the_pool(
     db: psycopg.Connection,
     control,
-    make_campaign,  # noqa: F811
-    run_line,  # noqa: F811
-    fakes: FakeProviders,  # noqa: F811
+    make_campaign,
+    run_line,
+    fakes: FakeProviders,
 ) -> None:
     setup = make_campaign(30, [SENDGRID])
     (line_id,) = setup.line_ids
@@ -155,9 +148,9 @@ def test_resend_unknown_puts_interrupted_contacts_back_in_the_pool(
 def test_resend_unknown_reopens_a_completed_campaign(
     db: psycopg.Connection,
     control,
-    make_campaign,  # noqa: F811
-    run_line,  # noqa: F811
-    fakes: FakeProviders,  # noqa: F811
+    make_campaign,
+    run_line,
+    fakes: FakeProviders,
 ) -> None:
     setup = make_campaign(5, [SENDGRID])
     fakes.delay_next("sendgrid", 60)
@@ -182,7 +175,7 @@ def test_resend_unknown_reopens_a_completed_campaign(
 def test_refusals_say_why(
     db: psycopg.Connection,
     control,
-    make_campaign,  # noqa: F811
+    make_campaign,
     status: str,
     action: str,
     problem: str,
@@ -216,9 +209,9 @@ def test_an_unknown_action_is_refused_by_the_config() -> None:
 def test_a_pause_stops_a_sending_line_within_seconds_and_loses_nothing(
     db: psycopg.Connection,
     control,
-    make_campaign,  # noqa: F811
-    run_line,  # noqa: F811
-    fakes: FakeProviders,  # noqa: F811
+    make_campaign,
+    run_line,
+    fakes: FakeProviders,
 ) -> None:
     # Paced at 0.6 s on the real clock: 200 contacts would take two minutes.
     setup = make_campaign(200, [{**SENDGRID, "send_frequency_minutes": 0.01}])

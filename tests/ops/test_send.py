@@ -24,14 +24,7 @@ from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import PENDING, SENT
 from tests.fakes.providers import DEFAULT_KEYS, FakeProviders
 from tests.ops.test_admin import failure_message
-from tests.sending.conftest import (  # noqa: F401  (fixtures)
-    Setup,
-    fake_http,
-    fakes,
-    make_campaign,
-    provider_keys,
-    quota_resource,
-)
+from tests.sending.fixtures import Setup
 from tests.sending.test_line import BREVO, SENDGRID
 
 
@@ -39,8 +32,8 @@ from tests.sending.test_line import BREVO, SENDGRID
 def send(
     instance: dg.DagsterInstance,
     database_url: str,
-    quota_resource: QuotaResource,  # noqa: F811
-    fake_http: HttpClientResource,  # noqa: F811
+    quota_resource: QuotaResource,
+    fake_http: HttpClientResource,
 ):
     """Runs send_campaign in-process for one campaign (optionally some lines); failures are returned."""
 
@@ -66,7 +59,7 @@ def step_keys(result: dg.ExecuteInProcessResult) -> set[str]:
     return {event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_START}
 
 
-def assert_each_contact_sent_once(db: psycopg.Connection, fakes: FakeProviders, setup: Setup, n: int) -> None:  # noqa: F811
+def assert_each_contact_sent_once(db: psycopg.Connection, fakes: FakeProviders, setup: Setup, n: int) -> None:
     assert send_sql.status_counts(db, setup.campaign_id) == {SENT: n}
     recipients = [message.to for message in fakes.messages()]
     assert len(recipients) == len(set(recipients)) == n
@@ -77,8 +70,8 @@ def assert_each_contact_sent_once(db: psycopg.Connection, fakes: FakeProviders, 
 def test_a_scheduled_campaign_is_launched_and_sent_completely(
     db: psycopg.Connection,
     send,
-    make_campaign,  # noqa: F811
-    fakes: FakeProviders,  # noqa: F811
+    make_campaign,
+    fakes: FakeProviders,
 ) -> None:
     setup = make_campaign(300, [BREVO, SENDGRID], launch=False)
     db.execute("UPDATE servers SET batch_size = 40")
@@ -109,8 +102,8 @@ def test_a_scheduled_campaign_is_launched_and_sent_completely(
 def test_a_line_at_its_quota_leaves_the_campaign_running_with_the_reason(
     db: psycopg.Connection,
     send,
-    make_campaign,  # noqa: F811
-    fakes: FakeProviders,  # noqa: F811
+    make_campaign,
+    fakes: FakeProviders,
 ) -> None:
     setup = make_campaign(8, [{**SENDGRID, "max_daily_sends": 5}])
     (line_id,) = setup.line_ids
@@ -135,8 +128,8 @@ def test_a_line_at_its_quota_leaves_the_campaign_running_with_the_reason(
 def test_selected_channel_ids_run_only_those_lines(
     db: psycopg.Connection,
     send,
-    make_campaign,  # noqa: F811
-    fakes: FakeProviders,  # noqa: F811
+    make_campaign,
+    fakes: FakeProviders,
 ) -> None:
     setup = make_campaign(50, [BREVO, SENDGRID])
     brevo_line, sendgrid_line = setup.line_ids
@@ -155,8 +148,8 @@ def test_selected_channel_ids_run_only_those_lines(
 def test_a_line_of_another_campaign_is_refused(
     db: psycopg.Connection,
     send,
-    make_campaign,  # noqa: F811
-    fakes: FakeProviders,  # noqa: F811
+    make_campaign,
+    fakes: FakeProviders,
 ) -> None:
     setup = make_campaign(5, [BREVO])
 
@@ -170,7 +163,7 @@ def test_a_line_of_another_campaign_is_refused(
 
 
 @pytest.fixture
-def unimported(db: psycopg.Connection, contacts_dir: Path, provider_keys) -> int:  # noqa: F811
+def unimported(db: psycopg.Connection, contacts_dir: Path, provider_keys) -> int:
     """A configured campaign (status scheduled) whose contacts were never imported."""
     servers.add_server(
         db, servers.ServerSpec(name=BREVO["server"], provider="brevo", url="http://x.test", api_key_env="BREVO_API_KEY")
@@ -189,7 +182,7 @@ def test_a_campaign_whose_contacts_are_not_imported_fails_the_plan(
     db: psycopg.Connection,
     send,
     unimported: int,
-    fakes: FakeProviders,  # noqa: F811
+    fakes: FakeProviders,
 ) -> None:
     result = send(unimported)
 
@@ -227,8 +220,8 @@ def test_an_unknown_campaign_fails_the_plan(db: psycopg.Connection, send) -> Non
 def test_a_refused_api_key_stops_that_line_while_the_other_sends_everything(
     db: psycopg.Connection,
     send,
-    make_campaign,  # noqa: F811
-    fakes: FakeProviders,  # noqa: F811
+    make_campaign,
+    fakes: FakeProviders,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The refused line comes first, so it claims contacts before the other line runs.

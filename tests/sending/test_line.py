@@ -9,7 +9,7 @@ from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import SENT
 from tests.fakes.clock import FakeClock
-from tests.sending.conftest import MIDNIGHT
+from tests.sending.fixtures import MIDNIGHT
 
 BREVO = {
     "sender_name": "L'équipe Promo",

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import FAILED, PENDING, SENT, SUPPRESSED, UNKNOWN
 from tests.fakes.clock import FakeClock
-from tests.sending.conftest import MIDNIGHT
+from tests.sending.fixtures import MIDNIGHT
 from tests.sending.test_line import BREVO, SENDGRID
 
 POSTMARK = {

@@ -16,7 +16,6 @@ from campaign_pipelines.ops.send import send_campaign
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.sensors.sending import campaign_launch_sensor, relaunch_stalled, stalled_lines_sensor
 from campaign_pipelines.store import sending as send_sql
-from tests.sending.conftest import fakes, make_campaign, provider_keys  # noqa: F401  (fixtures)
 from tests.sending.test_line import BREVO, SENDGRID
 
 
@@ -89,7 +88,7 @@ def later(**delta: float) -> datetime:
 # --- campaign_launch_sensor ---------------------------------------------------------------
 
 
-def test_a_scheduled_imported_campaign_is_launched_once(db, launch_tick, make_campaign) -> None:  # noqa: F811
+def test_a_scheduled_imported_campaign_is_launched_once(db, launch_tick, make_campaign) -> None:
     setup = make_campaign(5, [BREVO], launch=False)
 
     result = launch_tick()
@@ -103,7 +102,7 @@ def test_a_scheduled_imported_campaign_is_launched_once(db, launch_tick, make_ca
     assert [again.run_key for again in launch_tick().run_requests] == [request.run_key]
 
 
-def test_the_earliest_start_date_decides(db, launch_tick, make_campaign) -> None:  # noqa: F811
+def test_the_earliest_start_date_decides(db, launch_tick, make_campaign) -> None:
     setup = make_campaign(
         5, [{**BREVO, "scheduled_at": later(hours=2)}, {**SENDGRID, "scheduled_at": later(days=1)}], launch=False
     )
@@ -122,7 +121,7 @@ def test_the_earliest_start_date_decides(db, launch_tick, make_campaign) -> None
 def test_a_campaign_not_imported_or_already_running_is_not_launched(
     db,
     launch_tick,
-    make_campaign,  # noqa: F811
+    make_campaign,
 ) -> None:
     setup = make_campaign(5, [BREVO], launch=False)
     # Configured again after its import: the new contacts are not imported yet.
@@ -135,7 +134,7 @@ def test_a_campaign_not_imported_or_already_running_is_not_launched(
     assert launch_tick().run_requests == []
 
 
-def test_a_new_configuration_gets_a_new_run_key(db, launch_tick, make_campaign) -> None:  # noqa: F811
+def test_a_new_configuration_gets_a_new_run_key(db, launch_tick, make_campaign) -> None:
     setup = make_campaign(5, [BREVO], launch=False)
     (first,) = launch_tick().run_requests
 
@@ -152,7 +151,7 @@ def test_a_new_configuration_gets_a_new_run_key(db, launch_tick, make_campaign) 
 # --- stalled_lines_sensor -----------------------------------------------------------------
 
 
-def test_a_line_with_a_stale_heartbeat_is_relaunched_alone(db, stalled_tick, make_campaign) -> None:  # noqa: F811
+def test_a_line_with_a_stale_heartbeat_is_relaunched_alone(db, stalled_tick, make_campaign) -> None:
     setup = make_campaign(5, [BREVO, SENDGRID])
     dead, alive = setup.line_ids
     set_line(db, dead, "sending", heartbeat_at=ago(minutes=10))
@@ -178,7 +177,7 @@ def test_a_line_with_a_stale_heartbeat_is_relaunched_alone(db, stalled_tick, mak
     assert again.run_key != request.run_key
 
 
-def test_waits_that_are_over_are_relaunched_and_others_wait(db, stalled_tick, make_campaign) -> None:  # noqa: F811
+def test_waits_that_are_over_are_relaunched_and_others_wait(db, stalled_tick, make_campaign) -> None:
     setup = make_campaign(5, [BREVO, SENDGRID])
     due, not_yet = setup.line_ids
     set_line(db, due, "waiting", next_run_at=ago(seconds=5))
@@ -191,7 +190,7 @@ def test_waits_that_are_over_are_relaunched_and_others_wait(db, stalled_tick, ma
     assert stalled_tick().run_requests == []
 
 
-def test_lines_of_a_paused_or_finished_campaign_are_left_alone(db, stalled_tick, make_campaign) -> None:  # noqa: F811
+def test_lines_of_a_paused_or_finished_campaign_are_left_alone(db, stalled_tick, make_campaign) -> None:
     setup = make_campaign(5, [BREVO, SENDGRID])
     first, second = setup.line_ids
     set_line(db, first, "sending", heartbeat_at=ago(minutes=10))
@@ -204,7 +203,7 @@ def test_lines_of_a_paused_or_finished_campaign_are_left_alone(db, stalled_tick,
     assert [line.attempt for line in send_sql.lines_of(db, setup.campaign_id)] == [0, 0]
 
 
-def test_lines_quota_reached_wait_for_the_schedule(db, stalled_tick, make_campaign) -> None:  # noqa: F811
+def test_lines_quota_reached_wait_for_the_schedule(db, stalled_tick, make_campaign) -> None:
     setup = make_campaign(5, [BREVO])
     set_line(db, setup.line_ids[0], "quota_reached", next_run_at=ago(minutes=1))
 
@@ -214,7 +213,7 @@ def test_lines_quota_reached_wait_for_the_schedule(db, stalled_tick, make_campai
 # --- relaunch_stalled schedule ------------------------------------------------------------
 
 
-def test_the_schedule_wakes_lines_whose_quota_day_is_over(db, hourly, make_campaign) -> None:  # noqa: F811
+def test_the_schedule_wakes_lines_whose_quota_day_is_over(db, hourly, make_campaign) -> None:
     setup = make_campaign(5, [BREVO, SENDGRID])
     new_day, same_day = setup.line_ids
     set_line(db, new_day, "quota_reached", next_run_at=ago(minutes=1))
@@ -233,7 +232,7 @@ def test_the_schedule_wakes_lines_whose_quota_day_is_over(db, hourly, make_campa
     assert skipped.skip_message == "no line waits for a new quota day"
 
 
-def test_the_schedule_skips_when_every_quota_day_is_still_running(db, hourly, make_campaign) -> None:  # noqa: F811
+def test_the_schedule_skips_when_every_quota_day_is_still_running(db, hourly, make_campaign) -> None:
     setup = make_campaign(5, [BREVO])
     set_line(db, setup.line_ids[0], "quota_reached", next_run_at=later(hours=3))
 
@@ -244,7 +243,7 @@ def test_the_schedule_skips_when_every_quota_day_is_still_running(db, hourly, ma
     assert send_sql.lines_of(db, setup.campaign_id)[0].status == "quota_reached"
 
 
-def test_several_lines_of_one_campaign_share_one_run(db, hourly, make_campaign) -> None:  # noqa: F811
+def test_several_lines_of_one_campaign_share_one_run(db, hourly, make_campaign) -> None:
     setup = make_campaign(5, [BREVO, SENDGRID])
     for line_id in setup.line_ids:
         set_line(db, line_id, "quota_reached", next_run_at=ago(minutes=1))

@@ -1,4 +1,4 @@
-"""Fixtures for the send loop: campaigns with imported contacts, fake providers, a fake clock."""
+"""Fixtures for the send loop, loaded by tests/conftest.py: launched campaigns, fake providers, a fake clock."""
 
 from __future__ import annotations
 
