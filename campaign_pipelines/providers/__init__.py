@@ -22,6 +22,7 @@ from campaign_pipelines.providers.base import (
     Unreachable,
 )
 from campaign_pipelines.providers.brevo import Brevo
+from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.providers.delivery import deliver
 from campaign_pipelines.providers.mailgun import Mailgun
 from campaign_pipelines.providers.postmark import Postmark
@@ -35,6 +36,7 @@ __all__ = [
     "Delivery",
     "OutgoingMessage",
     "Provider",
+    "ProviderClient",
     "ProviderError",
     "QuotaExhausted",
     "RateLimited",

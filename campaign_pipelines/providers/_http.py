@@ -11,12 +11,13 @@ import httpx
 import orjson
 
 from campaign_pipelines.providers.base import Ambiguous, Rejected, Unreachable
+from campaign_pipelines.providers.client import ProviderClient
 
 # A provider's error text is quoted in our messages, cut to this length.
 _MAX_QUOTE = 300
 
 
-def post(client: httpx.Client, provider: str, url: str, *, content: bytes, headers: dict[str, str]) -> httpx.Response:
+def post(client: ProviderClient, provider: str, url: str, *, content: bytes, headers: dict[str, str]) -> httpx.Response:
     """POST and read the whole answer. Failures before the request left become `Unreachable`
     (nothing sent); failures after it may have arrived become `Ambiguous`."""
     try:

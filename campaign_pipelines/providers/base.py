@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-import httpx
+from campaign_pipelines.providers.client import ProviderClient
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class Provider(ABC):
     @abstractmethod
     def send(
         self,
-        client: httpx.Client,
+        client: ProviderClient,
         *,
         url: str,
         api_key: str,

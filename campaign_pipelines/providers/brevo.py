@@ -42,6 +42,7 @@ from campaign_pipelines.providers.base import (
     ServerError,
     ensure_batch,
 )
+from campaign_pipelines.providers.client import ProviderClient
 
 CUSTOM_HEADER = "X-Mailin-custom"
 IDEMPOTENCY_FIELD = "idempotencyKey"
@@ -60,7 +61,7 @@ class Brevo(Provider):
 
     def send(
         self,
-        client: httpx.Client,
+        client: ProviderClient,
         *,
         url: str,
         api_key: str,

@@ -25,8 +25,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-import httpx
-
 from campaign_pipelines.providers.base import (
     Ambiguous,
     BatchRefused,
@@ -39,6 +37,7 @@ from campaign_pipelines.providers.base import (
     ServerError,
     Unreachable,
 )
+from campaign_pipelines.providers.client import ProviderClient
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -48,7 +47,7 @@ OnWait = Callable[[float, ProviderError], None]
 
 
 def deliver(
-    client: httpx.Client,
+    client: ProviderClient,
     provider: Provider,
     *,
     url: str,
@@ -103,7 +102,7 @@ def _derive(key: str, suffix: str) -> str:
 class _Retry:
     def __init__(
         self,
-        client: httpx.Client,
+        client: ProviderClient,
         provider: Provider,
         url: str,
         api_key: str,

@@ -44,6 +44,7 @@ from campaign_pipelines.providers.base import (
     ensure_batch,
     envelope_size,
 )
+from campaign_pipelines.providers.client import ProviderClient
 
 SEND_ID_VARIABLE = "send_id"
 _MARKER = "%recipient."
@@ -57,7 +58,7 @@ class Mailgun(Provider):
 
     def send(
         self,
-        client: httpx.Client,
+        client: ProviderClient,
         *,
         url: str,
         api_key: str,

@@ -36,6 +36,7 @@ from campaign_pipelines.providers.base import (
     ServerError,
     ensure_batch,
 )
+from campaign_pipelines.providers.client import ProviderClient
 
 SEND_ID_METADATA = "send_id"
 DEFAULT_STREAM = "broadcast"
@@ -59,7 +60,7 @@ class Postmark(Provider):
 
     def send(
         self,
-        client: httpx.Client,
+        client: ProviderClient,
         *,
         url: str,
         api_key: str,

@@ -15,9 +15,8 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 
-import httpx
-
 from campaign_pipelines.providers.base import Delivery, OutgoingMessage, Provider, Rejected, Sender, ensure_batch
+from campaign_pipelines.providers.client import ProviderClient
 
 SEND_ID_HEADER = "X-Campaign-Send-Id"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -46,7 +45,7 @@ class Sandbox(Provider):
 
     def send(
         self,
-        client: httpx.Client,
+        client: ProviderClient,
         *,
         url: str,
         api_key: str,

@@ -41,6 +41,7 @@ from campaign_pipelines.providers.base import (
     ensure_batch,
     envelope_size,
 )
+from campaign_pipelines.providers.client import ProviderClient
 
 SEND_ID_ARG = "send_id"
 MAX_SUBSTITUTION_BYTES = 10_000
@@ -56,7 +57,7 @@ class SendGrid(Provider):
 
     def send(
         self,
-        client: httpx.Client,
+        client: ProviderClient,
         *,
         url: str,
         api_key: str,

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import httpx
 import psycopg
 
 from campaign_pipelines import providers, servers
@@ -27,6 +26,7 @@ from campaign_pipelines.providers import (
     AuthFailed,
     Delivery,
     OutgoingMessage,
+    ProviderClient,
     ProviderError,
     QuotaExhausted,
     RateLimited,
@@ -164,7 +164,7 @@ class LineSender:
         *,
         run_id: str,
         quotas: QuotaStore,
-        client: httpx.Client,
+        client: ProviderClient,
         clock: Clock | None = None,
         on_progress: Progress | None = None,
         tracking: Tracking | None = None,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
+from campaign_pipelines.providers.client import ProviderClient
 from tests.fakes.providers import FakeProviders, urls
 from tests.fakes.server import FakeServer, fake_server  # noqa: F401  (the session fixture)
 from tests.providers.support import CLIENT_TIMEOUT, Recorder, Wire
@@ -22,10 +22,10 @@ def fakes(fake_server: FakeServer) -> FakeProviders:  # noqa: F811
 def wire(request: pytest.FixtureRequest, fakes: FakeProviders, fake_server: FakeServer) -> Iterator[Wire]:  # noqa: F811
     """The same fake state through httpx.MockTransport (no socket) and through uvicorn on loopback."""
     if request.param == "mock":
-        client = httpx.Client(transport=fakes.transport(), timeout=CLIENT_TIMEOUT)
+        client = ProviderClient(fakes.transport(), timeout=CLIENT_TIMEOUT)
         base = "http://fake-providers.test"
     else:
-        client = httpx.Client(timeout=CLIENT_TIMEOUT)
+        client = ProviderClient(timeout=CLIENT_TIMEOUT)
         base = fake_server.url
     with client:
         yield Wire(client, urls(base), fakes)

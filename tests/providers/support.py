@@ -9,6 +9,7 @@ import orjson
 
 from campaign_pipelines import providers
 from campaign_pipelines.providers import Delivery, OutgoingMessage, Sender
+from campaign_pipelines.providers.client import ProviderClient
 from tests.fakes.providers import DEFAULT_KEYS, FakeProviders, urls
 
 SENDER = Sender("Acme News", "news@example.com")
@@ -20,7 +21,7 @@ CLIENT_TIMEOUT = httpx.Timeout(2.0, read=0.3)
 class Wire:
     """A client reaching the fakes, the providers' URLs on them and the fakes' state."""
 
-    client: httpx.Client
+    client: ProviderClient
     urls: dict[str, str]
     state: FakeProviders
 
@@ -76,7 +77,7 @@ class Recorder:
             self.requests.append(request)
             return inner.handle_request(request)
 
-        self.client = httpx.Client(transport=httpx.MockTransport(handler))
+        self.client = ProviderClient(httpx.MockTransport(handler), timeout=CLIENT_TIMEOUT)
         self.urls = urls("http://fake.test")
         self.state = state
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
 from campaign_pipelines import providers
@@ -14,6 +13,7 @@ from campaign_pipelines.providers import (
     Rejected,
     ServerError,
 )
+from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.servers import DEFAULT_URLS
 from tests.providers.support import SENDER, Wire, message, messages
 
@@ -183,7 +183,7 @@ def test_split_respects_the_batch_size_and_never_repeats_a_recipient_in_a_call(n
 
 
 def test_a_key_that_cannot_be_written_as_a_header_is_rejected_without_being_quoted(fake_server) -> None:
-    with httpx.Client(timeout=2.0) as client, pytest.raises(Rejected) as caught:
+    with ProviderClient(timeout=2.0) as client, pytest.raises(Rejected) as caught:
         providers.get("postmark").send(
             client,
             url=fake_server.url,

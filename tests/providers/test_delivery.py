@@ -20,6 +20,7 @@ from campaign_pipelines.providers import (
     Unreachable,
     deliver,
 )
+from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.providers.delivery import BACKOFF_CAP_S, backoff_s
 from tests.fakes.providers import DEFAULT_KEYS, FakeProviders, urls
 from tests.providers.support import SENDER, Wire, message, messages
@@ -205,7 +206,7 @@ def test_connection_failures_before_sending_are_retried() -> None:
         return inner.handle_request(request)
 
     sleeps = Sleeps()
-    with httpx.Client(transport=httpx.MockTransport(flaky)) as client:
+    with ProviderClient(httpx.MockTransport(flaky), timeout=2.0) as client:
         deliveries = deliver(
             client,
             providers.get("postmark"),
@@ -224,7 +225,7 @@ def test_connection_failures_before_sending_are_retried() -> None:
 def test_an_unreachable_server_gives_up_after_max_attempts() -> None:
     sleeps = Sleeps()
     # Port 9 (discard) on loopback: nothing listens there in a test environment.
-    with httpx.Client(timeout=2.0) as client, pytest.raises(Unreachable, match="could not connect"):
+    with ProviderClient(timeout=2.0) as client, pytest.raises(Unreachable, match="could not connect"):
         deliver(
             client,
             providers.get("sendgrid"),

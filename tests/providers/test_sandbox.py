@@ -6,11 +6,11 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-import httpx
 import pytest
 
 from campaign_pipelines import providers
 from campaign_pipelines.providers import Rejected, Sender, deliver
+from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.providers.sandbox import outbox
 from tests.providers.support import message, messages
 
@@ -18,7 +18,7 @@ SENDER = Sender("Équipe Acme", "news@example.com")
 
 
 def _send(url: str, batch) -> list:
-    with httpx.Client() as client:
+    with ProviderClient(timeout=2.0) as client:
         return deliver(client, providers.get("sandbox"), url=url, api_key="", sender=SENDER, messages=batch)
 
 

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 import redis
 
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
+from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.quotas import RedisQuotas
 from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
@@ -124,7 +124,7 @@ def run_line(database_url: str, fakes: FakeProviders, quota_namespace: str) -> C
         with (
             connect(database_url) as conn,
             connect(database_url) as results_conn,
-            client or httpx.Client(transport=fakes.transport(), timeout=5) as http,
+            client or ProviderClient(fakes.transport(), timeout=5) as http,
         ):
             quotas = RedisQuotas(redis.Redis.from_url(REDIS_URL), quota_namespace)
             sender = LineSender(
@@ -164,7 +164,7 @@ def fake_http(fakes: FakeProviders) -> HttpClientResource:
     """The `http` resource whose clients reach the in-process fakes (no socket)."""
 
     class FakeHttpClientResource(HttpClientResource):
-        def client(self) -> httpx.Client:
-            return httpx.Client(transport=fakes.transport(), timeout=self.timeout_s)
+        def client(self) -> ProviderClient:
+            return ProviderClient(fakes.transport(), timeout=self.timeout_s)
 
     return FakeHttpClientResource(timeout_s=5.0)

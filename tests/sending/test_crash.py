@@ -9,9 +9,9 @@ import sys
 import textwrap
 import time
 
-import httpx
 import pytest
 
+from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import RESERVED, SENT, UNKNOWN
 from tests.fakes.server import running_fakes
@@ -19,12 +19,13 @@ from tests.sending.test_line import SENDGRID
 
 _WORKER = textwrap.dedent(
     """
-    import sys, httpx
+    import sys
+    from campaign_pipelines.providers import ProviderClient
     from campaign_pipelines.quotas import PostgresQuotas
     from campaign_pipelines.sending.line import LineSender
     from campaign_pipelines.store.connection import connect
 
-    with connect(sys.argv[1]) as conn, connect(sys.argv[1]) as results, httpx.Client(timeout=60) as client:
+    with connect(sys.argv[1]) as conn, connect(sys.argv[1]) as results, ProviderClient(timeout=60) as client:
         LineSender(
             conn, int(sys.argv[2]), run_id="doomed-run", quotas=PostgresQuotas(conn), client=client,
             results_conn=results,
@@ -56,7 +57,7 @@ def test_sigkill_mid_batch_then_relaunch_sends_nobody_twice(db, database_url, ma
         # Later, the stalled sensor's relaunch: the dead worker's heartbeat is old.
         db.execute("UPDATE campaign_channels SET heartbeat_at = now() - interval '10 minutes'")
         fake.state.reset()
-        outcome = run_line(setup.line_ids[0], client=httpx.Client(timeout=10))
+        outcome = run_line(setup.line_ids[0], client=ProviderClient(timeout=10))
         resent = {m.to for m in fake.state.messages()}
 
     assert outcome.status == "done" and outcome.warnings == [
