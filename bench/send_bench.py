@@ -8,7 +8,8 @@ providers served by uvicorn in another process (tests.fakes, so they do not shar
 - single: LineSender on a SendGrid server with `batch_size = 1` (one message per call);
 - minimal: a sync httpx.Client POSTing the very bodies the SendGrid adapter builds, nothing else;
 - seed: the seed's design: per contact, reserve a log row (INSERT … ON CONFLICT DO NOTHING
-  RETURNING, committed), render, one POST, update the row (committed).
+  RETURNING, committed), render, one POST, update the row (committed), and after each mail sent
+  increment the campaign's sent_count (committed), as the seed's progress bar reads it.
 The one-message measurements send N/10 contacts (`--single-contacts`): at ~1,000/s the full N would
 take minutes each. Measure on a quiet machine: every figure is bound by latency and CPU shared by
 the sender, PostgreSQL and the fake server. The last line is one JSON object (the four figures,
@@ -277,7 +278,9 @@ def run_seed(url: str, path: Path, base: str) -> dict:
                     "UPDATE seed_email_log SET status = %s, message_id = %s, error = %s, sent_at = now() WHERE id = %s",
                     ("sent" if delivery.ok else "failed", delivery.provider_message_id, delivery.error, reserved[0]),
                 )
-                sent += delivery.ok
+                if delivery.ok:  # "après chaque envoi réussi, le Job incrémente … sent_count"
+                    conn.execute("UPDATE campaigns SET sent_count = sent_count + 1 WHERE id = %s", (campaign_id,))
+                    sent += 1
         elapsed = time.perf_counter() - started
     return {"seconds": elapsed, "emails": sent}
 
