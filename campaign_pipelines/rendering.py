@@ -153,7 +153,10 @@ class MessageRenderer:
         html = _render(self._html, values)
         # A subject is one line: a newline in contact data must not inject a header.
         subject = " ".join(_render(self._subject, values).split())
-        text = _BLANK_LINES.sub("\n\n", _render(self._text, values)).strip() + "\n"
+        text = _render(self._text, values)
+        if "\n\n\n" in text:  # a search is ~10 times cheaper than the regex finding nothing
+            text = _BLANK_LINES.sub("\n\n", text)
+        text = text.strip() + "\n"
         return subject, html, text, headers
 
 

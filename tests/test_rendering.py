@@ -35,6 +35,12 @@ def test_the_text_part_holds_contact_data_as_written() -> None:
     assert text == "Bonjour Tom & Jerry <3\nVIP\n"
 
 
+def test_runs_of_blank_lines_in_the_text_part_become_one() -> None:
+    renderer = MessageRenderer("s", "<p>{{ note }}</p><p>Fin</p>")
+    assert renderer.render("a@example.com", {"note": "a\n\n\n\nb"})[2] == "a\n\nb\n\nFin\n"
+    assert renderer.render("a@example.com", {"note": "a\nb"})[2] == "a\nb\n\nFin\n"
+
+
 def test_missing_variables_render_empty_and_are_counted() -> None:
     renderer = MessageRenderer("Hello {{ nickname }}", "<p>{{ city }} {{ first_name | default('ami') }}</p>")
     subject, html, _, _ = renderer.render("a@example.com", {})
