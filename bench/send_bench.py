@@ -7,13 +7,15 @@ providers served by uvicorn in another process (tests.fakes, so they do not shar
   (claims, PostgreSQL quota store, rendering, results, counters, heartbeats);
 - single: LineSender on a SendGrid server with `batch_size = 1` (one message per call);
 - minimal: a sync httpx.Client POSTing the very bodies the SendGrid adapter builds, nothing else;
+- transport: the same bodies through ProviderClient (httpx's transport, as our adapters call it):
+  what is left of `single` once our bookkeeping is taken away;
 - seed: the seed's design: per contact, reserve a log row (INSERT … ON CONFLICT DO NOTHING
   RETURNING, committed), render, one POST, update the row (committed), and after each mail sent
   increment the campaign's sent_count (committed), as the seed's progress bar reads it.
 The one-message measurements send N/10 contacts (`--single-contacts`): at ~1,000/s the full N would
 take minutes each. Measure on a quiet machine: every figure is bound by latency and CPU shared by
 the sender, PostgreSQL and the fake server. The last line is one JSON object (the four figures,
-then the contact counts). Server: DATABASE_URL's, else 127.0.0.1:5432, else embedded.
+the ratio to the bare transport, then the contact counts). Server: DATABASE_URL's, else 127.0.0.1:5432, else embedded.
 
     python bench/send_bench.py --contacts 200000
 """
@@ -39,7 +41,7 @@ from psycopg import sql
 
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
-from campaign_pipelines.providers import OutgoingMessage, Sender
+from campaign_pipelines.providers import OutgoingMessage, ProviderClient, Sender
 from campaign_pipelines.providers import get as get_provider
 from campaign_pipelines.rendering import MessageRenderer
 from campaign_pipelines.store.connection import connect
@@ -206,7 +208,16 @@ def _messages(path: Path) -> list[OutgoingMessage]:
 
 
 def run_minimal(url: str, path: Path, base: str) -> dict:
-    """The floor of one-message calls: the adapter's own requests, replayed by a bare client."""
+    """The floor of one-message calls: the adapter's own requests, replayed by a bare httpx.Client."""
+    return _replay(path, base, httpx.Client(timeout=_TIMEOUT))
+
+
+def run_transport(url: str, path: Path, base: str) -> dict:
+    """The same requests through ProviderClient, the client our adapters use."""
+    return _replay(path, base, ProviderClient(timeout=_TIMEOUT))
+
+
+def _replay(path: Path, base: str, client: httpx.Client | ProviderClient) -> dict:
     provider = get_provider(_SINGLE_PROVIDER)
     provider_url = _provider_urls(base)[_SINGLE_PROVIDER]
     api_key = os.environ[f"BENCH_{_SINGLE_PROVIDER.upper()}_KEY"]
@@ -226,7 +237,7 @@ def run_minimal(url: str, path: Path, base: str) -> dict:
         (str(r.url), {k: v for k, v in r.headers.items() if k not in ("content-length", "host")}, r.content)
         for r in requests
     ]
-    with httpx.Client(timeout=_TIMEOUT) as client:
+    with client:
         started = time.perf_counter()
         for target, headers, content in calls:
             response = client.post(target, content=content, headers=headers)
@@ -285,12 +296,18 @@ def run_seed(url: str, path: Path, base: str) -> dict:
     return {"seconds": elapsed, "emails": sent}
 
 
-_RUNNERS = {"batch": run_batch, "single": run_single, "minimal": run_minimal, "seed": run_seed}
+_RUNNERS = {
+    "batch": run_batch,
+    "single": run_single,
+    "minimal": run_minimal,
+    "transport": run_transport,
+    "seed": run_seed,
+}
 
 
 def _child(method: str, path: Path, base: str) -> None:
-    if method == "minimal":
-        result = run_minimal("", path, base)
+    if method in ("minimal", "transport"):
+        result = _RUNNERS[method]("", path, base)
     else:
         with scratch_database() as url:
             result = _RUNNERS[method](url, path, base)
@@ -344,6 +361,7 @@ def main() -> None:
         batch = _measure("batch", batch_file)
         single = _measure("single", single_file)
         minimal = _measure("minimal", single_file)
+        transport = _measure("transport", single_file)
         seed = _measure("seed", single_file)
     print(
         json.dumps(
@@ -352,6 +370,7 @@ def main() -> None:
                 "single_emails_per_s": round(single),
                 "single_vs_minimal_client": round(single / minimal, 2),
                 "single_vs_seed_design": round(single / seed, 2),
+                "single_vs_bare_transport": round(single / transport, 2),
                 "contacts": args.contacts,
                 "single_contacts": single_n,
             }
