@@ -81,9 +81,6 @@ def generate(path: Path, n: int, seed: int = 7) -> None:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-# --- databases (as bench/import_bench.py) --------------------------------------------------
-
-
 # --- the fake providers, in their own process ------------------------------------------------
 
 

@@ -74,9 +74,6 @@ async def _gif(request: Request) -> Response:
 ceiling_app = Starlette(routes=[Route("/{path:path}", _gif, methods=["GET"])])
 
 
-# --- databases (as bench/import_bench.py) --------------------------------------------------------
-
-
 def _campaign(url: str, contacts: int, sent_ago_s: float) -> tuple[int, list[int]]:
     """A campaign whose contacts one line sent `sent_ago_s` seconds ago, with its links."""
     with connect(url) as conn:
