@@ -97,7 +97,7 @@ def run_seed(url: str, path: Path) -> dict:
     with connect(url) as conn:
         conn.execute(
             "CREATE TABLE seed_contacts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-            " email text NOT NULL UNIQUE, attributes jsonb NOT NULL)"
+            " email text NOT NULL UNIQUE, attributes json NOT NULL)"
         )
         started = time.perf_counter()
         batch: dict[str, str] = {}  # deduplicated per batch, or ON CONFLICT fails
