@@ -169,20 +169,19 @@ def _iter_ndjson(path: Path) -> Iterator[object]:
 
 
 def iter_records(path: Path) -> Iterator[object]:
-    """Every record of one contact file, in file order."""
+    """Every record of one contact file, in file order.
+
+    The format is recognised now (a file of none raises here); the records are read as the
+    iterator is consumed. Not a generator itself: one layer less per record.
+    """
     if _logical_name(path).endswith(_NDJSON_SUFFIXES):
-        yield from _iter_ndjson(path)
-        return
+        return _iter_ndjson(path)
     with _open(path) as stream:
         first = _first_significant_byte(stream)
     if first == b"[":
-        yield from _iter_json(path, "item")
-    elif first == b"{":
-        if _looks_like_ndjson(path):
-            yield from _iter_ndjson(path)
-        else:
-            yield from _iter_json(path, _array_prefix(path))
-    elif first == b"":
+        return _iter_json(path, "item")
+    if first == b"{":
+        return _iter_ndjson(path) if _looks_like_ndjson(path) else _iter_json(path, _array_prefix(path))
+    if first == b"":
         raise ContactFileError(path, 0, "the file is empty")
-    else:
-        raise ContactFileError(path, 0, "expected a JSON array, an object holding an array, or NDJSON")
+    raise ContactFileError(path, 0, "expected a JSON array, an object holding an array, or NDJSON")
