@@ -108,3 +108,49 @@ def test_offset_is_exact_far_into_a_big_file(tmp_path: Path) -> None:
     assert len(text) > 500_000
     # yajl reports a bad literal where it stops reading it: within the broken token.
     assert text.index("tru}") <= caught.value.offset <= text.index("}]")
+
+
+def _one_per_line(records: list) -> str:
+    return "[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n"
+
+
+MANY = [{"email": f"user{i}@example.com", "n": i, "tags": ["a", "b"], "note": "x" * (i % 50)} for i in range(30_000)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(_one_per_line(MANY), id="one-per-line, several MB"),
+        pytest.param(
+            _one_per_line(MANY[:15_000])[:-3]
+            + ',\n{"email": "m@example.com",\n "nested": {"a": [1,\n 2]}},\n'
+            + _one_per_line(MANY[15_000:])[2:],
+            id="a record over several lines midway",
+        ),
+        pytest.param("[\n" + "\n, ".join(json.dumps(r) for r in MANY[:5000]) + "\n]", id="leading commas"),
+        pytest.param(
+            "  \n[\n\n" + json.dumps(RECORDS[0]) + ",\n\n" + json.dumps(RECORDS[1]) + "\n\n]", id="blank lines"
+        ),
+        pytest.param("[\n]\n", id="empty array"),
+    ],
+)
+@pytest.mark.parametrize("compress", [False, True])
+def test_arrays_laid_out_any_way_yield_what_json_reads(tmp_path: Path, text: str, compress: bool) -> None:
+    path = _write(tmp_path / "contacts.json", text, compress=compress)
+    assert list(iter_records(path)) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "error_at"),
+    [
+        (_one_per_line(MANY)[:-2] + ",\n]\n", "]\n"),  # trailing comma: the ']' after it is wrong
+        (_one_per_line(MANY[:20_000]).replace("},\n", "}\n", 1), '{"email": "user1@'),  # missing comma
+        (_one_per_line(MANY) + "[]\n", "[]\n"),  # text after the array
+    ],
+    ids=["trailing comma", "missing comma", "text after the array"],
+)
+def test_errors_in_one_per_line_arrays_keep_their_exact_offset(tmp_path: Path, text: str, error_at: str) -> None:
+    path = _write(tmp_path / "broken.json", text)
+    with pytest.raises(ContactFileError) as caught:
+        list(iter_records(path))
+    assert caught.value.offset == text.rindex(error_at)
