@@ -4,7 +4,8 @@ Generates N contacts (≈5% duplicates, ≈1% invalid, realistic attributes) as 
 then in the same run, each in a fresh process on a fresh database of the same server:
 - ours: the import the `campaign_contacts` asset runs (import_campaign);
 - seed: the seed's design, ijson + multi-row INSERT … ON CONFLICT of 2000 rows;
-- parse_copy: ijson parse + COPY into an unlogged table, the floor of any import.
+- parse_copy: parse (our reader, the fastest we have) + COPY into an unlogged table, the
+  floor of any import.
 The last line is one JSON object. Server: DATABASE_URL's, else 127.0.0.1:5432, else embedded.
 
     python bench/import_bench.py --contacts 1000000
@@ -31,6 +32,7 @@ from psycopg import sql
 
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
+from campaign_pipelines.contacts.reader import iter_records
 from campaign_pipelines.contacts.records import to_contact
 from campaign_pipelines.store.connection import connect
 
@@ -130,14 +132,14 @@ def run_seed(url: str, path: Path) -> dict:
 
 
 def run_parse_copy(url: str, path: Path) -> dict:
-    """The floor: parse with ijson and COPY raw rows into an unlogged table, nothing else."""
+    """The floor: parse with our reader and COPY raw rows into an unlogged table, nothing else."""
     with connect(url) as conn:
         conn.execute("CREATE UNLOGGED TABLE raw_contacts (record text)")
         started = time.perf_counter()
         records = 0
         rows: list[bytes] = []
-        with path.open("rb") as f, conn.cursor() as cur, cur.copy("COPY raw_contacts FROM STDIN") as copy:
-            for record in ijson.items(f, "item", use_float=True):
+        with conn.cursor() as cur, cur.copy("COPY raw_contacts FROM STDIN") as copy:
+            for record in iter_records(path):
                 records += 1
                 rows.append(orjson.dumps(record).replace(b"\\", b"\\\\") + b"\n")
                 if len(rows) == 256:
