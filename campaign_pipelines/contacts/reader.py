@@ -26,6 +26,10 @@ import orjson
 MAX_RECORD_BYTES = 64 * 1024
 
 _READ_SIZE = 256 * 1024
+# orjson reads an integer past 64 bits as a float, losing digits: text holding this many
+# digits in a row is left to ijson (which refuses such integers) or json (which keeps them).
+_LONG_NUMBER = b"0" * 19
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -172,7 +176,8 @@ def _iter_array(path: Path) -> Iterator[object]:
             if comma:
                 body = body[:-1].rstrip()
             if body:
-                if state == b"[0":  # a comma must open this run: rare, left to ijson
+                # A run that must open with a comma (a rare layout) or may hold a long integer.
+                if state == b"[0" or _may_hold_a_long_integer(body):
                     break
                 try:
                     records = orjson.loads(b"[" + body + b"]")
@@ -211,13 +216,29 @@ def _iter_ndjson(path: Path) -> Iterator[object]:
             if size > MAX_RECORD_BYTES:
                 yield TOO_LARGE
             elif line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ContactFileError(path, offset + error.pos, error.msg) from None
-                except UnicodeDecodeError as error:
-                    raise ContactFileError(path, offset + error.start, "not UTF-8 text") from None
+                if _may_hold_a_long_integer(line):
+                    yield _stdlib_json(path, line, offset)
+                else:
+                    try:
+                        yield orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        yield _stdlib_json(path, line, offset)
             offset += size
+
+
+def _may_hold_a_long_integer(text: bytes) -> bool:
+    return _LONG_NUMBER in text.translate(_DIGITS_AS_ZEROS)
+
+
+def _stdlib_json(path: Path, line: bytes, offset: int) -> object:
+    """A line orjson refused: the standard library reads what orjson does not (NaN, integers
+    over 64 bits) and, for a broken line, tells where it breaks."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ContactFileError(path, offset + error.pos, error.msg) from None
+    except UnicodeDecodeError as error:
+        raise ContactFileError(path, offset + error.start, "not UTF-8 text") from None
 
 
 def iter_records(path: Path) -> Iterator[object]:

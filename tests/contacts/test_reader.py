@@ -92,6 +92,21 @@ def test_oversized_ndjson_line_is_skipped_without_parsing(tmp_path: Path) -> Non
     assert list(iter_records(path)) == [TOO_LARGE, RECORDS[0]]
 
 
+def test_an_integer_beyond_64_bits_is_refused_whatever_the_layout(tmp_path: Path) -> None:
+    records = [*MANY[:3000], {"email": "x@example.com", "id": 12345678901234567890123}, *MANY[3000:6000]]
+    text = _one_per_line(records)
+    with pytest.raises(ContactFileError, match="integer overflow") as caught:
+        list(iter_records(_write(tmp_path / "big.json", text)))
+    number = text.index("12345678901234567890123")
+    assert number - 1 <= caught.value.offset <= number + 23  # where yajl stops: at the number
+
+
+def test_ndjson_values_beyond_orjson_are_read_as_the_standard_library_reads_them(tmp_path: Path) -> None:
+    text = '{"email": "a@example.com", "id": 123456789012345678901234567890}\n{"email": "b@example.com", "x": NaN}\n'
+    path = _write(tmp_path / "odd.ndjson", text)
+    assert repr(list(iter_records(path))) == repr([json.loads(line) for line in text.splitlines()])
+
+
 def test_non_utf8_ndjson_is_a_file_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.ndjson"
     path.write_bytes('{"email": "a@example.com", "city": "Besançon"}\n'.encode("latin-1"))
@@ -132,6 +147,10 @@ MANY = [{"email": f"user{i}@example.com", "n": i, "tags": ["a", "b"], "note": "x
             "  \n[\n\n" + json.dumps(RECORDS[0]) + ",\n\n" + json.dumps(RECORDS[1]) + "\n\n]", id="blank lines"
         ),
         pytest.param("[\n]\n", id="empty array"),
+        pytest.param(
+            _one_per_line([*MANY[:3000], {"email": "x@example.com", "card": "4000123412341234123"}, *MANY[3000:6000]]),
+            id="19 digits in a string",
+        ),
     ],
 )
 @pytest.mark.parametrize("compress", [False, True])
