@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import psycopg
@@ -192,3 +193,15 @@ def test_reconfiguring_with_fewer_files_drops_the_removed_contacts(
     report = import_campaign(connector, campaign, contacts_dir)
 
     assert report.nbre_contacts == len(contacts_by_email(db, campaign)) == 4
+
+
+def test_the_import_gives_the_switch_interval_back(connector, tmp_path: Path) -> None:
+    before = sys.getswitchinterval()
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"email": "a@example.com"}, oops]', encoding="utf-8")
+
+    import_contact_files(connector, 44, [_write_json(tmp_path / "e.json", [{"email": "a@example.com"}])])
+    with pytest.raises(ContactFileError):
+        import_contact_files(connector, 44, [broken])
+
+    assert sys.getswitchinterval() == before
