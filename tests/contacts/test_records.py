@@ -21,6 +21,42 @@ def test_email_key_variants_are_accepted() -> None:
 
 
 @pytest.mark.parametrize(
+    "address",
+    [
+        "a@b.co",
+        "o'hara+news@mail.example.fr",
+        "x.y-z_1@a-b.example",
+        "a@" + "b" * 63 + ".example",
+        "a@9.example.c9",
+    ],
+)
+def test_addresses_providers_accept_are_valid(address: str) -> None:
+    assert records.normalize_email(address) == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        ".a@example.com",
+        "a.@example.com",
+        "a..b@example.com",
+        "a@.example.com",
+        "a@example..com",
+        "a@example.com.",
+        "a@-example.com",
+        "a@example-.com",
+        "a@example.-com",
+        "a@example.com-",
+        "a@" + "b" * 64 + ".example",
+        "a@exa_mple.com",
+        "é@example.com",
+    ],
+)
+def test_addresses_with_broken_syntax_are_invalid(address: str) -> None:
+    assert records.normalize_email(address) is None
+
+
+@pytest.mark.parametrize(
     ("record", "reason"),
     [
         ({"name": "no email"}, records.MISSING_EMAIL),
