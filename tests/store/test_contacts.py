@@ -45,3 +45,30 @@ def test_merging_an_unchanged_record_writes_nothing(db) -> None:
     contact_sql.copy_into_staging(db, _rows(("a@example.com", '{"tags": ["x"], "n": 1}')))
 
     assert contact_sql.upsert_from_staging(db, CAMPAIGN) == (0, 0)
+
+
+def _indexes(db) -> list[str]:
+    rows = db.execute(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname", (f"contacts_campaign_{CAMPAIGN}",)
+    )
+    return [row[0].split(" USING ", 1)[1] for row in rows]
+
+
+def test_contacts_get_their_primary_key_with_the_send_indexes_once(db) -> None:
+    contact_sql.create_contact_table(db, CAMPAIGN)
+    assert _indexes(db) == ["btree (email)"]  # the import maintains only the upsert key
+
+    contact_sql.create_send_indexes(db, CAMPAIGN)
+    contact_sql.create_send_indexes(db, CAMPAIGN)
+
+    assert sorted(_indexes(db)) == [
+        "btree (channel_id) WHERE (send_status = 1)",
+        "btree (email)",
+        "btree (id)",
+        "btree (id) WHERE (send_status = 0)",
+    ]
+    primary = db.execute(
+        "SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass AND indisprimary",
+        (f"contacts_campaign_{CAMPAIGN}",),
+    ).fetchone()
+    assert primary == (1,)
