@@ -88,7 +88,10 @@ def test_importing_twice_changes_nothing(db, connector, campaign: int, contacts_
     assert (again.new_contacts, again.updated_contacts, again.nbre_contacts) == (0, 0, 7)
 
 
-def test_duplicates_merge_within_and_across_batches_and_files(db, connector, tmp_path: Path) -> None:
+@pytest.mark.parametrize("split_merges", [False, True], ids=["one_connection", "merges_split_in_two"])
+def test_duplicates_merge_within_and_across_batches_and_files(
+    db, connector, tmp_path: Path, split_merges: bool
+) -> None:
     first = _write_json(
         tmp_path / "a.json",
         [{"email": f"user{i}@example.com", "version": 1} for i in range(500)]
@@ -102,12 +105,12 @@ def test_duplicates_merge_within_and_across_batches_and_files(db, connector, tmp
             ).encode()
         )
     )
-    report = import_contact_files(connector, 41, [first, second], batch_size=64, writers=2)
+    report = import_contact_files(connector, 41, [first, second], batch_size=64, writers=2, split_merges=split_merges)
 
     contacts = contacts_by_email(db, 41)
     assert len(contacts) == report.nbre_contacts == 500
     assert report.new_contacts == 500
-    assert report.duplicates_merged == 51
+    assert report.duplicates_merged == report.updated_contacts == 51
     assert contacts["user7@example.com"] == {"version": 2}
     assert contacts["user260@example.com"] == {"version": 3}
     assert contacts["user0@example.com"] == {"version": 1}
