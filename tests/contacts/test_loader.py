@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import shutil
@@ -198,8 +199,8 @@ def test_reconfiguring_with_fewer_files_drops_the_removed_contacts(
     assert report.nbre_contacts == len(contacts_by_email(db, campaign)) == 4
 
 
-def test_the_import_gives_the_switch_interval_back(connector, tmp_path: Path) -> None:
-    before = sys.getswitchinterval()
+def test_the_import_gives_the_interpreter_settings_back(connector, tmp_path: Path) -> None:
+    before = sys.getswitchinterval(), gc.get_threshold()
     broken = tmp_path / "broken.json"
     broken.write_text('[{"email": "a@example.com"}, oops]', encoding="utf-8")
 
@@ -207,4 +208,4 @@ def test_the_import_gives_the_switch_interval_back(connector, tmp_path: Path) ->
     with pytest.raises(ContactFileError):
         import_contact_files(connector, 44, [broken])
 
-    assert sys.getswitchinterval() == before
+    assert (sys.getswitchinterval(), gc.get_threshold()) == before
