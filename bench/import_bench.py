@@ -7,8 +7,9 @@ then in the same run, each in a fresh process on a fresh database of the same se
 - parse_copy: parse (our reader, the fastest we have) + COPY into an unlogged table, the
   floor of any import.
 The last line is one JSON object. Server: DATABASE_URL's, else 127.0.0.1:5432, else embedded.
+With --repeat N the methods are measured N times, interleaved, and each keeps its fastest run.
 
-    python bench/import_bench.py --contacts 1000000
+    python bench/import_bench.py --contacts 1000000 --repeat 3
 """
 
 from __future__ import annotations
@@ -171,10 +172,21 @@ def _measure(method: str, path: Path) -> dict:
     return result
 
 
+def _fastest(runs: list[dict]) -> dict:
+    """This shared machine's noise only ever slows a run down: the fastest is the best estimate."""
+    return min(runs, key=lambda run: run["seconds"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=1_000_000, help="contacts to generate (default 1,000,000)")
     parser.add_argument("--skip-seed", action="store_true", help="skip the (slow) seed design measurement")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each method this many times, interleaved, and keep each one's fastest run (default 1)",
+    )
     parser.add_argument("--child", choices=sorted(_RUNNERS), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -191,9 +203,13 @@ def main() -> None:
             f"{time.perf_counter() - started:.1f} s",
             file=sys.stderr,
         )
-        ours = _measure("ours", path)
-        floor = _measure("parse_copy", path)
-        seed = None if args.skip_seed else _measure("seed", path)
+        methods = ["ours", "parse_copy"] + ([] if args.skip_seed else ["seed"])
+        runs: dict[str, list[dict]] = {method: [] for method in methods}
+        for _ in range(args.repeat):
+            for method in methods:
+                runs[method].append(_measure(method, path))
+    ours, floor = _fastest(runs["ours"]), _fastest(runs["parse_copy"])
+    seed = _fastest(runs["seed"]) if "seed" in runs else None
     rate = ours["records"] / ours["seconds"]
     print(
         json.dumps(
@@ -202,7 +218,7 @@ def main() -> None:
                 "contacts_per_s": round(rate),
                 "vs_seed_design": round(rate / (seed["records"] / seed["seconds"]), 2) if seed else None,
                 "vs_parse_copy": round(rate / (floor["records"] / floor["seconds"]), 2),
-                "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+                "peak_rss_mb": round(max(run["peak_rss_mb"] for run in runs["ours"]), 1),
             }
         )
     )
