@@ -84,12 +84,6 @@ class ImportReport:
         return self.records_read / self.duration_s if self.duration_s else 0.0
 
 
-def _copy_row(email: str, attributes: bytes) -> bytes:
-    """One COPY text row. Validated emails hold no character COPY treats specially; the
-    JSON may hold backslashes. (Also right-sizes orjson's over-allocated output.)"""
-    return b"%s\t%s\n" % (email.encode(), attributes.replace(b"\\", b"\\\\"))
-
-
 def _copy_chunks(rows: Iterable[bytes]) -> Iterator[bytes]:
     """Rows in small chunks: big buffers would fragment the heap across threads."""
     rows = iter(rows)
@@ -243,7 +237,10 @@ def import_contact_files(
                     valid += 1
                     shard = hash(email) % writers
                     batch = pending[shard]
-                    batch[email] = _copy_row(email, value)
+                    # One COPY text row. Validated emails hold no character COPY treats
+                    # specially; the JSON may hold backslashes. Inline (once per record); it
+                    # also right-sizes orjson's over-allocated output.
+                    batch[email] = b"%s\t%s\n" % (email.encode(), value.replace(b"\\", b"\\\\"))
                     if len(batch) >= batch_size:
                         shards[shard].put(batch)
                         pending[shard] = {}

@@ -39,17 +39,18 @@ def to_contact(record: object) -> tuple[str, bytes] | tuple[None, str]:
     """(email, attributes as UTF-8 JSON) for a usable record, else (None, reason).
 
     A usable record dict is consumed: its email key is removed, the rest are its attributes.
+    Runs once per record of every import: `normalize_email` is inlined.
     """
-    if record is TOO_LARGE:
-        return None, TOO_LARGE_REASON
-    if not isinstance(record, dict):
-        return None, NOT_AN_OBJECT
+    if type(record) is not dict:  # parsers make plain dicts of JSON objects
+        return (None, TOO_LARGE_REASON) if record is TOO_LARGE else (None, NOT_AN_OBJECT)
     key = "email" if "email" in record else next((k for k in _EMAIL_KEYS if k in record), None)
     raw = record[key] if key is not None else None
-    if not isinstance(raw, str) or not raw.strip():
+    if type(raw) is not str:
         return None, MISSING_EMAIL
-    email = normalize_email(raw)
-    if email is None:
+    email = raw.strip().lower()
+    if not email:
+        return None, MISSING_EMAIL
+    if len(email) > _MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
         return None, INVALID_EMAIL
     del record[key]
     try:
