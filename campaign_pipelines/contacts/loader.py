@@ -183,8 +183,11 @@ class _Writer(threading.Thread):
         rows = list(batch.values())
         half = len(rows) // 2
         other = helper.merge(rows[half:])
-        inserted, updated = _merge(conn, self._campaign_id, rows[:half])
-        other_inserted, other_updated = other.result()
+        try:
+            inserted, updated = _merge(conn, self._campaign_id, rows[:half])
+        finally:
+            # Always waited for: an error of the other half is raised too (chained to ours).
+            other_inserted, other_updated = other.result()
         return inserted + other_inserted, updated + other_updated
 
     def put(self, batch: dict[str, bytes] | None) -> None:

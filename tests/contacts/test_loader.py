@@ -117,6 +117,28 @@ def test_duplicates_merge_within_and_across_batches_and_files(
     assert contacts["user0@example.com"] == {"version": 1}
 
 
+@pytest.mark.parametrize("refused", [0, 19], ids=["in_the_first_half", "in_the_second_half"])
+def test_a_merge_that_fails_in_either_half_fails_the_import(db, connector, tmp_path: Path, refused: int) -> None:
+    contacts = [{"email": f"user{i}@example.com", "version": 1} for i in range(20)]
+    import_contact_files(connector, 42, [_write_json(tmp_path / "a.json", contacts)])
+    # PostgreSQL refuses to update one contact: only a merge updates, and this batch of known
+    # emails is merged in two halves of ten.
+    db.execute(
+        "CREATE OR REPLACE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF NEW.email = 'user{refused}@example.com' THEN RAISE check_violation USING MESSAGE = 'refused';"
+        " END IF; RETURN NEW; END $$"
+    )
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON contacts_campaign_42 FOR EACH ROW EXECUTE FUNCTION refuse_update()"
+    )
+    updates = [{"email": f"user{i}@example.com", "version": 2} for i in range(20)]
+
+    with pytest.raises(psycopg.errors.CheckViolation, match="refused"):
+        import_contact_files(connector, 42, [_write_json(tmp_path / "b.json", updates)], split_merges=True)
+
+    assert contacts_by_email(db, 42)[f"user{refused}@example.com"] == {"version": 1}
+
+
 def test_blacklisted_contacts_are_counted_out(db, connector, tmp_path: Path) -> None:
     db.execute("INSERT INTO blacklist (email, reason) VALUES ('b@example.com', 'unsubscribed')")
     path = _write_json(tmp_path / "c.json", [{"email": "a@example.com"}, {"email": "B@example.com"}])
