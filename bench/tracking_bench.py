@@ -48,7 +48,7 @@ from starlette.routing import Route
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import SENT, contact_table, create_contact_table
+from campaign_pipelines.store.contacts import SENT, contact_table, create_contact_table, create_send_indexes
 from campaign_pipelines.tracking.tokens import make_token
 from tracking_app.pixel import GIF
 from tracking_app.responses import NO_STORE
@@ -96,6 +96,7 @@ def _campaign(url: str, contacts: int, sent_ago_s: float) -> tuple[int, list[int
             (campaign_id, sent_ago_s),
         )
         tracking_sql.save_links(conn, campaign_id, _LINKS)
+        create_send_indexes(conn, campaign_id)  # as its launch would
     return campaign_id, [row[0] for row in ids]
 
 

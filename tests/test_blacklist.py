@@ -23,7 +23,7 @@ from campaign_pipelines.blacklist import (
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.store import blacklist as blacklist_sql
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import contact_table, create_contact_table
+from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes
 
 CAMPAIGN = 12
 WHEN = datetime(2025, 11, 28, 8, 30, tzinfo=UTC)
@@ -38,6 +38,7 @@ def contacts(db: psycopg.Connection) -> dict[str, int]:
             psycopg.sql.SQL("INSERT INTO {} (email, attributes) VALUES (%s, '{{}}')").format(contact_table(CAMPAIGN)),
             [("ana@example.com",), ("bob@example.com",), ("eve@example.com",)],
         )
+    create_send_indexes(db, CAMPAIGN)  # as its launch would
     return dict(db.execute(psycopg.sql.SQL("SELECT email, id FROM {}").format(contact_table(CAMPAIGN))).fetchall())
 
 

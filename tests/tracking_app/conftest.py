@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from campaign_pipelines import campaigns, templates
 from campaign_pipelines.store import tracking as tracking_sql
-from campaign_pipelines.store.contacts import contact_table, create_contact_table
+from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes
 from campaign_pipelines.tracking.tokens import make_token
 from tracking_app.app import create_app
 from tracking_app.settings import Settings
@@ -63,6 +63,7 @@ def add_campaign(
         (campaign_id, sent_ago_s),
     )
     tracking_sql.save_links(conn, campaign_id, links)
+    create_send_indexes(conn, campaign_id)  # as its launch would
     return Campaign(campaign_id, [row[0] for row in rows], emails)
 
 

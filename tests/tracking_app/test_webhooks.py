@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from campaign_pipelines.store import blacklist as blacklist_sql
-from campaign_pipelines.store.contacts import contact_table, create_contact_table
+from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes
 from tracking_app import webhooks
 from tracking_app.webhooks import WebhookSettings
 from tracking_app.webhooks_auth import SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER
@@ -63,6 +63,7 @@ def ids(db: psycopg.Connection) -> dict[str, int]:
             sql.SQL("INSERT INTO {} (email, attributes) VALUES (%s, '{{}}')").format(table),
             [(f"{name}@example.com",) for name in ("ana", "bob", "carl", "dan", "eve")],
         )
+    create_send_indexes(db, CAMPAIGN)  # as its launch would
     return {email.split("@")[0]: id_ for email, id_ in db.execute(sql.SQL("SELECT email, id FROM {}").format(table))}
 
 
