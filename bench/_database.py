@@ -28,10 +28,10 @@ def _server_url() -> str:
         return start_embedded_postgres(Path(tempfile.mkdtemp()) / "pgdata").get_uri()
 
 
-def _checkpoint(server_url: str) -> None:
-    """Each measurement starts right after a checkpoint: one that falls inside a run (every
-    1 GB of WAL by default) costs it full-page images and disk writes, at random."""
-    with psycopg.connect(server_url, autocommit=True) as admin:
+def checkpoint(url: str) -> None:
+    """Called right before a measurement: a checkpoint falling inside it (every 1 GB of WAL by
+    default) would cost it full-page images and disk writes, at random."""
+    with psycopg.connect(url, autocommit=True) as admin:
         try:
             admin.execute("CHECKPOINT")
         except psycopg.errors.InsufficientPrivilege:
@@ -48,7 +48,7 @@ def scratch_database() -> Iterator[str]:
     try:
         url = with_database(server_url, name)
         ensure_schema(url)
-        _checkpoint(server_url)
+        checkpoint(url)
         yield url
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:

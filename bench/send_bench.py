@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from _database import scratch_database
+from _database import checkpoint, scratch_database
 from psycopg import sql
 
 from campaign_pipelines import campaigns, servers, templates
@@ -154,6 +154,7 @@ def _campaign(url: str, path: Path, provider: str, provider_url: str, batch_size
     with connect(url) as conn:
         lifecycle.launch(conn, campaign_id)
         (line,) = send_sql.lines_of(conn, campaign_id)
+    checkpoint(url)  # after the setup's writes: the measurement follows
     return campaign_id, line.id
 
 
