@@ -117,7 +117,7 @@ def test_duplicates_merge_within_and_across_batches_and_files(
     assert contacts["user0@example.com"] == {"version": 1}
 
 
-@pytest.mark.parametrize("refused", [0, 19], ids=["in_the_first_half", "in_the_second_half"])
+@pytest.mark.parametrize("refused", [0, 19], ids=["in_the_writers_half", "in_the_helpers_half"])
 def test_a_merge_that_fails_in_either_half_fails_the_import(db, connector, tmp_path: Path, refused: int) -> None:
     contacts = [{"email": f"user{i}@example.com", "version": 1} for i in range(20)]
     import_contact_files(connector, 42, [_write_json(tmp_path / "a.json", contacts)])
