@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench-import: $(STAMP)
-	$(BIN)/python bench/import_bench.py
+	$(BIN)/python bench/import_bench.py --repeat 3
 
 bench-send: $(STAMP)
 	$(BIN)/python bench/send_bench.py
