@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.store.contacts import contact_table, contact_table_exists
 
 # Where an entry came from; the schema's default is 'manual'.
 SOURCES = ("manual", "unsubscribe", "complaint", "hard_bounce", "soft_bounce")
@@ -103,9 +103,7 @@ def stream_entries(conn: psycopg.Connection) -> Iterator[tuple[str, str, str, da
 
 def contact_emails(conn: psycopg.Connection, campaign_id: int, contact_ids: Iterable[int]) -> dict[int, str]:
     """The emails of these contacts of the campaign; empty when its contact table does not exist (any more)."""
-    name = f"contacts_campaign_{int(campaign_id)}"
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
-    if not exists or not exists[0]:
+    if not contact_table_exists(conn, campaign_id):
         return {}
     rows = conn.execute(
         sql.SQL("SELECT id, email FROM {} WHERE id = ANY(%s)").format(contact_table(campaign_id)),

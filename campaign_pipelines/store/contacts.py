@@ -13,8 +13,17 @@ from psycopg import sql
 _STAGING = sql.Identifier("contact_staging")
 
 
+def _table_name(campaign_id: int) -> str:
+    return f"contacts_campaign_{int(campaign_id)}"
+
+
 def contact_table(campaign_id: int) -> sql.Identifier:
-    return sql.Identifier(f"contacts_campaign_{int(campaign_id)}")
+    return sql.Identifier(_table_name(campaign_id))
+
+
+def contact_table_exists(conn: psycopg.Connection, campaign_id: int) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (_table_name(campaign_id),)).fetchone()
+    return bool(row and row[0])
 
 
 # Send states of a contact: the seed's EmailLog, one per campaign and contact.
@@ -32,14 +41,13 @@ SEND_STATES = {
 def create_contact_table(conn: psycopg.Connection, campaign_id: int) -> int:
     """Create the campaign's contact table if it is missing; returns the contacts it already holds."""
     table = contact_table(campaign_id)
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"contacts_campaign_{int(campaign_id)}",)).fetchone()
-    if exists and exists[0]:
+    if contact_table_exists(conn, campaign_id):
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
         assert row is not None
         return int(row[0])
     conn.execute(
         sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} ("
+            "CREATE TABLE {} ("
             # The primary key on id is added at launch (`create_send_indexes`): only sending and
             # tracking look contacts up by id, and an index kept up to date during the import
             # costs PostgreSQL about a quarter of its load time.
@@ -74,20 +82,20 @@ def create_send_indexes(conn: psycopg.Connection, campaign_id: int) -> None:
     # Sending, tracking and webhooks find contacts by id.
     has_key = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = %s::regclass AND indisprimary)",
-        (f"contacts_campaign_{int(campaign_id)}",),
+        (_table_name(campaign_id),),
     ).fetchone()
     if not (has_key and has_key[0]):
         conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(table))
     # Lines claim pending contacts in id order: this index holds only what is left to send.
     conn.execute(
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (id) WHERE send_status = 0").format(
-            sql.Identifier(f"contacts_campaign_{int(campaign_id)}_pending_idx"), table
+            sql.Identifier(f"{_table_name(campaign_id)}_pending_idx"), table
         )
     )
     # After a crash, the contacts a line had reserved are found by line.
     conn.execute(
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (channel_id) WHERE send_status = 1").format(
-            sql.Identifier(f"contacts_campaign_{int(campaign_id)}_reserved_idx"), table
+            sql.Identifier(f"{_table_name(campaign_id)}_reserved_idx"), table
         )
     )
     # Fresh statistics: without them the planner guesses 0.5% of the rows pending and claims by
