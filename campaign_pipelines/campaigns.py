@@ -15,6 +15,7 @@ import psycopg
 
 from campaign_pipelines.contacts.records import normalize_email
 from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.headers import header_problem
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
 
@@ -38,6 +39,8 @@ def create_campaign(conn: psycopg.Connection, *, name: str, subject: str, templa
         problems.append("name is empty")
     if not subject.strip():
         problems.append("subject is empty")
+    elif problem := header_problem("subject", subject.strip()):
+        problems.append(problem)
     found = catalog.template_by_name(conn, template)
     if found is None:
         problems.append(f"template '{template}' does not exist")
@@ -103,8 +106,12 @@ def _channel_problems(
         where = f"line {number}"
         if not spec.sender_name.strip():
             problems.append(f"{where}: sender name is empty")
+        elif problem := header_problem("sender name", spec.sender_name.strip()):
+            problems.append(f"{where}: {problem}")
         sender_email = normalize_email(spec.sender_email or "")
-        if sender_email is None:
+        if problem := header_problem("sender email", (spec.sender_email or "").strip()):
+            problems.append(f"{where}: {problem}")
+        elif sender_email is None:
             problems.append(f"{where}: sender email {spec.sender_email!r} is not a valid address")
         server = catalog.server_by_name(conn, spec.server)
         if server is None:

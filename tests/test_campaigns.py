@@ -132,6 +132,36 @@ def test_configure_reports_every_problem_and_changes_nothing(db, seed_servers, f
     assert campaign_sql.channels_of(db, campaign_id) == []
 
 
+def test_control_characters_in_a_sender_or_subject_are_refused_naming_field_and_line(
+    db, seed_servers, files: Path
+) -> None:
+    with pytest.raises(ValidationError, match="subject contains control characters \\(LF, U\\+0007\\)"):
+        campaigns.create_campaign(db, name="BF", subject="Offres\nBcc: x@evil.example\a", template="black-friday")
+    campaign_id = campaigns.create_campaign(db, name="BF", subject="s", template="black-friday")
+    lines = [
+        campaigns.ChannelSpec(
+            "Promo\r\nBcc: evil@attacker.example", "offres@mondomaine.com", "Brevo - Compte Principal"
+        ),
+        campaigns.ChannelSpec("Support", "support@mondomaine.com\r\nBcc: evil@attacker.example", "SendGrid - Secours"),
+        campaigns.ChannelSpec("Tab\there\u2028and there", "ok@mondomaine.com", "SendGrid - Secours"),
+    ]
+
+    with pytest.raises(ValidationError) as caught:
+        campaigns.configure_campaign(
+            db, campaign_id, contact_files=["clients_vip.json"], channels=lines, contacts_dir=files
+        )
+
+    assert caught.value.problems == [
+        "line 1: sender name contains control characters (CR, LF); it goes into an email header, which is one line"
+        " of text",
+        "line 2: sender email contains control characters (CR, LF); it goes into an email header, which is one line"
+        " of text",
+        "line 3: sender name contains control characters (TAB, U+2028); it goes into an email header, which is one"
+        " line of text",
+    ]
+    assert campaign_sql.channels_of(db, campaign_id) == []
+
+
 def test_a_symlink_escaping_the_contacts_dir_is_refused(db, seed_servers, files: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside.json"
     outside.write_text("[]")

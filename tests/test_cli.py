@@ -371,6 +371,22 @@ def test_configure_lists_every_problem_and_changes_nothing(
     assert campaign_sql.channels_of(db, draft) == []
 
 
+def test_configure_refuses_a_sender_that_would_forge_headers(
+    db: psycopg.Connection, run, draft: int, seed_files: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "forged.json"
+    forged = {"sender_name": "Promo\r\nBcc: evil@attacker.example", "sender_email": "offres@mondomaine.com"}
+    config.write_text(json.dumps({"contact_files": ["clients_vip.json"], "channels": [{**forged, "server": BREVO}]}))
+
+    code, out, err = run(
+        "campaign", "configure", str(draft), "--contacts-dir", str(seed_files), "--config", str(config)
+    )
+
+    assert (code, out) == (1, "")
+    assert "line 1: sender name contains control characters (CR, LF)" in err
+    assert campaign_sql.channels_of(db, draft) == []
+
+
 def test_a_bad_channel_value_is_a_usage_error_naming_line_and_key(run, draft: int, seed_files: Path) -> None:
     code, _, err = run(
         "campaign",

@@ -295,3 +295,21 @@ def test_configure_campaign_lists_every_problem_and_changes_nothing(
     assert "line 2: sender email 'not-an-address' is not a valid address" in message
     assert "line 3: send_frequency_minutes is negative (-5.0)" in message
     assert (campaign_sql.campaign_by_id(db, draft), campaign_sql.channels_of(db, draft)) == before
+
+
+def test_configure_campaign_refuses_a_sender_name_that_would_forge_headers(
+    db: psycopg.Connection, execute, draft: int
+) -> None:
+    forged = ChannelConfig(
+        sender_name="Promo\r\nBcc: evil@attacker.example", sender_email="offres@mondomaine.com", server=BREVO
+    )
+
+    result = execute(
+        configure_campaign,
+        "configure",
+        ConfigureCampaignConfig(campaign_id=draft, contact_files=SEED_FILES, channels=[PROMO, forged]),
+    )
+
+    assert not result.success
+    assert "line 2: sender name contains control characters (CR, LF)" in failure_message(result)
+    assert campaign_sql.channels_of(db, draft) == []

@@ -1,0 +1,97 @@
+"""Header safety: control characters named, the tracking resource checked, and a line saved by an
+older version with a forged sender never reaching a provider."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from campaign_pipelines.errors import ValidationError
+from campaign_pipelines.headers import header_problem, is_field_name, unsafe_characters
+from campaign_pipelines.resources.tracking import TrackingResource
+from campaign_pipelines.sending.line import LineOutcome
+from campaign_pipelines.store.contacts import FAILED, contact_table
+from tests.fakes.providers import FakeProviders
+from tests.sending.fixtures import Setup
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("L'équipe Promo", None),
+        ("Équipe « Été » 🌞", None),
+        ("Promo\r\nBcc: evil@attacker.example", "CR, LF"),
+        ("a\nb\nc", "LF"),
+        ("tab\there", "TAB"),
+        ("nul\x00, bell\x07, del\x7f", "NUL, U+0007, DEL"),
+        ("next line\x85", "U+0085"),
+        ("line\u2028paragraph\u2029", "U+2028, U+2029"),
+    ],
+)
+def test_unsafe_characters_are_named_once_each(value: str, named: str | None) -> None:
+    assert unsafe_characters(value) == named
+
+
+def test_a_header_problem_names_the_field() -> None:
+    assert header_problem("sender name", "Promo") is None
+    assert header_problem("sender name", "Promo\n") == (
+        "sender name contains control characters (LF); it goes into an email header, which is one line of text"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"), [("List-Unsubscribe", True), ("X-A_b.1", True), ("Bcc: x", False), ("", False)]
+)
+def test_field_names_are_printable_ascii_without_colon_or_space(name: str, valid: bool) -> None:
+    assert is_field_name(name) is valid
+
+
+def test_the_tracking_resource_refuses_values_that_would_break_its_headers() -> None:
+    resource = TrackingResource(
+        base_url="https://t.example.com\r\nBcc: evil@attacker.example",
+        secret="s",
+        unsubscribe_mailto="unsubscribe@example.com",
+        feedback_sender_id="acme\n",
+    )
+
+    with pytest.raises(ValidationError) as caught:
+        resource.config()
+
+    assert caught.value.what == "tracking resource"
+    assert [problem.split(" contains ")[0] for problem in caught.value.problems] == ["base_url", "feedback_sender_id"]
+    assert TrackingResource(base_url="https://t.example.com", secret="s").config().base_url == "https://t.example.com"
+
+
+@pytest.mark.parametrize("provider", ["brevo", "mailgun"])
+def test_a_forged_sender_stored_by_an_older_version_is_never_sent(
+    db: psycopg.Connection,
+    make_campaign: Callable[..., Setup],
+    run_line: Callable[..., LineOutcome],
+    fakes: FakeProviders,
+    provider: str,
+) -> None:
+    setup = make_campaign(
+        3, [{"sender_name": "Promo", "sender_email": "promo@shop.example", "server": "S", "provider": provider}]
+    )
+    # What validation refuses today, written as an older version could have saved it.
+    db.execute(
+        "UPDATE campaign_channels SET sender_name = %s WHERE id = %s",
+        ("Promo\r\nBcc: evil@attacker.example", setup.line_ids[0]),
+    )
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert fakes.sent_count() == 0
+    assert outcome.sent == 0 and outcome.failed == 3
+    query = sql.SQL("SELECT DISTINCT send_status, error FROM {}").format(contact_table(setup.campaign_id))
+    errors = db.execute(query).fetchall()
+    assert errors == [
+        (
+            FAILED,
+            f"{provider}: the line's sender name contains control characters (CR, LF) that would forge email headers;"
+            " nothing was sent: correct the line's sender",
+        )
+    ]
