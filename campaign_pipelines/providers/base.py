@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
+from campaign_pipelines.headers import is_field_name, unsafe_characters
 from campaign_pipelines.providers.client import ProviderClient
 
 
@@ -222,3 +223,27 @@ def ensure_batch(provider: Provider, messages: Sequence[OutgoingMessage]) -> Non
         raise ValueError(
             f"{provider.name}: {len(messages)} messages in one call, the most is {provider.max_batch}; use split()"
         )
+
+
+def ensure_header_safe(provider: Provider, sender: Sender, messages: Sequence[OutgoingMessage]) -> None:
+    """Refuse the call, before anything is sent, when the sender or a header could forge headers.
+
+    Validation refuses control characters where they are typed; this catches what it could not see
+    (a line saved by an older version). Rejected, not ValueError: the send step records the reason
+    on the call's contacts instead of crashing the run.
+    """
+    for field, value in (("sender name", sender.name), ("sender email", sender.email)):
+        if (names := unsafe_characters(value)) is not None:
+            raise Rejected(
+                f"{provider.name}: the line's {field} contains control characters ({names}) that would forge"
+                " email headers; nothing was sent: correct the line's sender"
+            )
+    for message in messages:
+        for name, value in message.headers.items():
+            names = unsafe_characters(value)
+            if names is not None or not is_field_name(name):
+                what = f"control characters ({names})" if names is not None else "a name that is not a header name"
+                raise Rejected(
+                    f"{provider.name}: the header {name!r} of the message to {message.to_email} has {what};"
+                    " nothing was sent"
+                )

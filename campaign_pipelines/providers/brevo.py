@@ -41,6 +41,7 @@ from campaign_pipelines.providers.base import (
     Sender,
     ServerError,
     ensure_batch,
+    ensure_header_safe,
 )
 from campaign_pipelines.providers.client import ProviderClient
 
@@ -70,6 +71,7 @@ class Brevo(Provider):
         idempotency_key: str | None,
     ) -> list[Delivery]:
         ensure_batch(self, messages)
+        ensure_header_safe(self, sender, messages)
         body = _body(sender, messages, idempotency_key)
         headers = {"api-key": api_key, "content-type": "application/json", "accept": "application/json"}
         response = _http.post(client, self.name, url, content=orjson.dumps(body), headers=headers)

@@ -42,6 +42,7 @@ from campaign_pipelines.providers.base import (
     Sender,
     ServerError,
     ensure_batch,
+    ensure_header_safe,
     envelope_size,
 )
 from campaign_pipelines.providers.client import ProviderClient
@@ -67,6 +68,7 @@ class Mailgun(Provider):
         idempotency_key: str | None,
     ) -> list[Delivery]:
         ensure_batch(self, messages)
+        ensure_header_safe(self, sender, messages)
         fields = _single(sender, messages[0]) if len(messages) == 1 else _batch(sender, messages)
         content, content_type = _multipart(fields)
         token = base64.b64encode(f"api:{api_key}".encode()).decode()

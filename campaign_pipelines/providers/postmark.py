@@ -35,6 +35,7 @@ from campaign_pipelines.providers.base import (
     Sender,
     ServerError,
     ensure_batch,
+    ensure_header_safe,
 )
 from campaign_pipelines.providers.client import ProviderClient
 
@@ -69,6 +70,7 @@ class Postmark(Provider):
         idempotency_key: str | None,
     ) -> list[Delivery]:
         ensure_batch(self, messages)
+        ensure_header_safe(self, sender, messages)
         headers = {
             "x-postmark-server-token": api_key,
             "content-type": "application/json",

@@ -15,7 +15,15 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 
-from campaign_pipelines.providers.base import Delivery, OutgoingMessage, Provider, Rejected, Sender, ensure_batch
+from campaign_pipelines.providers.base import (
+    Delivery,
+    OutgoingMessage,
+    Provider,
+    Rejected,
+    Sender,
+    ensure_batch,
+    ensure_header_safe,
+)
 from campaign_pipelines.providers.client import ProviderClient
 
 SEND_ID_HEADER = "X-Campaign-Send-Id"
@@ -54,6 +62,7 @@ class Sandbox(Provider):
         idempotency_key: str | None,
     ) -> list[Delivery]:
         ensure_batch(self, messages)
+        ensure_header_safe(self, sender, messages)
         folder = outbox(url)
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ from campaign_pipelines.providers.base import (
     Sender,
     ServerError,
     ensure_batch,
+    ensure_header_safe,
     envelope_size,
 )
 from campaign_pipelines.providers.client import ProviderClient
@@ -66,6 +67,7 @@ class SendGrid(Provider):
         idempotency_key: str | None,
     ) -> list[Delivery]:
         ensure_batch(self, messages)
+        ensure_header_safe(self, sender, messages)
         body = _single(sender, messages[0]) if len(messages) == 1 else _batch(sender, messages)
         headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
         response = _http.post(client, self.name, url, content=orjson.dumps(body), headers=headers)

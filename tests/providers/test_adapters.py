@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -10,12 +11,15 @@ from campaign_pipelines import providers
 from campaign_pipelines.providers import (
     AuthFailed,
     BatchRefused,
+    OutgoingMessage,
     Rejected,
+    Sender,
     ServerError,
 )
 from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.servers import DEFAULT_URLS
-from tests.providers.support import SENDER, Wire, message, messages
+from tests.fakes.providers import DEFAULT_KEYS, urls
+from tests.providers.support import SENDER, Recorder, Wire, message, messages
 
 HTTP_PROVIDERS = ["brevo", "sendgrid", "mailgun", "postmark"]
 
@@ -193,3 +197,48 @@ def test_a_key_that_cannot_be_written_as_a_header_is_rejected_without_being_quot
             idempotency_key=None,
         )
     assert "secret-part" not in str(caught.value)
+
+
+FORGED_SENDERS = {
+    "name": Sender("Promo\r\nBcc: evil@attacker.example", "news@example.com"),
+    "email": Sender("Promo", "news@example.com\nBcc: evil@attacker.example"),
+}
+FORGED_HEADERS = [
+    {"List-Unsubscribe": "<https://t.example.com/u/x>\r\nBcc: evil@attacker.example"},
+    {"Bcc: evil@attacker.example\r\nX": "x"},
+]
+
+
+def _send_nowhere(name: str, recorder: Recorder, outbox: Path, sender: Sender, batch: list[OutgoingMessage]) -> None:
+    """One call through the in-process fakes (the sandbox writes into `outbox`)."""
+    url = f"file:{outbox}" if name == "sandbox" else urls("http://fake-providers.test")[name]
+    providers.get(name).send(
+        recorder.client,
+        url=url,
+        api_key=DEFAULT_KEYS.get(name, ""),
+        sender=sender,
+        messages=batch,
+        idempotency_key=None,
+    )
+
+
+@pytest.mark.parametrize("field", list(FORGED_SENDERS))
+@pytest.mark.parametrize("name", [*HTTP_PROVIDERS, "sandbox"])
+def test_a_sender_with_a_line_break_is_rejected_before_anything_is_sent(
+    recorder: Recorder, tmp_path: Path, name: str, field: str
+) -> None:
+    with pytest.raises(Rejected, match=f"^{name}: the line's sender {field} contains control characters"):
+        _send_nowhere(name, recorder, tmp_path, FORGED_SENDERS[field], messages(2))
+
+    assert recorder.requests == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("headers", FORGED_HEADERS)
+@pytest.mark.parametrize("name", [*HTTP_PROVIDERS, "sandbox"])
+def test_a_header_that_would_forge_another_is_rejected_before_anything_is_sent(
+    recorder: Recorder, tmp_path: Path, name: str, headers: dict[str, str]
+) -> None:
+    with pytest.raises(Rejected, match="the header .* of the message to reader1@example.org has"):
+        _send_nowhere(name, recorder, tmp_path, SENDER, [message(0), message(1, headers=headers)])
+
+    assert recorder.requests == [] and list(tmp_path.iterdir()) == []
