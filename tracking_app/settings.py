@@ -1,14 +1,18 @@
-"""The tracking app's settings, read from the environment with `starlette.config.Config`.
+"""The tracking app's settings, read from the environment with `starlette.config.Config`, and
+the uvicorn command that serves it.
 
 `load_settings()` runs in the app's lifespan, so a missing TRACKING_SECRET stops uvicorn at
 startup with every problem listed; tests build `Settings` directly and pass it to `create_app`.
+`uvicorn_command()` is read before uvicorn starts: the size limit of a request's headers is
+uvicorn's, not the app's.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from starlette.config import Config
@@ -25,6 +29,11 @@ DEFAULT_PREFETCH_S = 10.0
 DEFAULT_LINK_CACHE_CAMPAIGNS = 256
 # How long shutdown keeps retrying a database that is down before giving buffered events up.
 DEFAULT_SHUTDOWN_RETRY_S = 10.0
+# A request's line and headers together. A tracked URL is ~100 bytes and a browser or an image
+# proxy sends 1-2 KB of headers, a few KB more when a parent domain sets cookies; webhooks carry
+# their events in the body. Past this, uvicorn answers 400 and closes the connection.
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+MIN_MAX_HEADER_BYTES = 4 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,10 +63,8 @@ def parse_networks(value: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from the environment; a ValidationError lists every problem at once."""
-    config = Config(environ=os.environ if environ is None else environ)
-    problems: list[str] = []
+def _reader(config: Config, problems: list[str]) -> Callable[[str, type[int] | type[float], float, float], float]:
+    """`read(name, cast, default, minimum)`: a number from the environment, its problems added to `problems`."""
 
     def read(name: str, cast: type[int] | type[float], default: float, minimum: float) -> float:
         raw = config(name, default=None)
@@ -71,6 +78,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if value < minimum:
             problems.append(f"{name} must be at least {minimum}, got {raw}")
         return value
+
+    return read
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment; a ValidationError lists every problem at once."""
+    config = Config(environ=os.environ if environ is None else environ)
+    problems: list[str] = []
+    read = _reader(config, problems)
 
     database_url = config("DATABASE_URL", default="") or ""
     if not database_url.strip():
@@ -98,3 +114,29 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if problems:
         raise ValidationError("tracking app settings", problems)
     return settings
+
+
+def uvicorn_command(port: int | str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """How the app is served (`make dev`, the fault tests; a deployment passes the same options).
+
+    uvicorn's h11 parser, not httptools (uvicorn's pick when installed), because only h11 bounds a
+    request's headers: under httptools a 100 MB header was answered 200 and cost the process
+    ~200 MB. TRACKING_MAX_HEADER_BYTES sets the bound; a ValidationError names a bad value.
+    """
+    problems: list[str] = []
+    read = _reader(Config(environ=os.environ if environ is None else environ), problems)
+    max_header_bytes = int(read("TRACKING_MAX_HEADER_BYTES", int, DEFAULT_MAX_HEADER_BYTES, MIN_MAX_HEADER_BYTES))
+    if problems:
+        raise ValidationError("tracking app settings", problems)
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tracking_app.app:app",
+        "--http",
+        "h11",
+        "--h11-max-incomplete-event-size",
+        str(max_header_bytes),
+        "--port",
+        str(port),
+    ]

@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from campaign_pipelines.errors import ValidationError
 from tracking_app.app import create_app
-from tracking_app.settings import load_settings
+from tracking_app.settings import load_settings, uvicorn_command
 
 
 def test_healthz_answers_ok(client: TestClient) -> None:
@@ -56,3 +56,15 @@ def test_every_settings_problem_is_reported_at_once() -> None:
     assert any("TRACKING_SECRET" in problem for problem in problems)
     assert any("'not-an-ip'" in problem for problem in problems)
     assert any("TRACKING_FLUSH_SIZE must be at least 1" in problem for problem in problems)
+
+
+def test_uvicorn_serves_the_app_with_h11_and_its_header_limit() -> None:
+    command = uvicorn_command(8080, {})
+    assert command[command.index("--http") + 1] == "h11"
+    assert command[command.index("--h11-max-incomplete-event-size") + 1] == "16384"
+    assert command[-2:] == ["--port", "8080"]
+    bigger = uvicorn_command(8080, {"TRACKING_MAX_HEADER_BYTES": "65536"})
+    assert bigger[bigger.index("--h11-max-incomplete-event-size") + 1] == "65536"
+
+    with pytest.raises(ValidationError, match="TRACKING_MAX_HEADER_BYTES must be at least 4096, got 100"):
+        uvicorn_command(8080, {"TRACKING_MAX_HEADER_BYTES": "100"})
