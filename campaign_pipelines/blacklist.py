@@ -73,11 +73,14 @@ _EXPORT_HEADER = ("email", "reason", "source", "created_at")
 class DeliveryEvent:
     """A provider's webhook event in our words.
 
+    `event_id` names the event at its provider: the provider's own id, or one derived from the
+    event's identifying fields (tracking_app.webhooks_payloads); copies of one event share it.
     `email` is the recipient as the provider wrote it; `send_id` is ours (sending.line.send_id)
     when the provider carried it back; `detail` is the provider's own words (a bounce reason).
     """
 
     provider: str
+    event_id: str
     event: str
     email: str
     send_id: str | None
@@ -87,7 +90,10 @@ class DeliveryEvent:
 
 @dataclass(frozen=True)
 class Recorded:
+    # Events stored by this call; `duplicates` were stored already (a provider's retry, a replay)
+    # or repeated within the call, and have no effect.
     events: int
+    duplicates: int
     # Events matched to one of our sends (campaign and contact); the others are kept by address alone.
     matched: int
     # (email, source) of the addresses this call added to the blacklist.
@@ -124,20 +130,27 @@ def record_delivery_events(
 ) -> Recorded:
     """Store the events (one INSERT) and blacklist what they call for, in one transaction.
 
-    Each event is matched to our send by its send id, when that send's contact has the event's
-    address; otherwise it is kept by address alone. Hard bounces, complaints and unsubscribes
-    blacklist the address at once; a soft bounce does when the address reaches
-    `soft_bounce_limit` of them. An address already blacklisted keeps its first entry.
-    Inside a caller's transaction this is a savepoint of it.
+    An event already stored (same provider and event id) is not stored again and has no effect:
+    a provider's retry of a hard bounce does not blacklist again an address taken off by hand,
+    and copies of one soft bounce count once. Each event is matched to our send by its send id,
+    when that send's contact has the event's address; otherwise it is kept by address alone.
+    Hard bounces, complaints and unsubscribes blacklist the address at once; a soft bounce does
+    when the address reaches `soft_bounce_limit` distinct ones. An address already blacklisted
+    keeps its first entry. Inside a caller's transaction this is a savepoint of it.
     """
+    # Copies within the call are dropped here: what the INSERT stored names an event once, whatever its copies.
+    firsts: dict[tuple[str, str], DeliveryEvent] = {}
+    for event in events:
+        firsts.setdefault((event.provider, event.event_id), event)
     with conn.transaction():
-        rows = _match_sends(conn, events)
-        blacklist_sql.insert_delivery_events(conn, rows)
+        rows = _match_sends(conn, list(firsts.values()))
+        stored = blacklist_sql.insert_delivery_events(conn, rows)
+        rows = [row for row in rows if (row.provider, row.event_id) in stored]
         new = _new_entries(rows, soft_bounce_limit)
         blacklist_sql.lock_soft_bounce_counts(conn, (e.email for e in new if e.min_soft_bounces is not None))
         added = blacklist_sql.add_many(conn, new)
     matched = sum(1 for row in rows if row.contact_id is not None)
-    return Recorded(events=len(rows), matched=matched, blacklisted=added)
+    return Recorded(events=len(rows), duplicates=len(events) - len(rows), matched=matched, blacklisted=added)
 
 
 def _address(raw: str) -> str:
@@ -172,6 +185,7 @@ def _match_sends(conn: psycopg.Connection, events: Sequence[DeliveryEvent]) -> l
         rows.append(
             blacklist_sql.DeliveryRow(
                 provider=event.provider,
+                event_id=event.event_id,
                 campaign_id=campaign_id,
                 contact_id=contact_id,
                 email=email,

@@ -4,6 +4,7 @@ the operator's add/remove/list, and the streamed export, on the real test databa
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 import time
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from campaign_pipelines.store.contacts import contact_table, create_contact_tabl
 
 CAMPAIGN = 12
 WHEN = datetime(2025, 11, 28, 8, 30, tzinfo=UTC)
+_EVENT_NUMBERS = itertools.count(1)
 
 
 @pytest.fixture
@@ -42,8 +44,19 @@ def contacts(db: psycopg.Connection) -> dict[str, int]:
     return dict(db.execute(psycopg.sql.SQL("SELECT email, id FROM {}").format(contact_table(CAMPAIGN))).fetchall())
 
 
-def event(kind: str, email: str, send_id: str | None = None, detail: str | None = None) -> DeliveryEvent:
-    return DeliveryEvent(provider="brevo", event=kind, email=email, send_id=send_id, detail=detail, occurred_at=WHEN)
+def event(
+    kind: str, email: str, send_id: str | None = None, detail: str | None = None, *, event_id: str | None = None
+) -> DeliveryEvent:
+    """Another event each call (ids in call order, the order one call stores them), or a copy of `event_id`'s."""
+    return DeliveryEvent(
+        provider="brevo",
+        event_id=event_id or f"event-{next(_EVENT_NUMBERS):06d}",
+        event=kind,
+        email=email,
+        send_id=send_id,
+        detail=detail,
+        occurred_at=WHEN,
+    )
 
 
 def stored(db: psycopg.Connection) -> list[tuple]:
@@ -208,6 +221,34 @@ def test_concurrent_soft_bounces_of_one_address_reach_the_limit(db: psycopg.Conn
 
     assert outcome == [[("ana@example.com", "soft_bounce")]]
     assert entries(db)["ana@example.com"][0] == "soft_bounce"
+
+
+def test_an_event_already_stored_has_no_effect(db: psycopg.Connection) -> None:
+    bounce = event(HARD_BOUNCE, "ana@example.com", detail="550 gone")
+    assert blacklist.record_delivery_events(db, [bounce], soft_bounce_limit=3).blacklisted == [
+        ("ana@example.com", "hard_bounce")
+    ]
+    blacklist.remove(db, "ana@example.com")
+
+    # The provider retries it after the operator took the address off: it stays off.
+    recorded = blacklist.record_delivery_events(db, [bounce], soft_bounce_limit=3)
+
+    assert (recorded.events, recorded.duplicates, recorded.blacklisted) == (0, 1, [])
+    assert entries(db) == {}
+    assert len(stored(db)) == 1
+
+
+def test_copies_of_one_soft_bounce_count_once(db: psycopg.Connection) -> None:
+    first, second = event(SOFT_BOUNCE, "ana@example.com"), event(SOFT_BOUNCE, "ana@example.com")
+    copies = [first, first, second, event(SOFT_BOUNCE, "ana@example.com", event_id=second.event_id)]
+
+    recorded = blacklist.record_delivery_events(db, copies, soft_bounce_limit=3)
+
+    assert (recorded.events, recorded.duplicates, recorded.blacklisted) == (2, 2, [])
+    assert len(stored(db)) == 2
+    # The third distinct one reaches the limit.
+    third = blacklist.record_delivery_events(db, [event(SOFT_BOUNCE, "ana@example.com")], soft_bounce_limit=3)
+    assert third.blacklisted == [("ana@example.com", "soft_bounce")]
 
 
 def test_long_provider_words_are_cut_and_flattened(db: psycopg.Connection) -> None:

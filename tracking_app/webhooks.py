@@ -4,9 +4,12 @@ Each request is authenticated (webhooks_auth), its body read as our delivery eve
 (webhooks_payloads), then the events and their blacklist effects are recorded in one
 transaction (campaign_pipelines.blacklist). Answers:
 
-- 200: recorded; events we do not keep (opens, clicks, deferrals, …) are ignored, still 200;
+- 200: recorded; events we do not keep (opens, clicks, deferrals, …) are ignored, still 200; an
+  event already recorded (the provider's retry, a replay) is a duplicate, not recorded again but
+  still 200, so the provider stops retrying it;
 - 400: the body is not what the provider sends; nothing recorded;
-- 401: bad signature or credentials, or a Mailgun signature older than 5 minutes; nothing recorded;
+- 401: bad signature or credentials, or a signature out of its provider's window (SendGrid: older
+  than 25 hours, Mailgun: 5 minutes; either more than 5 minutes ahead); nothing recorded;
 - 406: a Mailgun token already used (a replay); Mailgun never retries a 406;
 - 413: a body over MAX_BODY_BYTES;
 - 503: the provider's secret is not configured here (logged as an error): the providers retry
@@ -149,6 +152,18 @@ class _TooLarge(Exception):
     pass
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:g} hours" if seconds >= 3600 else f"{seconds / 60:g} minutes"
+
+
+def _out_of_window(max_age_s: float) -> _Refused:
+    return _Refused(
+        401,
+        f"the signature's timestamp is older than {_duration(max_age_s)}"
+        f" or more than {_duration(webhooks_auth.MAX_CLOCK_AHEAD_S)} ahead",
+    )
+
+
 # A provider's check: (settings, headers, raw body, arrival time) → its events and a token to spend
 # (Mailgun's), or _Refused / MalformedPayload.
 _Check = Callable[[WebhookSettings, Headers, bytes, datetime], tuple[Parsed, str | None]]
@@ -169,6 +184,8 @@ def _sendgrid(config: WebhookSettings, headers: Headers, body: bytes, now: datet
         raise _Refused(401, "the signature headers are missing")
     if not webhooks_auth.sendgrid_signature_ok(config.sendgrid_public_key, signature, timestamp, body):
         raise _Refused(401, "bad signature")
+    if not webhooks_auth.signed_recently(timestamp, now.timestamp(), webhooks_auth.SENDGRID_MAX_AGE_S):
+        raise _out_of_window(webhooks_auth.SENDGRID_MAX_AGE_S)
     return webhooks_payloads.sendgrid_events(body, now), None
 
 
@@ -183,8 +200,8 @@ def _mailgun(config: WebhookSettings, headers: Headers, body: bytes, now: dateti
         config.mailgun_signing_key, signature.timestamp, signature.token, signature.signature
     ):
         raise _Refused(401, "bad signature")
-    if not webhooks_auth.mailgun_fresh(signature.timestamp, now.timestamp()):
-        raise _Refused(401, "the signature's timestamp is more than 5 minutes away")
+    if not webhooks_auth.signed_recently(signature.timestamp, now.timestamp(), webhooks_auth.MAILGUN_MAX_AGE_S):
+        raise _out_of_window(webhooks_auth.MAILGUN_MAX_AGE_S)
     return webhooks_payloads.mailgun_events(document, now), signature.token
 
 
@@ -286,7 +303,7 @@ async def _receive(request: Request, provider: str) -> Response:
         log.warning("webhook from %s refused with 400: %s", provider, error)
         return PlainTextResponse(f"malformed payload: {error}", status_code=400)
     if not parsed.events and token is None:
-        return JSONResponse({"recorded": 0, "ignored": parsed.ignored})
+        return JSONResponse({"recorded": 0, "duplicates": 0, "ignored": parsed.ignored})
     recorded = await anyio.to_thread.run_sync(
         _record, config, parsed, token, _purge_due(request, token), limiter=_limiter(request)
     )
@@ -295,16 +312,18 @@ async def _receive(request: Request, provider: str) -> Response:
         return PlainTextResponse("this webhook token was already used", status_code=406)
     kinds = Counter(event.event for event in parsed.events)
     log.info(
-        "webhook from %s: %d event(s) recorded (%s), %d matched to a send, %d ignored",
+        "webhook from %s: %d event(s) (%s): %d recorded, %d already recorded, %d matched to a send, %d ignored",
         provider,
-        recorded.events,
+        len(parsed.events),
         ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "none",
+        recorded.events,
+        recorded.duplicates,
         recorded.matched,
         parsed.ignored,
     )
     for email, source in recorded.blacklisted:
         log.info("blacklisted %s (%s reported by %s)", email, source, provider)
-    return JSONResponse({"recorded": recorded.events, "ignored": parsed.ignored})
+    return JSONResponse({"recorded": recorded.events, "duplicates": recorded.duplicates, "ignored": parsed.ignored})
 
 
 def _endpoint(provider: str) -> Callable[[Request], Awaitable[Response]]:

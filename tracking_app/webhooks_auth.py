@@ -19,9 +19,16 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 SENDGRID_SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
-# A Mailgun signature older (or further ahead) than this is refused: a captured request cannot be
-# replayed later, and within the window its token is remembered (webhook_tokens).
+# How old a signature may be, per provider: past it a captured request cannot be replayed, and
+# within it a copy is stored once (delivery_events' event ids, and Mailgun's tokens).
+# SendGrid retries a refused batch for 24 hours (providers.md §3.7) and does not say whether a
+# retry is signed anew: 24 hours plus an hour's margin keeps its last retries in.
+SENDGRID_MAX_AGE_S = 25 * 3600.0
+# Mailgun's docs ask for a timestamp close to the clock and a token used once (webhook_tokens,
+# kept far longer than this).
 MAILGUN_MAX_AGE_S = 300.0
+# A signature from the future is a clock ahead of ours, by this much at most.
+MAX_CLOCK_AHEAD_S = 300.0
 
 
 def load_sendgrid_public_key(text: str) -> ec.EllipticCurvePublicKey:
@@ -49,12 +56,13 @@ def mailgun_signature_ok(signing_key: bytes, timestamp: str, token: str, signatu
     return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
 
 
-def mailgun_fresh(timestamp: str, now: float, max_age_s: float = MAILGUN_MAX_AGE_S) -> bool:
+def signed_recently(timestamp: str, now: float, max_age_s: float) -> bool:
+    """The signature's timestamp (Unix seconds) is at most `max_age_s` old and MAX_CLOCK_AHEAD_S ahead."""
     try:
         signed_at = float(timestamp)
     except ValueError:
         return False
-    return abs(now - signed_at) <= max_age_s
+    return -MAX_CLOCK_AHEAD_S <= now - signed_at <= max_age_s
 
 
 def _credentials(authorization: str | None, scheme: str) -> str | None:

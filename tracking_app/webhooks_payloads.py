@@ -6,10 +6,15 @@ authenticated (Mailgun signs inside the body: `mailgun_document` and `mailgun_si
 it first). A body that is not what the provider sends raises MalformedPayload, whose message
 says what is wrong and where. Payload shapes: providers.md §2.7 Brevo, §3.7 SendGrid, §4.7
 Mailgun, §5.7 Postmark.
+
+Every event gets the id its copies share, so that a provider's retry or a replay is stored once:
+SendGrid's own `sg_event_id`; for the others (no id, or Mailgun's, unique only within a day) a
+digest of the fields that identify the event, as the provider sent them (`_derived_id`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,6 +70,10 @@ _POSTMARK_BOUNCES = {
 # A SubscriptionChange for this reason is the recipient unsubscribing; Postmark's HardBounce and
 # SpamComplaint suppressions arrive as their own Bounce and SpamComplaint records.
 _POSTMARK_UNSUBSCRIBED = "ManualSuppression"
+
+
+# Derived ids are "sha256:<hex>": SendGrid's own ids are base64url, without a ':', so the two never meet.
+_DERIVED_ID_PREFIX = "sha256:"
 
 
 class MalformedPayload(ValueError):
@@ -164,6 +173,14 @@ def _iso(value: Any, key: str, where: str) -> datetime:
     raise MalformedPayload(f"{where}: {key} {value!r} is not an ISO 8601 time")
 
 
+def _derived_id(*fields: Any) -> str:
+    """An event id from the fields that identify the event, as the provider sent them (JSON values).
+
+    An exact copy has the same fields, hence the same id; two events differ in at least one of them.
+    """
+    return _DERIVED_ID_PREFIX + hashlib.sha256(orjson.dumps(fields)).hexdigest()
+
+
 def _event_name(item: dict[str, Any], key: str, where: str) -> str:
     name = item.get(key)
     if not isinstance(name, str):
@@ -193,9 +210,20 @@ def brevo_events(body: bytes, now: datetime) -> Parsed:
         else:
             occurred_at = now
         custom = next((value for key, value in item.items() if key.lower() == BREVO_SEND_ID.lower()), None)
+        # Brevo gives no event id (its `id` is the webhook's). One message-id may cover several
+        # recipients, so the address is part of it too.
+        event_id = _derived_id(
+            item.get("message-id"),
+            item["event"],
+            item.get("email"),
+            item.get("ts_epoch"),
+            item.get("ts_event"),
+            item.get("ts"),
+        )
         parsed.events.append(
             DeliveryEvent(
                 provider="brevo",
+                event_id=event_id,
                 event=ours,
                 email=_recipient(item, "email", where),
                 send_id=_send_id(custom),
@@ -224,9 +252,13 @@ def sendgrid_events(body: bytes, now: datetime) -> Parsed:
             parsed.ignored += 1
             continue
         stamp = item.get("timestamp")
+        event_id = _text(item, "sg_event_id", where) or _derived_id(
+            item.get("sg_message_id"), name, item.get("type"), item.get("email"), stamp
+        )
         parsed.events.append(
             DeliveryEvent(
                 provider="sendgrid",
+                event_id=event_id,
                 event=ours,
                 email=_recipient(item, "email", where),
                 send_id=_send_id(item.get(SENDGRID_SEND_ID)),
@@ -278,9 +310,12 @@ def mailgun_events(document: dict[str, Any], now: datetime) -> Parsed:
     status = _object(data, "delivery-status", where)
     variables = _object(data, "user-variables", where)
     stamp = data.get("timestamp")
+    # Mailgun's event `id` is unique within a day only; with the event's own time it is unique.
+    event_id = _derived_id(data.get("id"), stamp, name, data.get("severity"), data.get("recipient"))
     parsed.events.append(
         DeliveryEvent(
             provider="mailgun",
+            event_id=event_id,
             event=ours,
             email=_recipient(data, "recipient", where),
             send_id=_send_id(variables.get(MAILGUN_SEND_ID)),
@@ -322,9 +357,14 @@ def postmark_events(body: bytes, now: datetime) -> Parsed:
             continue
         metadata = _object(item, "Metadata", where)
         stamp = item.get(time_key)
+        # Postmark gives no event id (a bounce's `ID` is one, other records have none).
+        event_id = _derived_id(
+            kind, item.get("ID"), item.get("MessageID"), item.get("Type"), item.get(recipient_key), stamp
+        )
         parsed.events.append(
             DeliveryEvent(
                 provider="postmark",
+                event_id=event_id,
                 event=ours,
                 email=_recipient(item, recipient_key, where),
                 send_id=_send_id(metadata.get(POSTMARK_SEND_ID)),

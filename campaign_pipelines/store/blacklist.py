@@ -36,9 +36,13 @@ class BlacklistEntry:
 
 @dataclass(frozen=True)
 class DeliveryRow:
-    """One row of delivery_events; campaign_id and contact_id are None when no send matched."""
+    """One row of delivery_events; campaign_id and contact_id are None when no send matched.
+
+    (provider, event_id) is unique: a second row of the same event is never stored.
+    """
 
     provider: str
+    event_id: str
     campaign_id: int | None
     contact_id: int | None
     email: str
@@ -112,16 +116,27 @@ def contact_emails(conn: psycopg.Connection, campaign_id: int, contact_ids: Iter
     return {int(contact_id): email for contact_id, email in rows}
 
 
-def insert_delivery_events(conn: psycopg.Connection, rows: Sequence[DeliveryRow]) -> int:
-    """All the rows in one INSERT, whatever their number."""
+def insert_delivery_events(conn: psycopg.Connection, rows: Sequence[DeliveryRow]) -> set[tuple[str, str]]:
+    """All the rows in one INSERT, whatever their number; returns the (provider, event_id) of those stored.
+
+    A row whose event is already stored is skipped (ON CONFLICT DO NOTHING on the unique index),
+    also when that row is not committed yet: this INSERT then waits for its transaction. Rows go
+    in (provider, event_id) order, so two requests bringing some of the same events in another
+    order never wait for each other in a circle.
+    """
     if not rows:
-        return 0
-    return conn.execute(
-        "INSERT INTO delivery_events (provider, campaign_id, contact_id, email, event, detail, occurred_at)"
-        " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-        " %s::timestamptz[])",
+        return set()
+    stored = conn.execute(
+        "INSERT INTO delivery_events (provider, event_id, campaign_id, contact_id, email, event, detail, occurred_at)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],"
+        " %s::text[], %s::timestamptz[]) AS u(provider, event_id, campaign_id, contact_id, email, event, detail,"
+        " occurred_at)"
+        " ORDER BY u.provider, u.event_id"
+        " ON CONFLICT (provider, event_id) DO NOTHING"
+        " RETURNING provider, event_id",
         (
             [row.provider for row in rows],
+            [row.event_id for row in rows],
             [row.campaign_id for row in rows],
             [row.contact_id for row in rows],
             [row.email for row in rows],
@@ -129,7 +144,8 @@ def insert_delivery_events(conn: psycopg.Connection, rows: Sequence[DeliveryRow]
             [row.detail for row in rows],
             [row.occurred_at for row in rows],
         ),
-    ).rowcount
+    ).fetchall()
+    return {(provider, event_id) for provider, event_id in stored}
 
 
 def lock_soft_bounce_counts(conn: psycopg.Connection, emails: Iterable[str]) -> None:
@@ -150,7 +166,7 @@ def add_many(conn: psycopg.Connection, new: Sequence[NewEntry]) -> list[tuple[st
     """Add the entries that are due in one INSERT; returns the (email, source) pairs actually added.
 
     An entry with `min_soft_bounces` is due once delivery_events holds that many soft bounces
-    for its address (the partial index on soft bounces answers this). Rows go in address
+    (one row per event) for its address (the partial index on soft bounces answers this). Rows go in address
     order, so concurrent requests adding the same addresses never deadlock.
     """
     if not new:

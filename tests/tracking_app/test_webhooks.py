@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -82,8 +83,10 @@ def client(db: psycopg.Connection, database_url: str) -> Iterator[TestClient]:
 
 
 def events(db: psycopg.Connection) -> list[tuple]:
+    """By request, then by address: one request's events are stored in event id order, not the payload's."""
     return db.execute(
-        "SELECT provider, event, email, campaign_id, contact_id, detail FROM delivery_events ORDER BY id"
+        "SELECT provider, event, email, campaign_id, contact_id, detail FROM delivery_events"
+        " ORDER BY received_at, email, event"
     ).fetchall()
 
 
@@ -255,7 +258,7 @@ def test_sendgrid_batch_is_recorded_with_its_blacklist_effects(
     response = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(body))
 
     assert response.status_code == 200
-    assert response.json() == {"recorded": 5, "ignored": 2}
+    assert response.json() == {"recorded": 5, "duplicates": 0, "ignored": 2}
     assert events(db) == [
         ("sendgrid", "delivered", "ana@example.com", 12, ids["ana"], None),
         (
@@ -350,7 +353,7 @@ def test_mailgun_events(client: TestClient, db: psycopg.Connection, event_data: 
 
 def test_mailgun_ignores_opens_but_spends_their_token(client: TestClient, db: psycopg.Connection) -> None:
     body = mailgun_body(mailgun_event("opened", "ana@example.com", "12-1"))
-    assert client.post("/webhooks/mailgun", content=body).json() == {"recorded": 0, "ignored": 1}
+    assert client.post("/webhooks/mailgun", content=body).json() == {"recorded": 0, "duplicates": 0, "ignored": 1}
     assert events(db) == []
     assert client.post("/webhooks/mailgun", content=body).status_code == 406
 
@@ -528,13 +531,13 @@ def test_brevo_single_and_batched(client: TestClient, db: psycopg.Connection, id
     ]
     response = client.post("/webhooks/brevo", json=batch, headers=basic("brevo", BREVO_TOKEN))
 
-    assert response.json() == {"recorded": 4, "ignored": 2}
+    assert response.json() == {"recorded": 4, "duplicates": 0, "ignored": 2}
     assert [(row[1], row[2], row[4]) for row in events(db)] == [
         ("hard_bounce", "bob@example.com", ids["bob"]),
         ("delivered", "ana@example.com", ids["ana"]),
+        ("soft_bounce", "carl@example.com", ids["carl"]),
         ("complaint", "dan@example.com", ids["dan"]),
         ("unsubscribe", "eve@example.com", ids["eve"]),
-        ("soft_bounce", "carl@example.com", ids["carl"]),
     ]
     assert blacklisted(db) == {
         "bob@example.com": ("hard_bounce", "brevo: RecipientError: 550 5.5.0 unknown"),
@@ -572,15 +575,15 @@ def test_events_without_one_of_our_send_ids_are_recorded_by_email(
         brevo_event("delivered", "ana@example.com", None),
         # Our format, but contact 'ana' has another address: not that send.
         brevo_event("delivered", "zoe@example.com", f"12-{ids['ana']}"),
-        brevo_event("delivered", "ana@example.com", f"99-{ids['ana']}"),
+        brevo_event("delivered", "ana@example.com", f"99-{ids['ana']}", **{"message-id": "<another@mailin.fr>"}),
     ]
     assert client.post("/webhooks/brevo", json=batch, headers=brevo_headers()).status_code == 200
 
     assert [(row[1], row[2], row[3], row[4]) for row in events(db)] == [
+        ("delivered", "ana@example.com", None, None),
+        ("delivered", "ana@example.com", None, None),
         ("hard_bounce", "bob@example.com", None, None),
-        ("delivered", "ana@example.com", None, None),
         ("delivered", "zoe@example.com", None, None),
-        ("delivered", "ana@example.com", None, None),
     ]
     assert blacklisted(db)["bob@example.com"][0] == "hard_bounce"
 
@@ -715,3 +718,178 @@ def test_a_huge_body_is_413(client: TestClient, db: psycopg.Connection, monkeypa
 def test_webhooks_are_post_only(client: TestClient) -> None:
     for provider in webhooks.PROVIDERS:
         assert client.get(f"/webhooks/{provider}").status_code == 405
+
+
+# --- replays: a provider's retries and anyone's copies are stored once -----------------------
+
+
+def soft_bounce_copies(provider: str, ids: dict[str, int]) -> tuple[list[tuple[bytes, dict[str, str]]], str]:
+    """Three POSTs of one soft bounce of carl's, each signed or authenticated anew, and the path."""
+    if provider == "sendgrid":
+        body = json.dumps(
+            [sendgrid_event("bounce", "carl@example.com", f"12-{ids['carl']}", type="blocked", reason="452 full")]
+        ).encode()
+        return [(body, sendgrid_headers(body)) for _ in range(3)], "/webhooks/sendgrid"
+    body = json.dumps(brevo_event("soft_bounce", "carl@example.com", f"12-{ids['carl']}", reason="452 full")).encode()
+    return [(body, {**brevo_headers(), "content-type": "application/json"}) for _ in range(3)], "/webhooks/brevo"
+
+
+def test_a_sendgrid_event_posted_three_times_is_stored_once(
+    client: TestClient, db: psycopg.Connection, ids: dict[str, int]
+) -> None:
+    body = json.dumps([sendgrid_event("delivered", "ana@example.com", f"12-{ids['ana']}")]).encode()
+    headers = sendgrid_headers(body)
+
+    answers = [client.post("/webhooks/sendgrid", content=body, headers=headers) for _ in range(3)]
+
+    # Acknowledged every time, so SendGrid stops retrying; stored the first time only.
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert [answer.json()["recorded"] for answer in answers] == [1, 0, 0]
+    assert [answer.json()["duplicates"] for answer in answers] == [0, 1, 1]
+    assert events(db) == [("sendgrid", "delivered", "ana@example.com", 12, ids["ana"], None)]
+
+
+def test_copies_of_an_event_in_one_sendgrid_batch_are_stored_once(
+    client: TestClient, db: psycopg.Connection, ids: dict[str, int]
+) -> None:
+    bounce = sendgrid_event("bounce", "carl@example.com", f"12-{ids['carl']}", type="blocked", reason="452 full")
+    body = json.dumps([bounce, bounce, bounce]).encode()
+
+    response = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(body))
+
+    assert response.json() == {"recorded": 1, "duplicates": 2, "ignored": 0}
+    assert len(events(db)) == 1
+    assert blacklisted(db) == {}
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "brevo"])
+def test_three_copies_of_one_soft_bounce_do_not_blacklist(
+    client: TestClient, db: psycopg.Connection, ids: dict[str, int], provider: str
+) -> None:
+    posts, path = soft_bounce_copies(provider, ids)
+    for body, headers in posts:
+        assert client.post(path, content=body, headers=headers).status_code == 200
+
+    assert [row[1] for row in events(db)] == ["soft_bounce"]
+    assert blacklisted(db) == {}
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "brevo"])
+def test_three_distinct_soft_bounces_still_blacklist(
+    client: TestClient, db: psycopg.Connection, ids: dict[str, int], provider: str
+) -> None:
+    for attempt in (1, 2, 3):
+        if provider == "sendgrid":
+            item = sendgrid_event(
+                "bounce", "carl@example.com", f"12-{ids['carl']}", type="blocked", reason=f"452 full ({attempt})"
+            )
+            body = json.dumps([item]).encode()
+            response = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(body))
+        else:
+            # Brevo gives no event id: the same message bouncing again has another time.
+            item = brevo_event(
+                "soft_bounce",
+                "carl@example.com",
+                f"12-{ids['carl']}",
+                reason=f"452 full ({attempt})",
+                ts_epoch=1764318600123 + attempt * 3_600_000,
+            )
+            response = client.post("/webhooks/brevo", json=item, headers=brevo_headers())
+        assert response.status_code == 200
+
+    assert len(events(db)) == 3
+    assert blacklisted(db) == {
+        "carl@example.com": ("soft_bounce", f"{provider}: 3 soft bounces, the last: 452 full (3)")
+    }
+
+
+def test_exact_replays_of_postmark_and_brevo_events_are_stored_once(
+    client: TestClient, db: psycopg.Connection, ids: dict[str, int]
+) -> None:
+    bounce = postmark_bounce("SoftBounce", "carl@example.com", f"12-{ids['carl']}")
+    batch = [
+        brevo_event("delivered", "ana@example.com", f"12-{ids['ana']}"),
+        # The same message to another recipient is another event, though Brevo gives both one message-id.
+        brevo_event("delivered", "bob@example.com", f"12-{ids['bob']}"),
+    ]
+    for _ in range(2):
+        auth = basic(POSTMARK_USER, POSTMARK_PASSWORD)
+        assert client.post("/webhooks/postmark", json=bounce, headers=auth).status_code == 200
+        assert client.post("/webhooks/brevo", json=batch, headers=brevo_headers()).status_code == 200
+
+    assert sorted((row[0], row[1], row[2]) for row in events(db)) == [
+        ("brevo", "delivered", "ana@example.com"),
+        ("brevo", "delivered", "bob@example.com"),
+        ("postmark", "soft_bounce", "carl@example.com"),
+    ]
+
+
+def test_a_mailgun_retry_signed_anew_is_stored_once(
+    client: TestClient, db: psycopg.Connection, ids: dict[str, int]
+) -> None:
+    failure = mailgun_failure("carl@example.com", f"12-{ids['carl']}", "temporary", "452 mailbox full")
+    # Each retry comes with a fresh timestamp and token, so the token check lets it in.
+    answers = [client.post("/webhooks/mailgun", content=mailgun_body(failure)) for _ in range(3)]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert len(events(db)) == 1
+    assert blacklisted(db) == {}
+
+
+def test_a_signed_sendgrid_event_30_days_old_is_refused(
+    client: TestClient, db: psycopg.Connection, ids: dict[str, int]
+) -> None:
+    body = json.dumps(
+        [sendgrid_event("bounce", "carl@example.com", f"12-{ids['carl']}", type="blocked", reason="452")]
+    ).encode()
+    month_ago = str(int(time.time()) - 30 * 86400)
+
+    response = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(body, timestamp=month_ago))
+
+    assert response.status_code == 401
+    assert "older than 25 hours" in response.text
+    assert nothing_recorded(db)
+
+
+@pytest.mark.parametrize(("age_s", "status"), [(24 * 3600, 200), (25 * 3600 + 60, 401), (-600, 401), (-60, 200)])
+def test_the_sendgrid_signature_window(client: TestClient, db: psycopg.Connection, age_s: int, status: int) -> None:
+    """A day back, for SendGrid's own retries; a few minutes ahead, for clocks."""
+    body = json.dumps([sendgrid_event("delivered", "ana@example.com", None)]).encode()
+    signed_at = str(int(time.time()) - age_s)
+    response = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(body, timestamp=signed_at))
+    assert response.status_code == status, response.text
+
+
+def test_concurrent_identical_posts_are_stored_once(
+    db: psycopg.Connection, database_url: str, ids: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bounce = sendgrid_event("bounce", "carl@example.com", f"12-{ids['carl']}", type="blocked", reason="452 full")
+    body = json.dumps([bounce]).encode()
+    insert = blacklist_sql.insert_delivery_events
+
+    def slow_insert(*args: Any, **kwargs: Any) -> Any:
+        # Every request's transaction stays open a while after its INSERT: the copies overlap.
+        stored = insert(*args, **kwargs)
+        time.sleep(0.2)
+        return stored
+
+    monkeypatch.setattr(blacklist_sql, "insert_delivery_events", slow_insert)
+    start = threading.Barrier(5)
+    answers: list[dict] = []
+
+    def post() -> None:
+        with client_for(database_url) as client:
+            start.wait(timeout=10)
+            response = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(body))
+            answers.append({"status": response.status_code, **response.json()})
+
+    threads = [threading.Thread(target=post) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(answer["status"] for answer in answers) == [200] * 5
+    assert sum(answer["recorded"] for answer in answers) == 1
+    assert len(events(db)) == 1
+    assert blacklisted(db) == {}

@@ -125,3 +125,48 @@ def test_postmark_bounce_types(bounce_type: str | None, expected: str | None) ->
         [] if expected is None else [(expected, NOW)]
     )
     assert parsed.ignored == (1 if expected is None else 0)
+
+
+def test_sendgrid_event_ids_are_its_own_or_derived() -> None:
+    item = {"event": "delivered", "email": "a@example.com", "timestamp": 1764318600, "sg_message_id": "m.1"}
+    own, derived, again = payloads.sendgrid_events(
+        body([{**item, "sg_event_id": "ZGVsaXZlcmVk"}, item, item]), NOW
+    ).events
+    assert own.event_id == "ZGVsaXZlcmVk"
+    assert derived.event_id == again.event_id and derived.event_id.startswith("sha256:")
+
+
+def test_brevo_event_ids_are_derived_from_what_identifies_the_event() -> None:
+    event = {
+        "event": "soft_bounce",
+        "email": "a@example.com",
+        "message-id": "<1@mailin.fr>",
+        "ts_epoch": 1764318600123,
+        "id": 901234,
+    }
+
+    def event_id(**changes: Any) -> str:
+        return payloads.brevo_events(body({**event, **changes}), NOW).events[0].event_id
+
+    assert event_id() == event_id()
+    # The webhook's own id names the webhook, not the event: two webhooks bring one event.
+    assert event_id(id=5) == event_id()
+    others = [event_id(ts_epoch=1764318600124), event_id(email="b@example.com"), event_id(event="hard_bounce")]
+    assert len({event_id(), *others}) == 4
+
+
+def test_mailgun_event_ids_hold_the_event_time() -> None:
+    def event_id(**changes: Any) -> str:
+        data = {"event": "delivered", "id": "Ase7i2zsRYeDXztHGENqRA", "timestamp": 1764318600.5, "recipient": "a@x.com"}
+        return payloads.mailgun_events({"event-data": {**data, **changes}}, NOW).events[0].event_id
+
+    assert event_id() == event_id()
+    # Mailgun's id is unique within a day only.
+    assert event_id(timestamp=1764405000.5) != event_id()
+
+
+def test_postmark_event_ids_are_derived() -> None:
+    record = {"RecordType": "Bounce", "Type": "SoftBounce", "ID": 42, "Email": "a@example.com", "MessageID": "m-1"}
+    first, again = (payloads.postmark_events(body(record), NOW).events[0] for _ in range(2))
+    other = payloads.postmark_events(body({**record, "ID": 43}), NOW).events[0]
+    assert first.event_id == again.event_id != other.event_id
