@@ -1,41 +1,53 @@
-"""Daily send quotas: atomic counters, reserve n / give back what was not used.
+"""Daily send quotas: the seed's atomic counter in the cache, in front of PostgreSQL's record.
 
-Redis when REDIS_URL is set (the seed's atomic counter in the cache); otherwise PostgreSQL
-gives the same guarantees through a row lock. Days are counted in the server's time zone.
+PostgreSQL's `daily_counters` (store.quotas) is the truth: every claim is charged there, in the
+claim's own transaction, and takes no more than the room left, so a quota holds whatever fails.
+With REDIS_URL set, each line first reserves from a Redis counter (`RedisQuotas`): many workers
+learn at once that a quota is spent, without queuing on the counter's row. A Redis counter
+that is missing (a new day, or a Redis that lost its data) is seeded from PostgreSQL's record
+before it grants anything; a give-back never takes it below zero nor recreates it; and when
+PostgreSQL finds less room than Redis granted, the counter is raised to PostgreSQL's figure.
+Days are counted in the server's time zone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
-import psycopg
 import redis
 
 # Counters outlive their day by this much, then Redis drops them.
 _KEEP_S = 3 * 24 * 3600
 
-# KEYS[1] counter; ARGV: wanted, limit, ttl. Grants min(wanted, limit - used), never beyond.
+# KEYS[1] counter; ARGV: wanted, limit. Grants min(wanted, limit - used), never beyond;
+# -1 when the counter does not exist: it must be seeded first.
 _RESERVE = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local free = tonumber(ARGV[2]) - used
+local used = redis.call('GET', KEYS[1])
+if not used then return -1 end
+local free = tonumber(ARGV[2]) - tonumber(used)
 if free <= 0 then return 0 end
 local granted = math.min(free, tonumber(ARGV[1]))
 redis.call('INCRBY', KEYS[1], granted)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
 return granted
 """
 
+# KEYS[1] counter; ARGV: count. A missing counter stays missing (its seed will be right).
+_GIVE_BACK = """
+local used = redis.call('GET', KEYS[1])
+if not used then return 0 end
+local left = math.max(0, tonumber(used) - tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], left, 'KEEPTTL')
+return left
+"""
 
-class QuotaStore(Protocol):
-    def reserve(self, counter: str, day: date, wanted: int, limit: int) -> int:
-        """Take up to `wanted` of the day's `limit`; returns how many were granted."""
-
-    def give_back(self, counter: str, day: date, count: int) -> None:
-        """Return sends that were reserved but not made."""
-
-    def used(self, counter: str, day: date) -> int: ...
+# KEYS[1] counter; ARGV: at_least, ttl. Raises the counter to what PostgreSQL recorded.
+_RAISE_TO = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if used < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 0
+"""
 
 
 class RedisQuotas:
@@ -44,53 +56,39 @@ class RedisQuotas:
         self._client = client
         self._namespace = namespace
         self._reserve = client.register_script(_RESERVE)
+        self._give_back = client.register_script(_GIVE_BACK)
+        self._raise_to = client.register_script(_RAISE_TO)
 
     def _key(self, counter: str, day: date) -> str:
         return f"campaigns:{self._namespace}:quota:{counter}:{day.isoformat()}"
 
-    def reserve(self, counter: str, day: date, wanted: int, limit: int) -> int:
-        return int(self._reserve(keys=[self._key(counter, day)], args=[wanted, limit, _KEEP_S]))
+    def reserve(self, counter: str, day: date, wanted: int, limit: int, recorded: Callable[[], int]) -> int:
+        """Take up to `wanted` of the day's `limit`; returns how many were granted.
+
+        `recorded()` gives what PostgreSQL recorded for this counter and day: the seed of a
+        counter Redis does not have.
+        """
+        key = self._key(counter, day)
+        granted = int(self._reserve(keys=[key], args=[wanted, limit]))
+        if granted < 0:
+            # SET NX: of two workers seeding at once, the first wins and both then reserve.
+            self._client.set(key, recorded(), nx=True, ex=_KEEP_S)
+            granted = int(self._reserve(keys=[key], args=[wanted, limit]))
+        return max(0, granted)
 
     def give_back(self, counter: str, day: date, count: int) -> None:
+        """Return sends that were reserved but not made."""
         if count > 0:
-            self._client.decrby(self._key(counter, day), count)
+            self._give_back(keys=[self._key(counter, day)], args=[count])
 
-    def used(self, counter: str, day: date) -> int:
-        return int(self._client.get(self._key(counter, day)) or 0)
+    def raise_to(self, counter: str, day: date, recorded: int) -> None:
+        """PostgreSQL recorded more than this counter holds (it was seeded while a claim was in flight)."""
+        self._raise_to(keys=[self._key(counter, day)], args=[recorded, _KEEP_S])
 
-
-class PostgresQuotas:
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self._conn = conn
-
-    def reserve(self, counter: str, day: date, wanted: int, limit: int) -> int:
-        with self._conn.transaction():
-            self._conn.execute(
-                "INSERT INTO daily_counters (counter, day) VALUES (%s, %s) ON CONFLICT DO NOTHING", (counter, day)
-            )
-            row = self._conn.execute(
-                "SELECT used FROM daily_counters WHERE counter = %s AND day = %s FOR UPDATE", (counter, day)
-            ).fetchone()
-            assert row is not None
-            granted = max(0, min(wanted, limit - int(row[0])))
-            if granted:
-                self._conn.execute(
-                    "UPDATE daily_counters SET used = used + %s WHERE counter = %s AND day = %s",
-                    (granted, counter, day),
-                )
-            return granted
-
-    def give_back(self, counter: str, day: date, count: int) -> None:
-        if count > 0:
-            self._conn.execute(
-                "UPDATE daily_counters SET used = used - %s WHERE counter = %s AND day = %s", (count, counter, day)
-            )
-
-    def used(self, counter: str, day: date) -> int:
-        row = self._conn.execute(
-            "SELECT used FROM daily_counters WHERE counter = %s AND day = %s", (counter, day)
-        ).fetchone()
-        return int(row[0]) if row else 0
+    def used(self, counter: str, day: date) -> int | None:
+        """The counter's value; None when Redis does not have it."""
+        value = self._client.get(self._key(counter, day))
+        return None if value is None else int(value)
 
 
 def quota_day(now: datetime, timezone: str) -> tuple[date, datetime]:

@@ -1,4 +1,5 @@
-"""Daily quotas: never exceeded with concurrent workers, on Redis and on PostgreSQL alike."""
+"""Daily quotas: PostgreSQL's record enforces them at every claim; the Redis counters in front of
+it are seeded from that record when missing and never go below zero."""
 
 from __future__ import annotations
 
@@ -10,68 +11,124 @@ from datetime import UTC, date, datetime
 import pytest
 import redis
 
-from campaign_pipelines.quotas import PostgresQuotas, QuotaStore, RedisQuotas, quota_day
+from campaign_pipelines.quotas import RedisQuotas, quota_day
+from campaign_pipelines.store import quotas as quota_sql
+from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.connection import connect
+from campaign_pipelines.store.contacts import PENDING
+from campaign_pipelines.store.quotas import Quota
+from tests.sending.fixtures import REDIS_URL
+from tests.sending.test_line import BREVO, SENDGRID
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 DAY = date(2026, 11, 30)
 
 
-@pytest.fixture(params=["redis", "postgres"])
-def make_store(request, database_url: str, db) -> Iterator:
-    """A factory: one store per worker, as each line process has its own."""
-    if request.param == "redis":
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            client.ping()
-        except redis.ConnectionError:
-            pytest.fail("Redis must run on 127.0.0.1:6379 (make test uses the real one)")
-        namespace = uuid.uuid4().hex
-        yield lambda: RedisQuotas(redis.Redis.from_url(REDIS_URL), namespace)
-        client.close()
-    else:
-        conns = []
-
-        def factory() -> QuotaStore:
-            conns.append(connect(database_url))
-            return PostgresQuotas(conns[-1])
-
-        yield factory
-        for conn in conns:
-            conn.close()
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail("Redis must run on 127.0.0.1:6379 (make test uses the real one)")
+    yield client
+    client.close()
 
 
-def test_reserve_grants_up_to_the_limit_and_gives_back(make_store) -> None:
-    store = make_store()
-    counter = f"line:{uuid.uuid4().hex}"
-    assert store.reserve(counter, DAY, 7, 10) == 7
-    assert store.reserve(counter, DAY, 7, 10) == 3
-    assert store.reserve(counter, DAY, 1, 10) == 0
-    store.give_back(counter, DAY, 2)
-    assert store.used(counter, DAY) == 8
-    assert store.reserve(counter, DAY, 5, 10) == 2
-    # A new day starts from zero.
-    assert store.reserve(counter, date(2026, 12, 1), 5, 10) == 5
+@pytest.fixture
+def namespace(client: redis.Redis) -> Iterator[str]:
+    namespace = uuid.uuid4().hex
+    yield namespace
+    _lose(client, namespace)
 
 
-def test_four_concurrent_workers_never_exceed_the_quota(make_store) -> None:
-    counter = f"line:{uuid.uuid4().hex}"
-    stores = [make_store() for _ in range(4)]
+@pytest.fixture
+def cache(client: redis.Redis, namespace: str) -> RedisQuotas:
+    return RedisQuotas(client, namespace)
 
-    def worker(store: QuotaStore) -> int:
+
+def _lose(client: redis.Redis, namespace: str) -> None:
+    """What a Redis restarted empty keeps of a namespace's counters: nothing."""
+    for key in client.scan_iter(f"campaigns:{namespace}:*"):
+        client.delete(key)
+
+
+def test_a_redis_counter_grants_up_to_the_limit_and_gives_back(cache: RedisQuotas) -> None:
+    counter = "line:1"
+    assert cache.reserve(counter, DAY, 7, 10, lambda: 0) == 7
+    assert cache.reserve(counter, DAY, 7, 10, lambda: 0) == 3
+    assert cache.reserve(counter, DAY, 1, 10, lambda: 0) == 0
+    cache.give_back(counter, DAY, 2)
+    assert cache.used(counter, DAY) == 8
+    assert cache.reserve(counter, DAY, 5, 10, lambda: 0) == 2
+    # A new day starts from what PostgreSQL recorded for it.
+    assert cache.reserve(counter, date(2026, 12, 1), 5, 10, lambda: 0) == 5
+
+
+def test_a_lost_counter_is_seeded_from_what_postgresql_recorded(cache: RedisQuotas, client, namespace) -> None:
+    assert cache.reserve("line:1", DAY, 400, 3000, lambda: 0) == 400
+    _lose(client, namespace)
+    # 2,900 were recorded in PostgreSQL that day: only 100 are left, not 3,000.
+    assert cache.reserve("line:1", DAY, 400, 3000, lambda: 2900) == 100
+    assert cache.used("line:1", DAY) == 3000
+
+
+def test_a_give_back_on_a_lost_counter_neither_recreates_it_nor_goes_negative(
+    cache: RedisQuotas, client, namespace
+) -> None:
+    assert cache.reserve("line:1", DAY, 400, 3000, lambda: 0) == 400
+    _lose(client, namespace)
+    cache.give_back("line:1", DAY, 400)
+    assert cache.used("line:1", DAY) is None
+    assert cache.reserve("line:1", DAY, 5000, 3000, lambda: 1000) == 2000
+    cache.give_back("line:1", DAY, 10_000)
+    assert cache.used("line:1", DAY) == 0
+
+
+def test_a_counter_is_raised_to_what_postgresql_recorded_never_lowered(cache: RedisQuotas) -> None:
+    cache.reserve("line:1", DAY, 100, 3000, lambda: 0)
+    cache.raise_to("line:1", DAY, 250)
+    assert cache.used("line:1", DAY) == 250
+    cache.raise_to("line:1", DAY, 50)
+    assert cache.used("line:1", DAY) == 250
+
+
+def test_concurrent_claims_never_take_more_than_the_quota(db, database_url, make_campaign) -> None:
+    setup = make_campaign(3_000, [BREVO, SENDGRID])
+    line_quota = Quota("server:shared", DAY, 1_000, "server cap 1000/day")
+
+    def worker(line_id: int) -> int:
         taken = 0
-        while granted := store.reserve(counter, DAY, 7, 1000):
-            # Use part of each grant and give the rest back, as a line does with suppressed contacts.
-            used = granted - 1 if granted > 1 else granted
-            store.give_back(counter, DAY, granted - used)
-            taken += used
+        with connect(database_url) as conn:
+            while claimed := send_sql.claim(conn, setup.campaign_id, line_id, 7, [line_quota]).contacts:
+                taken += len(claimed)
         return taken
 
     with ThreadPoolExecutor(4) as pool:
-        totals = list(pool.map(worker, stores))
+        totals = list(pool.map(worker, setup.line_ids * 2))
 
-    assert sum(totals) == stores[0].used(counter, DAY) == 1000
-    assert all(total > 0 for total in totals)
+    assert sum(totals) == quota_sql.used(db, "server:shared", DAY) == 1_000
+    assert send_sql.status_counts(db, setup.campaign_id)[PENDING] == 2_000
+
+
+def test_a_claim_reports_the_quota_that_left_no_room(db, make_campaign) -> None:
+    setup = make_campaign(50, [BREVO])
+    line = Quota("line:1", DAY, 30, "30/day")
+    server = Quota("server:1", DAY, 20, "server cap 20/day")
+    first = send_sql.claim(db, setup.campaign_id, setup.line_ids[0], 100, [line, server])
+    assert (len(first.contacts), first.room, first.tightest) == (20, 20, server)
+    second = send_sql.claim(db, setup.campaign_id, setup.line_ids[0], 100, [line, server])
+    assert (second.contacts, second.room, second.tightest) == ([], 0, server)
+
+
+def test_released_contacts_give_their_sends_back(db, make_campaign) -> None:
+    setup = make_campaign(50, [BREVO])
+    quota = Quota("line:1", DAY, 30, "30/day")
+    claimed = send_sql.claim(db, setup.campaign_id, setup.line_ids[0], 30, [quota]).contacts
+    send_sql.release(db, setup.campaign_id, [c.id for c in claimed[:10]], [quota])
+    assert quota_sql.used(db, "line:1", DAY) == 20
+    # Releasing them again (or contacts no longer reserved) gives nothing more back.
+    send_sql.release(db, setup.campaign_id, [c.id for c in claimed[:10]], [quota])
+    assert quota_sql.used(db, "line:1", DAY) == 20
 
 
 def test_days_follow_the_server_time_zone() -> None:

@@ -1,4 +1,4 @@
-"""Where daily quota counters live: Redis when REDIS_URL is set, else PostgreSQL."""
+"""The Redis counters in front of PostgreSQL's daily quota record, when REDIS_URL is set."""
 
 from __future__ import annotations
 
@@ -7,17 +7,21 @@ import psycopg
 import redis
 from pydantic import Field
 
-from campaign_pipelines.quotas import PostgresQuotas, QuotaStore, RedisQuotas
+from campaign_pipelines.quotas import RedisQuotas
 
 
 class QuotaResource(dg.ConfigurableResource):
     redis_url: str = Field(
-        default="", description="Redis URL for the atomic daily counters (REDIS_URL); empty = PostgreSQL counters."
+        default="",
+        description=(
+            "Redis URL for the atomic daily counters (REDIS_URL); empty = PostgreSQL's record alone."
+            " PostgreSQL enforces every quota either way."
+        ),
     )
 
-    def store(self, conn: psycopg.Connection) -> QuotaStore:
-        """Counters for one sending line; `conn` serves the PostgreSQL fallback."""
-        if self.redis_url:
-            info = conn.info
-            return RedisQuotas(redis.Redis.from_url(self.redis_url), namespace=f"{info.host}:{info.port}/{info.dbname}")
-        return PostgresQuotas(conn)
+    def store(self, conn: psycopg.Connection) -> RedisQuotas | None:
+        """The Redis counters of `conn`'s database (None without Redis)."""
+        if not self.redis_url:
+            return None
+        info = conn.info
+        return RedisQuotas(redis.Redis.from_url(self.redis_url), namespace=f"{info.host}:{info.port}/{info.dbname}")

@@ -34,13 +34,15 @@ from campaign_pipelines.providers import (
     Sender,
     deliver,
 )
-from campaign_pipelines.quotas import QuotaStore, quota_day
+from campaign_pipelines.quotas import RedisQuotas, quota_day
 from campaign_pipelines.rendering import MessageRenderer, Tracking
 from campaign_pipelines.sending.clock import Clock
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import quotas as quota_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.store.contacts import FAILED, SENT, SUPPRESSED, UNKNOWN
+from campaign_pipelines.store.quotas import Quota
 
 # A wait longer than this ends the step (state saved); a sensor relaunches the line on time.
 MAX_WAIT_IN_STEP_S = 180.0
@@ -50,8 +52,11 @@ CONTROL_EVERY_S = 1.0
 RETRY_LATER_S = 300.0
 # A line whose heartbeat is older than this has lost its worker (provider waits heartbeat too).
 STALE_AFTER_S = 120.0
-# Contacts an unpaced line claims at once, whatever its messages per call; after a crash, at most
-# this many are `unknown`.
+# Rendering errors are logged for the first few contacts; every one is in its contact's `error`.
+MAX_RENDER_WARNINGS = 10
+# Contacts an unpaced line claims at once, whatever its messages per call. After a crash only
+# the contacts of calls that may have left are `unknown` (inflight_calls); the rest of a claim
+# goes back to the pool.
 CLAIM_AT_LEAST = 100
 
 
@@ -83,21 +88,27 @@ class _Batch:
     messages: list[OutgoingMessage]
     ids: list[int]
     suppressed: int
+    # The quotas the claim was charged to, and a function giving unused sends back to Redis.
+    quotas: list[Quota]
     give_back: Callable[[int], None]
 
 
 @dataclass
 class _Calls:
-    """What the provider calls of a batch did: accepted/refused messages, the call that failed
-    (with its error) and the contacts no call was made for."""
+    """What the provider calls of a batch did: accepted/refused messages (and their in-flight
+    call ids), the call that failed (with its error), the contacts no call was made for, and
+    whether the line was lost to another run before a call."""
 
     messages: list[OutgoingMessage] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)
     error: ProviderError | None = None
     failed_messages: list[OutgoingMessage] = field(default_factory=list)
     failed_ids: list[int] = field(default_factory=list)
+    failed_call: int | None = None
     not_attempted: list[int] = field(default_factory=list)
+    lost: bool = False
 
 
 def send_id(campaign_id: int, contact_id: int) -> str:
@@ -163,15 +174,16 @@ class LineSender:
         line_id: int,
         *,
         run_id: str,
-        quotas: QuotaStore,
+        quotas: RedisQuotas | None,
         client: ProviderClient,
         clock: Clock | None = None,
         on_progress: Progress | None = None,
         tracking: Tracking | None = None,
         results_conn: psycopg.Connection | None = None,
     ) -> None:
-        """`results_conn`, a second connection, lets results be recorded while the next batch is
-        sent (faster); without it they are recorded in turn on `conn`."""
+        """`quotas`: the Redis counters in front of PostgreSQL's quota record (None: PostgreSQL
+        alone). `results_conn`, a second connection, lets results be recorded while the next
+        batch is sent (faster); without it they are recorded in turn on `conn`."""
         self._conn = conn
         self._recorder = _Recorder(results_conn) if results_conn is not None else None
         self._line_id = line_id
@@ -198,10 +210,18 @@ class LineSender:
         if not send_sql.claim_line(self._conn, line.id, self._run_id, stale_after_s=STALE_AFTER_S):
             outcome.reason = "another run is sending this line"
             return outcome
-        # Contacts a dead run of this line had reserved may have been sent: never resent on their own.
-        recovered = send_sql.mark_reserved_unknown(self._conn, campaign.id, line.id)
-        if recovered:
-            outcome.warnings.append(f"{recovered} contact(s) reserved by an interrupted run are now 'unknown'")
+        # Contacts of a call a dead run of this line had started may have been sent: never resent
+        # on their own. What it had reserved but not requested yet goes back to the pool.
+        recovered = send_sql.recover_line(self._conn, campaign.id, line.id)
+        if recovered.unknown:
+            outcome.warnings.append(
+                f"{recovered.unknown} contact(s) of a call an interrupted run had started are now 'unknown'"
+            )
+        if recovered.released:
+            outcome.warnings.append(
+                f"{recovered.released} contact(s) an interrupted run had reserved but not requested"
+                " went back to the pool"
+            )
         if self._recorder is not None:
             self._recorder.start()
         try:
@@ -293,57 +313,98 @@ class LineSender:
 
     # --- one batch ---------------------------------------------------------------------
 
-    def _take_quota(self, wanted: int) -> tuple[int, Callable[[int], None]]:
-        """Reserve up to `wanted` sends on the line's and the server's daily counters.
-
-        Returns what was granted and a function giving back an unused part of it.
-        """
+    def _day_quotas(self) -> tuple[list[Quota], datetime]:
+        """The quotas a send made now is charged to, and when their day ends."""
         line = self._line
         day, next_day = quota_day(self._clock.now(), line.server_timezone)
-        counters = []
+        quotas = []
         if line.max_daily_sends is not None:
-            counters.append((f"line:{line.id}", line.max_daily_sends, f"{line.max_daily_sends}/day"))
+            quotas.append(Quota(f"line:{line.id}", day, line.max_daily_sends, f"{line.max_daily_sends}/day"))
         if line.server_daily_cap is not None:
-            counters.append(
-                (f"server:{line.server_id}", line.server_daily_cap, f"server cap {line.server_daily_cap}/day")
+            quotas.append(
+                Quota(f"server:{line.server_id}", day, line.server_daily_cap, f"server cap {line.server_daily_cap}/day")
             )
+        return quotas, next_day
+
+    def _quota_reached(self, quota: Quota, next_day: datetime) -> _Stop:
+        zone = self._line.server_timezone
+        return _Stop(
+            "quota_reached",
+            f"reached {quota.label}, stopping until {next_day.strftime('%Y-%m-%d %H:%M')} {zone}",
+            next_run_at=next_day,
+        )
+
+    def _reserve(self, quotas: list[Quota], wanted: int, next_day: datetime) -> tuple[int, Callable[[int], None]]:
+        """Reserve up to `wanted` sends on the Redis counters of `quotas` (all of them, or none).
+
+        Returns what was granted and a function giving back an unused part of it. Without Redis
+        everything is granted here: the claim takes what PostgreSQL's record leaves.
+        """
+        cache = self._quotas
+        if cache is None or not quotas:
+            return wanted, lambda unused: None
         granted = wanted
-        taken: list[tuple[str, int]] = []
-        for counter, limit, label in counters:
-            got = self._quotas.reserve(counter, day, granted, limit)
-            for earlier, amount in taken:
-                self._quotas.give_back(earlier, day, amount - got)
-            taken = [(earlier, got) for earlier, _ in taken] + [(counter, got)]
+        taken: list[Quota] = []
+        for quota in quotas:
+
+            def recorded(quota: Quota = quota) -> int:
+                return quota_sql.used(self._conn, quota.counter, quota.day)
+
+            got = cache.reserve(quota.counter, quota.day, granted, quota.limit, recorded)
+            for earlier in taken:
+                cache.give_back(earlier.counter, earlier.day, granted - got)
+            taken.append(quota)
             granted = got
             if granted == 0:
-                zone = line.server_timezone
-                raise _Stop(
-                    "quota_reached",
-                    f"reached {label}, stopping until {next_day.strftime('%Y-%m-%d %H:%M')} {zone}",
-                    next_run_at=next_day,
-                )
+                raise self._quota_reached(quota, next_day)
 
         def give_back(unused: int) -> None:
-            for counter, _ in taken:
-                self._quotas.give_back(counter, day, unused)
+            for quota in taken:
+                cache.give_back(quota.counter, quota.day, unused)
 
         return granted, give_back
 
     def _claim_batch(self) -> _Batch | None:
-        """Quota, claim and render the next contacts; None when all were suppressed (recorded)."""
-        granted, give_back = self._take_quota(self._claim_size)
-        claimed = send_sql.claim(self._conn, self._campaign.id, self._line_id, granted)
-        if not claimed:
-            give_back(granted)
-            raise _Stop("done", "no contact left to send")
-        sendable = [c for c in claimed if c.send_status != SUPPRESSED]
-        suppressed = len(claimed) - len(sendable)
+        """Quota, claim and render the next contacts; None when none is left to call for
+        (all suppressed, or failed to render: recorded)."""
+        quotas, next_day = self._day_quotas()
+        granted, give_back = self._reserve(quotas, self._claim_size, next_day)
+        claim = send_sql.claim(self._conn, self._campaign.id, self._line_id, granted, quotas)
+        sendable = [c for c in claim.contacts if c.send_status != SUPPRESSED]
         give_back(granted - len(sendable))
-        if not sendable:
+        if claim.room is not None and claim.room < granted and self._quotas is not None:
+            # Redis held less than PostgreSQL recorded (seeded while another claim was in flight).
+            for quota in quotas:
+                self._quotas.raise_to(quota.counter, quota.day, quota_sql.used(self._conn, quota.counter, quota.day))
+        if not claim.contacts:
+            if claim.room == 0 and claim.tightest is not None:
+                raise self._quota_reached(claim.tightest, next_day)
+            raise _Stop("done", "no contact left to send")
+        suppressed = len(claim.contacts) - len(sendable)
+        messages, ids, unrendered, reasons = [], [], [], []
+        for contact in sendable:
+            try:
+                messages.append(self._message(contact.id, contact.email, contact.attributes))
+            except Exception as error:  # template code run on contact data: any error fails this contact only
+                unrendered.append(contact.id)
+                reasons.append(f"the template failed for this contact: {type(error).__name__}: {error}")
+            else:
+                ids.append(contact.id)
+        if unrendered:
+            self._fail_unrendered(unrendered, reasons, quotas, give_back)
+        if not ids:
             self._record([], [], [], [], suppressed)
             return None
-        messages = [self._message(c.id, c.email, c.attributes) for c in sendable]
-        return _Batch(messages, [c.id for c in sendable], suppressed, give_back)
+        return _Batch(messages, ids, suppressed, quotas, give_back)
+
+    def _fail_unrendered(
+        self, ids: list[int], reasons: list[str], quotas: list[Quota], give_back: Callable[[int], None]
+    ) -> None:
+        send_sql.fail_unsent(self._conn, self._campaign.id, self._line_id, ids, reasons, quotas)
+        give_back(len(ids))
+        self._outcome.failed += len(ids)
+        if len(self._outcome.warnings) < MAX_RENDER_WARNINGS:
+            self._outcome.warnings.append(f"contact {ids[0]}: {reasons[0]}")
 
     def _call(self, batch: _Batch) -> _Calls:
         """The provider calls of a batch, `batch_size` messages each (one, on a server that takes
@@ -358,6 +419,10 @@ class LineSender:
                 break
             call = batch.messages[start : start + self._batch_size]
             ids = batch.ids[start : start + self._batch_size]
+            call_id = send_sql.mark_in_flight(self._conn, self._line_id, self._run_id, ids)
+            if call_id is None:
+                sent.not_attempted, sent.lost = batch.ids[start:], True
+                break
             key = (
                 str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{self._campaign.id}:{ids[0]}:{ids[-1]}:{len(ids)}"))
                 if self._provider.idempotent
@@ -377,10 +442,12 @@ class LineSender:
                 )
             except ProviderError as error:
                 sent.error, sent.failed_messages, sent.failed_ids = error, call, ids
+                sent.failed_call = call_id
                 sent.not_attempted = batch.ids[start + len(ids) :]
                 break
             sent.messages += call
             sent.ids += ids
+            sent.calls.append(call_id)
         return sent
 
     def _settle(self, batch: _Batch, sent: _Calls) -> None:
@@ -388,18 +455,30 @@ class LineSender:
         self._unclaim(batch, sent.not_attempted)
         suppressed = batch.suppressed
         if sent.ids:
-            self._record_deliveries(sent.messages, sent.ids, sent.deliveries, suppressed)
+            self._record_deliveries(sent.messages, sent.ids, sent.deliveries, suppressed, sent.calls)
             suppressed = 0
         if sent.error is not None:
-            self._record_failed_call(sent.failed_messages, sent.failed_ids, sent.error, batch.give_back, suppressed)
+            assert sent.failed_call is not None
+            self._record_failed_call(
+                sent.failed_messages, sent.failed_ids, sent.error, batch, suppressed, sent.failed_call
+            )
+        elif suppressed and not sent.ids:
+            self._record([], [], [], [], suppressed)
+        if sent.lost:
+            raise _Lost()
 
-    def _unclaim(self, batch: _Batch, ids: list[int]) -> None:
-        if ids:
-            send_sql.release(self._conn, self._campaign.id, ids)
+    def _unclaim(self, batch: _Batch, ids: list[int], calls: list[int] | None = None) -> None:
+        if ids or calls:
+            send_sql.release(self._conn, self._campaign.id, ids, batch.quotas, calls or ())
             batch.give_back(len(ids))
 
     def _record_deliveries(
-        self, messages: list[OutgoingMessage], ids: list[int], deliveries: list[Delivery], suppressed: int
+        self,
+        messages: list[OutgoingMessage],
+        ids: list[int],
+        deliveries: list[Delivery],
+        suppressed: int,
+        calls: list[int],
     ) -> None:
         by_id = {d.send_id: d for d in deliveries}
         statuses, message_ids, errors = [], [], []
@@ -413,7 +492,7 @@ class LineSender:
                 statuses.append(SENT if delivery.ok else FAILED)
                 message_ids.append(delivery.provider_message_id)
                 errors.append(delivery.error)
-        self._record(ids, statuses, message_ids, errors, suppressed)
+        self._record(ids, statuses, message_ids, errors, suppressed, calls)
         self._last_sent = self._clock.now()
 
     def _record_failed_call(
@@ -421,26 +500,26 @@ class LineSender:
         messages: list[OutgoingMessage],
         ids: list[int],
         error: ProviderError,
-        give_back: Callable[[int], None],
+        batch: _Batch,
         suppressed: int,
+        call: int,
     ) -> None:
         """Record what the provider decided before failing; the rest depends on the failure."""
         decided = {d.send_id for d in error.done}
         if error.done:
             pairs = [(m, i) for m, i in zip(messages, ids, strict=True) if m.send_id in decided]
-            self._record_deliveries([m for m, _ in pairs], [i for _, i in pairs], error.done, suppressed)
+            self._record_deliveries([m for m, _ in pairs], [i for _, i in pairs], error.done, suppressed, [])
             suppressed = 0
         rest = [i for m, i in zip(messages, ids, strict=True) if m.send_id not in decided]
         reason = str(error)
         if isinstance(error, Ambiguous):
-            self._record(rest, [UNKNOWN] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed)
+            self._record(rest, [UNKNOWN] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed, [call])
             return
         if isinstance(error, Rejected):
-            self._record(rest, [FAILED] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed)
+            self._record(rest, [FAILED] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed, [call])
             return
         # Nothing was sent for the rest: back to the pool for this line or another.
-        send_sql.release(self._conn, self._campaign.id, rest)
-        give_back(len(rest))
+        self._unclaim(batch, rest, [call])
         if suppressed:
             self._record([], [], [], [], suppressed)
         now = self._clock.now()
@@ -477,7 +556,7 @@ class LineSender:
         if self._recorder is not None and self._recorder.is_alive():
             self._recorder.drain()
 
-    def _record(self, ids, statuses, message_ids, errors, suppressed: int) -> None:
+    def _record(self, ids, statuses, message_ids, errors, suppressed: int, calls: list[int] | None = None) -> None:
         def record(conn: psycopg.Connection) -> None:
             send_sql.record_results(
                 conn,
@@ -488,6 +567,7 @@ class LineSender:
                 message_ids=message_ids,
                 errors=errors,
                 suppressed=suppressed,
+                calls=calls or (),
             )
 
         if self._recorder is not None:

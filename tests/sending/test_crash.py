@@ -1,4 +1,5 @@
-"""A worker killed in the middle of a batch: nothing is sent twice, nothing is lost silently."""
+"""A worker killed in the middle of a batch: nothing is sent twice, nothing is lost silently, and
+only the contacts of calls that may have left become `unknown`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import RESERVED, SENT, UNKNOWN
+from campaign_pipelines.store.contacts import PENDING, RESERVED, SENT, UNKNOWN
 from tests.fakes.server import running_fakes
 from tests.sending.test_line import SENDGRID
 
@@ -21,13 +22,12 @@ _WORKER = textwrap.dedent(
     """
     import sys
     from campaign_pipelines.providers import ProviderClient
-    from campaign_pipelines.quotas import PostgresQuotas
     from campaign_pipelines.sending.line import LineSender
     from campaign_pipelines.store.connection import connect
 
     with connect(sys.argv[1]) as conn, connect(sys.argv[1]) as results, ProviderClient(timeout=60) as client:
         LineSender(
-            conn, int(sys.argv[2]), run_id="doomed-run", quotas=PostgresQuotas(conn), client=client,
+            conn, int(sys.argv[2]), run_id="doomed-run", quotas=None, client=client,
             results_conn=results,
         ).run()
     """
@@ -61,7 +61,7 @@ def test_sigkill_mid_batch_then_relaunch_sends_nobody_twice(db, database_url, ma
         resent = {m.to for m in fake.state.messages()}
 
     assert outcome.status == "done" and outcome.warnings == [
-        "100 contact(s) reserved by an interrupted run are now 'unknown'"
+        "100 contact(s) of a call an interrupted run had started are now 'unknown'"
     ]
     counts = send_sql.status_counts(db, setup.campaign_id)
     assert counts == {SENT: 400, UNKNOWN: 100}
@@ -69,3 +69,55 @@ def test_sigkill_mid_batch_then_relaunch_sends_nobody_twice(db, database_url, ma
     unknown = {row[0] for row in db.execute(f"SELECT email FROM {table} WHERE send_status = {UNKNOWN}")}
     assert resent.isdisjoint(unknown)  # the batch in flight was not sent again
     assert len(resent) == 200  # only what the dead worker had not reached
+
+
+@pytest.mark.slow
+def test_after_a_sigkill_only_the_contacts_of_calls_that_left_are_unknown(
+    db, database_url, make_campaign, run_line
+) -> None:
+    with running_fakes() as fake:
+        setup = make_campaign(300, [SENDGRID], base=fake.url)
+        # Calls of 10: a claim of 100 takes ten calls; the worker dies waiting for the third.
+        db.execute("UPDATE servers SET batch_size = 10")
+        fake.state.delay_next("sendgrid", 30, after=2)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, database_url, str(setup.line_ids[0])], env=os.environ.copy()
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while len(fake.state.calls("sendgrid")) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(fake.state.calls("sendgrid")) == 3, "the worker never reached its third call"
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        first_run = [m.to for m in fake.state.messages()]
+        db.execute("UPDATE campaign_channels SET heartbeat_at = now() - interval '10 minutes'")
+        outcome = run_line(setup.line_ids[0], client=ProviderClient(timeout=10))
+        every = [m.to for m in fake.state.messages()]
+
+    # The three calls that left may have been sent (they were); the other 70 of the claim never left.
+    assert outcome.warnings == [
+        "30 contact(s) of a call an interrupted run had started are now 'unknown'",
+        "70 contact(s) an interrupted run had reserved but not requested went back to the pool",
+    ]
+    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 270, UNKNOWN: 30}
+    table = f"contacts_campaign_{setup.campaign_id}"
+    unknown = {row[0] for row in db.execute(f"SELECT email FROM {table} WHERE send_status = {UNKNOWN}")}
+    assert unknown == set(first_run)
+    assert len(every) == len(set(every)) == 300
+
+
+def test_a_run_that_lost_its_line_may_not_start_a_call(db, make_campaign) -> None:
+    setup = make_campaign(20, [SENDGRID])
+    line_id = setup.line_ids[0]
+    assert send_sql.claim_line(db, line_id, "first", stale_after_s=120)
+    claimed = [c.id for c in send_sql.claim(db, setup.campaign_id, line_id, 10).contacts]
+    assert send_sql.mark_in_flight(db, line_id, "first", claimed[:5]) is not None
+    # The first run is thought dead; a second one takes the line over and recovers it.
+    db.execute("UPDATE campaign_channels SET heartbeat_at = now() - interval '10 minutes' WHERE id = %s", (line_id,))
+    assert send_sql.claim_line(db, line_id, "second", stale_after_s=120)
+    assert send_sql.recover_line(db, setup.campaign_id, line_id) == (5, 5)
+
+    assert send_sql.mark_in_flight(db, line_id, "first", claimed[5:]) is None
+    assert send_sql.status_counts(db, setup.campaign_id) == {UNKNOWN: 5, PENDING: 15}
