@@ -1,7 +1,10 @@
 """Each recipient's message rendered from the campaign's template snapshot.
 
 A sandboxed Jinja2 with autoescape: contact attributes are data, never code or markup. An
-undefined variable renders empty and is counted, so a typo in a template never stops a send.
+undefined variable renders empty and is counted, so a typo in a template never stops a send;
+an attribute the sandbox forbids (`''.__class__`) raises SecurityError instead of rendering
+empty, and so does repeating a text or list past `MAX_REPEATED` items (`'a' * 10**9`). The
+send loop fails the one contact whose rendering raised, and sends the others.
 
 With tracking, every static http(s) link of the template becomes `<base>/c/<token>/<n>` (n: its
 number in the campaign's link table), an invisible pixel `<base>/o/<token>.gif` is added, the
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from campaign_pipelines.tracking.links import STATIC_HREF
@@ -61,6 +65,27 @@ def _instrument(html: str, links: list[str]) -> str:
     return html[: end.start()] + tail + html[end.start() :] if end else html + tail
 
 
+# Items (characters) a `*` in a template may make: far above any email, far below a memory bomb.
+MAX_REPEATED = 1_000_000
+
+
+class Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, and `*` may not build a huge text or list."""
+
+    intercepted_binops = frozenset({"*"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: object, right: object) -> object:
+        if operator == "*":
+            for items, times in ((left, right), (right, left)):
+                if (
+                    isinstance(items, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(items) * times > MAX_REPEATED
+                ):
+                    raise SecurityError(f"the template repeats a value into more than {MAX_REPEATED:,} items")
+        return super().call_binop(context, operator, left, right)
+
+
 class _Counter:
     def __init__(self) -> None:
         self.count = 0
@@ -69,6 +94,8 @@ class _Counter:
 def _undefined_class(counter: _Counter) -> type[jinja2.Undefined]:
     class CountingUndefined(jinja2.ChainableUndefined):
         def __str__(self) -> str:
+            if self._undefined_exception is SecurityError:
+                self._fail_with_undefined_error()
             counter.count += 1
             return ""
 
@@ -77,7 +104,7 @@ def _undefined_class(counter: _Counter) -> type[jinja2.Undefined]:
 
 # Jinja's own globals (range, dict, namespace…), flattened once: Template.render merges them
 # into every context through a ChainMap, which cost more than rendering a small template.
-_GLOBALS = dict(SandboxedEnvironment().globals)
+_GLOBALS = dict(Sandbox().globals)
 
 
 def _render(template: jinja2.Template, values: dict) -> str:
@@ -112,12 +139,12 @@ class MessageRenderer:
         self._base = tracking.base_url.rstrip("/") if tracking else ""
         if tracking is not None:
             html = _instrument(html, links or [])
-        self._html = SandboxedEnvironment(autoescape=True, undefined=undefined).from_string(html)
-        self._subject = SandboxedEnvironment(autoescape=False, undefined=undefined).from_string(subject)
+        self._html = Sandbox(autoescape=True, undefined=undefined).from_string(html)
+        self._subject = Sandbox(autoescape=False, undefined=undefined).from_string(subject)
         # The plain-text part is derived from the template once, its expressions kept, and then
         # rendered per contact (unescaped: it is text): converting each rendered HTML would cost
         # ~15 times the rendering itself. Undefined variables are counted once, on the HTML.
-        self._text = SandboxedEnvironment(
+        self._text = Sandbox(
             autoescape=False, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True
         ).from_string(html_to_text(html))
 

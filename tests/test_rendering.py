@@ -54,6 +54,21 @@ def test_template_code_cannot_reach_python_internals() -> None:
         renderer.render("a@example.com", {})
 
 
+@pytest.mark.parametrize(
+    "html", ["{{ email.__class__ }}", "{{ cycler.__init__.__globals__ }}", "{{ lipsum.__globals__['os'] }}"]
+)
+def test_a_forbidden_attribute_raises_rather_than_rendering_empty(html: str) -> None:
+    with pytest.raises(jinja2.exceptions.SecurityError, match="unsafe"):
+        MessageRenderer("s", html).render("a@example.com", {})
+
+
+def test_a_value_repeated_past_the_limit_raises_before_it_is_built() -> None:
+    renderer = MessageRenderer("s", "{{ 'a' * n }}")
+    assert "a" * 1000 in renderer.render("a@example.com", {"n": 1000})[1]
+    with pytest.raises(jinja2.exceptions.SecurityError, match="more than 1,000,000 items"):
+        renderer.render("a@example.com", {"n": 10**9})
+
+
 def test_scripts_and_styles_are_left_out_of_the_text_part() -> None:
     assert html_to_text("<style>p{}</style><p>Un</p><script>x()</script><p>Deux</p>") == "Un\n\nDeux\n"
 

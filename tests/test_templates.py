@@ -31,6 +31,30 @@ def test_unclosed_block_is_reported() -> None:
         templates.check_template("t", "{% if vip %}\n<p>VIP</p>\n")
 
 
+@pytest.mark.parametrize(
+    ("html", "problem"),
+    [
+        ("{{ ''.__class__.__mro__ }}", "does what the sandbox forbids: access to attribute '__class__'"),
+        ("{{ lipsum.__globals__['os'] }}", "does what the sandbox forbids: access to attribute '__globals__'"),
+        ("{{ shout() }}", "fails for every sample contact: UndefinedError: 'shout' is undefined"),
+        ("{{ range(10**9) | list }}", "fails for every sample contact: OverflowError: Range too big"),
+        ("{{ 'x' * 10**8 }}", "does what the sandbox forbids: the template repeats a value"),
+        ("{{ 'a' + 1 }}", "fails for every sample contact: TypeError"),
+    ],
+)
+def test_a_template_that_cannot_render_is_refused_at_save(db, html: str, problem: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        templates.save_template(db, "doomed", html)
+    assert problem in str(refused.value)
+    assert catalog.template_by_name(db, "doomed") is None
+
+
+def test_a_template_failing_only_for_some_data_is_saved(db) -> None:
+    # A contact whose age is 0 fails at send time, alone; the others are fine.
+    templates.save_template(db, "ratio", "<p>{{ 100 // (age|int) }}</p>")
+    assert catalog.template_by_name(db, "ratio") is not None
+
+
 def test_source_inline_or_from_file(tmp_path: Path) -> None:
     path = tmp_path / "t.html"
     path.write_text("<p>{{ city }}</p>", encoding="utf-8")

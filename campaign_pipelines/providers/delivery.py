@@ -7,9 +7,12 @@ and records each returned Delivery. The policy, per call:
   slept here: RateLimited goes up so the caller saves its state and comes back later.
 - 5xx, and connection failures before the request left (Unreachable): exponential backoff with
   full jitter, at most `max_attempts` tries.
-- Ambiguous (the request left, no answer came): retried only when the provider honours an
-  idempotency key and one was given (Brevo); otherwise raised, and the caller marks those
-  recipients `unknown`, since a retry could send them twice.
+- Ambiguous (the request left, no answer came): retried at most `AMBIGUOUS_RETRIES` time(s), and
+  only when the provider documents an idempotency key and one was given (Brevo: a duplicate
+  within its key's 30 minutes is ignored); otherwise raised, and the caller marks those
+  recipients `unknown`, since a retry could send them twice. One retry, not `max_attempts`: a
+  provider that does not deduplicate as documented then sends a recipient at most twice, and a
+  provider that does so gives the answer the first attempt lost.
 - AuthFailed, QuotaExhausted, Rejected: raised at once; retrying the same call cannot help.
 - BatchRefused (a bad recipient or an oversize payload refused the whole batch, nothing sent): the
   call is split in halves, recursively, until each bad message gets its own verdict.
@@ -42,6 +45,8 @@ from campaign_pipelines.providers.client import ProviderClient
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 MAX_WAIT_S = 60.0
+# Retries of a call whose answer was lost, with the same idempotency key (see the module doc).
+AMBIGUOUS_RETRIES = 1
 
 OnWait = Callable[[float, ProviderError], None]
 
@@ -126,6 +131,7 @@ class _Retry:
 
     def call(self, messages: list[OutgoingMessage], key: str | None) -> list[Delivery]:
         attempt = 0
+        ambiguous = 0
         while True:
             attempt += 1
             try:
@@ -155,7 +161,8 @@ class _Retry:
                     raise
                 self._wait(backoff_s(attempt, self.rng), error)
             except Ambiguous as error:
-                if key is None or attempt >= self.max_attempts:
+                ambiguous += 1
+                if key is None or ambiguous > AMBIGUOUS_RETRIES or attempt >= self.max_attempts:
                     raise
                 self._wait(backoff_s(attempt, self.rng), error)
 

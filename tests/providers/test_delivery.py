@@ -188,6 +188,17 @@ def test_brevo_retries_an_ambiguous_call_with_the_same_key_and_sends_once(wire: 
     assert len(sleeps.waits) == 1
 
 
+def test_brevo_retries_a_lost_answer_once_only(wire: Wire) -> None:
+    # Every answer is lost: a provider that ignored the key would send each recipient twice, not five times.
+    wire.state.delay_next("brevo", 1.0, times=5)
+    key = str(uuid.uuid4())
+
+    with pytest.raises(Ambiguous):
+        _deliver(wire, "brevo", messages(2), idempotency_key=key, max_attempts=5)
+
+    assert [call.idempotency_key for call in wire.state.calls("brevo")] == [key, key]
+
+
 def test_the_idempotency_key_must_be_a_uuid_for_brevo(wire: Wire) -> None:
     with pytest.raises(ValueError):
         _deliver(wire, "brevo", messages(1), idempotency_key="campaign-7-batch-3")

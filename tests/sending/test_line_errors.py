@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import redis
+
+from campaign_pipelines.store import quotas as quota_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import FAILED, PENDING, SENT, SUPPRESSED, UNKNOWN
 from tests.fakes.clock import FakeClock
-from tests.sending.fixtures import MIDNIGHT
+from tests.sending.fixtures import MIDNIGHT, REDIS_URL
 from tests.sending.test_line import BREVO, SENDGRID
 
 POSTMARK = {
@@ -151,3 +154,43 @@ def test_personalisation_reaches_each_recipient(db, make_campaign, run_line, fak
     assert message.subject == "Offres User2"
     assert "Bonjour User2" in message.html and "Bonjour User2" in message.text
     assert message.custom_id == f"{setup.campaign_id}-3"
+
+
+def test_a_contact_whose_message_fails_to_render_fails_alone(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(300, [{**BREVO, "max_daily_sends": 1_000}])
+    # "User0" divides by zero; the 299 others render.
+    db.execute(
+        "UPDATE campaigns SET template_html = '<p>{{ 100 // (first_name[4:]|int) }}</p>' WHERE id = %s",
+        (setup.campaign_id,),
+    )
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert (outcome.status, outcome.sent, outcome.failed, outcome.unknown) == ("done", 299, 1, 0)
+    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 299, FAILED: 1}
+    (email, error), *_ = db.execute(
+        f"SELECT email, error FROM contacts_campaign_{setup.campaign_id} WHERE send_status = {FAILED}"
+    ).fetchall()
+    assert email == "user0@example.com"
+    assert error == "the template failed for this contact: ZeroDivisionError: integer division or modulo by zero"
+    assert "user0@example.com" not in {m.to for m in fakes.messages()}
+    line = send_sql.line_by_id(db, setup.line_ids[0])
+    assert (line.sent_count, line.failed_count, line.unknown_count) == (299, 1, 0)
+    # No request was made for it: its send is given back to the day's quota.
+    assert quota_sql.used(db, f"line:{line.id}", MIDNIGHT.date()) == 299
+
+
+def test_a_quota_holds_when_redis_loses_its_counters(db, make_campaign, run_line, fakes, quota_namespace) -> None:
+    setup = make_campaign(1_000, [{**BREVO, "max_daily_sends": 300}])
+    first = run_line(setup.line_ids[0])
+    # Redis restarted empty: the counters are gone, PostgreSQL's record is not.
+    client = redis.Redis.from_url(REDIS_URL)
+    assert client.delete(*client.scan_iter(f"campaigns:{quota_namespace}:*")) == 1
+    client.close()
+
+    again = run_line(setup.line_ids[0])
+
+    assert (first.status, first.sent) == ("quota_reached", 300)
+    assert (again.status, again.sent) == ("quota_reached", 0)
+    assert "300/day" in again.reason
+    assert fakes.sent_count("brevo") == 300
