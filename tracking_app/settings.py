@@ -33,6 +33,7 @@ DEFAULT_SHUTDOWN_RETRY_S = 10.0
 # proxy sends 1-2 KB of headers, a few KB more when a parent domain sets cookies; webhooks carry
 # their events in the body. Past this, uvicorn answers 400 and closes the connection.
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+# Below this, ordinary browser requests would be refused: a typo, not a choice.
 MIN_MAX_HEADER_BYTES = 4 * 1024
 
 
