@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+import psycopg
 
 from campaign_pipelines.campaigns import resolve_contact_file
 from campaign_pipelines.contacts.loader import Connect, ImportReport, import_contact_files
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import contacts as contact_sql
+
+# How long an import that lost its database keeps trying to say so on the campaign.
+REPORT_FOR_S = 30.0
+_REPORT_EVERY_S = 1.0
 
 
 def import_campaign(
@@ -24,7 +31,9 @@ def import_campaign(
     The first import after a (re)configuration starts from an empty contact table; importing
     again merges (the last record wins) and changes nothing when the files did not change.
     Any error marks the campaign `failed` with its message (the file and byte offset for
-    bad JSON) and is raised again; what was loaded before stays and is merged next time.
+    bad JSON) and is raised again; what was loaded before stays and is merged next time. A lost
+    database connection is no fault of the files: the campaign stays `processing` with the
+    error, written as soon as the database answers again, and the import sensor retries it.
     """
     with connect() as conn:
         campaign = campaign_sql.campaign_by_id(conn, campaign_id)
@@ -48,6 +57,9 @@ def import_campaign(
                 # since only a campaign that never ran can be configured.
                 contact_sql.drop_contact_table(conn, campaign_id)
             report = import_contact_files(connect, campaign_id, paths, on_progress=on_progress)
+        except psycopg.OperationalError as error:
+            _report_interruption(connect, campaign_id, error)
+            raise
         except Exception as error:
             campaign_sql.mark_failed(conn, campaign_id, str(error))
             raise
@@ -55,3 +67,18 @@ def import_campaign(
             conn, campaign_id, nbre_contacts=report.nbre_contacts, blacklisted=report.blacklisted_contacts
         )
         return report
+
+
+def _report_interruption(connect: Connect, campaign_id: int, error: psycopg.OperationalError) -> None:
+    """Write why the import stopped on a new connection, retrying while the database restarts."""
+    reason = f"import interrupted, retried automatically: lost the database ({str(error).strip() or 'no detail'})"
+    deadline = time.monotonic() + REPORT_FOR_S
+    while True:
+        try:
+            with connect() as conn:
+                campaign_sql.mark_interrupted(conn, campaign_id, reason)
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() >= deadline:
+                return  # still down: the sensor finds the campaign processing with no live import
+            time.sleep(_REPORT_EVERY_S)

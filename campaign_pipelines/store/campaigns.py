@@ -158,6 +158,14 @@ def mark_failed(conn: psycopg.Connection, campaign_id: int, error: str) -> None:
     )
 
 
+def mark_interrupted(conn: psycopg.Connection, campaign_id: int, error: str) -> None:
+    """The import stopped for a reason outside the files: still `processing`, the sensor retries."""
+    conn.execute(
+        "UPDATE campaigns SET error = %s, updated_at = now() WHERE id = %s AND status = 'processing'",
+        (error, campaign_id),
+    )
+
+
 def interrupted_imports(conn: psycopg.Connection, limit: int) -> list[tuple[int, datetime]]:
     """(id, when its import started) of campaigns left `processing` by an import that died.
 
