@@ -21,6 +21,7 @@ import psycopg
 
 from campaign_pipelines import providers, servers
 from campaign_pipelines.errors import ValidationError
+from campaign_pipelines.headers import header_problem
 from campaign_pipelines.providers import (
     Ambiguous,
     AuthFailed,
@@ -251,6 +252,11 @@ class LineSender:
         line = self._line
         if not line.server_active:
             raise _Stop("error", f"server '{line.server_name}' is inactive")
+        # A sender saved before validation refused control characters: stop for a person, rather
+        # than fail every contact on the adapters' own check.
+        for what, value in (("sender name", line.sender_name), ("sender email", line.sender_email)):
+            if problem := header_problem(what, value):
+                raise _Stop("error", problem)
         try:
             self._api_key = servers.resolve_api_key(line.api_key_ref)
         except ValidationError as error:
