@@ -9,6 +9,9 @@ from pydantic import Field
 
 from campaign_pipelines.quotas import RedisQuotas
 
+# A Redis that does not answer within this is given up for the run (PostgreSQL enforces quotas).
+REDIS_TIMEOUT_S = 5.0
+
 
 class QuotaResource(dg.ConfigurableResource):
     redis_url: str = Field(
@@ -24,4 +27,7 @@ class QuotaResource(dg.ConfigurableResource):
         if not self.redis_url:
             return None
         info = conn.info
-        return RedisQuotas(redis.Redis.from_url(self.redis_url), namespace=f"{info.host}:{info.port}/{info.dbname}")
+        client = redis.Redis.from_url(
+            self.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
+        return RedisQuotas(client, namespace=f"{info.host}:{info.port}/{info.dbname}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import psycopg
+import redis
 
 from campaign_pipelines import providers, servers
 from campaign_pipelines.errors import ValidationError
@@ -356,9 +357,15 @@ class LineSender:
             def recorded(quota: Quota = quota) -> int:
                 return quota_sql.used(self._conn, quota.counter, quota.day)
 
-            got = cache.reserve(quota.counter, quota.day, granted, quota.limit, recorded)
+            try:
+                got = cache.reserve(quota.counter, quota.day, granted, quota.limit, recorded)
+            except redis.RedisError as error:
+                for earlier in taken:
+                    self._give_back_to_cache(earlier, granted)
+                self._lose_cache(error)
+                return wanted, lambda unused: None
             for earlier in taken:
-                cache.give_back(earlier.counter, earlier.day, granted - got)
+                self._give_back_to_cache(earlier, granted - got)
             taken.append(quota)
             granted = got
             if granted == 0:
@@ -366,9 +373,35 @@ class LineSender:
 
         def give_back(unused: int) -> None:
             for quota in taken:
-                cache.give_back(quota.counter, quota.day, unused)
+                self._give_back_to_cache(quota, unused)
 
         return granted, give_back
+
+    def _give_back_to_cache(self, quota: Quota, unused: int) -> None:
+        """Best effort: a counter left too high only ends a line's day early."""
+        if self._quotas is not None:
+            try:
+                self._quotas.give_back(quota.counter, quota.day, unused)
+            except redis.RedisError as error:
+                self._lose_cache(error)
+
+    def _raise_cache(self, quotas: list[Quota]) -> None:
+        """Redis held less than PostgreSQL recorded (seeded while another claim was in flight)."""
+        if self._quotas is not None:
+            try:
+                for quota in quotas:
+                    self._quotas.raise_to(
+                        quota.counter, quota.day, quota_sql.used(self._conn, quota.counter, quota.day)
+                    )
+            except redis.RedisError as error:
+                self._lose_cache(error)
+
+    def _lose_cache(self, error: redis.RedisError) -> None:
+        # PostgreSQL enforces every quota at the claim: the line goes on without the cache.
+        self._quotas = None
+        self._outcome.warnings.append(
+            f"Redis is unreachable ({error}); the rest of this run counts its quotas in PostgreSQL alone"
+        )
 
     def _claim_batch(self) -> _Batch | None:
         """Quota, claim and render the next contacts; None when none is left to call for
@@ -378,10 +411,8 @@ class LineSender:
         claim = send_sql.claim(self._conn, self._campaign.id, self._line_id, granted, quotas)
         sendable = [c for c in claim.contacts if c.send_status != SUPPRESSED]
         give_back(granted - len(sendable))
-        if claim.room is not None and claim.room < granted and self._quotas is not None:
-            # Redis held less than PostgreSQL recorded (seeded while another claim was in flight).
-            for quota in quotas:
-                self._quotas.raise_to(quota.counter, quota.day, quota_sql.used(self._conn, quota.counter, quota.day))
+        if claim.room is not None and claim.room < granted:
+            self._raise_cache(quotas)
         if not claim.contacts:
             if claim.room == 0 and claim.tightest is not None:
                 raise self._quota_reached(claim.tightest, next_day)

@@ -6,8 +6,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
+from campaign_pipelines.providers.client import ProviderClient
+from campaign_pipelines.quotas import RedisQuotas
+from campaign_pipelines.sending.line import LineSender
 from campaign_pipelines.store import quotas as quota_sql
 from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.connection import connect
 from campaign_pipelines.store.contacts import FAILED, PENDING, SENT, SUPPRESSED, UNKNOWN
 from tests.fakes.clock import FakeClock
 from tests.sending.fixtures import MIDNIGHT, REDIS_URL
@@ -193,4 +197,18 @@ def test_a_quota_holds_when_redis_loses_its_counters(db, make_campaign, run_line
     assert (first.status, first.sent) == ("quota_reached", 300)
     assert (again.status, again.sent) == ("quota_reached", 0)
     assert "300/day" in again.reason
+    assert fakes.sent_count("brevo") == 300
+
+
+def test_a_line_goes_on_within_its_quota_when_redis_is_unreachable(db, database_url, make_campaign, fakes) -> None:
+    setup = make_campaign(500, [{**BREVO, "max_daily_sends": 300}])
+    # Nothing listens on port 1.
+    unreachable = RedisQuotas(redis.Redis(port=1, socket_connect_timeout=1), "nowhere")
+    with connect(database_url) as conn, ProviderClient(fakes.transport(), timeout=5) as client:
+        outcome = LineSender(
+            conn, setup.line_ids[0], run_id="run", quotas=unreachable, client=client, clock=FakeClock(MIDNIGHT)
+        ).run()
+
+    assert (outcome.status, outcome.sent) == ("quota_reached", 300)
+    assert len(outcome.warnings) == 1 and outcome.warnings[0].startswith("Redis is unreachable (")
     assert fakes.sent_count("brevo") == 300
