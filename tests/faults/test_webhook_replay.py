@@ -6,7 +6,6 @@ the database."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
+from tests.fakes.server import serving
 from tests.tracking_app.conftest import SECRET
 from tests.tracking_app.test_webhooks import (
     ENVIRONMENT,
@@ -31,8 +30,6 @@ from tracking_app.webhooks import WebhookSettings
 
 pytestmark = pytest.mark.faults
 
-START_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 10.0
 CONCURRENT_COPIES = 8
 
 
@@ -41,26 +38,8 @@ def base_url(database_url: str) -> Iterator[str]:
     """The whole tracking app, lifespan included, with the webhooks' secrets of the tests."""
     app = create_app(Settings(database_url=database_url, secret=SECRET))
     app.state.webhook_settings = WebhookSettings.from_environment(ENVIRONMENT, database_url=database_url)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="tracking-app", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            listener.close()
-            raise RuntimeError("the tracking app did not start")
-        time.sleep(0.005)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=STOP_TIMEOUT_S)
-        listener.close()
+    with serving(app, name="tracking-app", lifespan="on") as url:
+        yield url
 
 
 def stored(db: psycopg.Connection) -> dict[tuple[str, str, str], int]:
