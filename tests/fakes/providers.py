@@ -110,9 +110,18 @@ class _Refused(Exception):
 class FakeProviders:
     """Thread-safe state of the four fake providers. Script faults per provider, then inspect."""
 
-    def __init__(self, api_keys: Mapping[str, str] | None = None, *, record_messages: bool = True) -> None:
+    def __init__(
+        self,
+        api_keys: Mapping[str, str] | None = None,
+        *,
+        record_messages: bool = True,
+        honour_idempotency: bool = True,
+    ) -> None:
+        """`honour_idempotency=False` makes a strict witness for fault tests: a repeated Brevo
+        idempotency key is sent again and logged like any call, so a replay shows as a duplicate."""
         self.api_keys = {**DEFAULT_KEYS, **(api_keys or {})}
         self.record_messages = record_messages
+        self.honour_idempotency = honour_idempotency
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.reset()
@@ -264,7 +273,7 @@ class FakeProviders:
         key = top_headers.pop("idempotencyKey", None) or top_headers.pop("Idempotency-Key", None)
         if key is not None and not _is_uuid(key):
             raise bad("invalid_parameter", "idempotencyKey must be a valid UUID")
-        if key is not None and key in self._replies:
+        if self.honour_idempotency and key is not None and key in self._replies:
             return self._replies[key], key, [], True
         if not payload.get("htmlContent") and not payload.get("templateId"):
             raise bad("missing_parameter", "htmlContent is missing")

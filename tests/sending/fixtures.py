@@ -54,10 +54,18 @@ def make_campaign(db: psycopg.Connection, database_url: str, contacts_dir: Path,
     """A launched campaign with `n` contacts and the given lines (dicts of ChannelSpec fields + provider).
 
     `launch=False` leaves it scheduled and imported, as the launch sensor and `plan_channels` find it.
+    `attributes(i)` adds attributes to contact i; `template` replaces the default HTML.
     """
 
     def make(
-        n: int, lines: list[dict], *, base: str = FAKE_BASE, blacklist: tuple[str, ...] = (), launch: bool = True
+        n: int,
+        lines: list[dict],
+        *,
+        base: str = FAKE_BASE,
+        blacklist: tuple[str, ...] = (),
+        launch: bool = True,
+        template: str = TEMPLATE,
+        attributes: Callable[[int], dict] = lambda i: {},
     ) -> Setup:
         for spec in lines:
             name = spec["server"]
@@ -72,13 +80,16 @@ def make_campaign(db: psycopg.Connection, database_url: str, contacts_dir: Path,
                         api_key_env=f"{provider.upper()}_API_KEY",
                     ),
                 )
-        templates.save_template(db, "promo", TEMPLATE)
+        templates.save_template(db, "promo", template)
         campaign_id = campaigns.create_campaign(
             db, name="Black Friday", subject="Offres {{ first_name }}", template="promo"
         )
         path = contacts_dir / "contacts.ndjson"
         path.write_text(
-            "".join(json.dumps({"email": f"user{i}@example.com", "first_name": f"User{i}"}) + "\n" for i in range(n))
+            "".join(
+                json.dumps({"email": f"user{i}@example.com", "first_name": f"User{i}", **attributes(i)}) + "\n"
+                for i in range(n)
+            )
         )
         campaigns.configure_campaign(
             db,
