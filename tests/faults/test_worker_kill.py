@@ -1,0 +1,82 @@
+"""Send processes killed mid-batch through real Dagster runs, then relaunched by the stalled-line sensor.
+
+The provider fake takes the third call and answers it only much later: the kill lands while
+that request's 100 recipients may have been sent. They end `unknown`; nobody is sent twice and
+nobody is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psycopg
+import pytest
+
+from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.contacts import SENT
+from tests.fakes.server import FakeServer
+from tests.faults.support import Runs, Tally, assert_never_twice, wait_for
+from tests.sending.test_line import SENDGRID
+from tests.sending.test_line_errors import POSTMARK
+
+pytestmark = pytest.mark.faults
+
+CONTACTS = 1_000
+BATCH = 100
+# The third call is accepted at once and answered after this: longer than any test waits.
+HELD_S = 60.0
+
+
+def _sending_third_batch(db: psycopg.Connection, fake: FakeServer, provider: str, campaign_id: int) -> None:
+    """Wait until the third call is in flight and the first two are recorded."""
+    wait_for(lambda: len(fake.state.calls(provider)) == 3, "the third provider call")
+    wait_for(lambda: send_sql.status_counts(db, campaign_id).get(SENT) == 2 * BATCH, "two batches recorded")
+
+
+def _expect_in_flight_batch_unknown(db: psycopg.Connection, fake: FakeServer, campaign_id: int) -> Tally:
+    tally = assert_never_twice(db, fake.state, campaign_id)
+    assert tally == Tally(delivered=CONTACTS, duplicates=0, sent=CONTACTS - BATCH, failed=0, unknown=BATCH, pending=0)
+    campaign = campaign_sql.campaign_by_id(db, campaign_id)
+    assert campaign is not None and campaign.status == "completed"
+    return tally
+
+
+def test_a_send_step_killed_mid_batch_is_relaunched_by_the_sensor(
+    db: psycopg.Connection, strict_fake: FakeServer, make_campaign, runs: Runs
+) -> None:
+    setup = make_campaign(CONTACTS, [SENDGRID], base=strict_fake.url, launch=False)
+    db.execute("UPDATE servers SET batch_size = %s", (BATCH,))
+    strict_fake.state.delay_next("sendgrid", HELD_S, after=2)
+    run = runs.send(setup.campaign_id)
+    (line_id,) = setup.line_ids
+    step_pid = runs.step_pid(run, f"send_channel[line_{line_id}]")
+    _sending_third_batch(db, strict_fake, "sendgrid", setup.campaign_id)
+
+    os.kill(step_pid, signal.SIGKILL)
+    assert run.wait() != 0, "the run went on as if its step had not died"
+    (relaunch,) = runs.relaunch_stalled(db, setup.campaign_id)
+
+    _expect_in_flight_batch_unknown(db, strict_fake, setup.campaign_id)
+    # The relaunch sent only what the dead step had not reached.
+    assert len(strict_fake.state.calls("sendgrid")) == 3 + (CONTACTS - 3 * BATCH) // BATCH
+    (line,) = send_sql.lines_of(db, setup.campaign_id)
+    assert (line.status, line.sent_count, line.unknown_count) == ("done", CONTACTS - BATCH, BATCH)
+    assert runs.dagster_run(relaunch).tags["campaign"] == str(setup.campaign_id)
+
+
+def test_a_whole_run_killed_mid_batch_is_relaunched_by_the_sensor(
+    db: psycopg.Connection, strict_fake: FakeServer, make_campaign, runs: Runs
+) -> None:
+    setup = make_campaign(CONTACTS, [POSTMARK], base=strict_fake.url, launch=False)
+    db.execute("UPDATE servers SET batch_size = %s", (BATCH,))
+    strict_fake.state.delay_next("postmark", HELD_S, after=2)
+    run = runs.send(setup.campaign_id)
+    _sending_third_batch(db, strict_fake, "postmark", setup.campaign_id)
+
+    run.kill_group()
+    runs.relaunch_stalled(db, setup.campaign_id)
+
+    _expect_in_flight_batch_unknown(db, strict_fake, setup.campaign_id)
+    assert len(strict_fake.state.calls("postmark")) == 3 + (CONTACTS - 3 * BATCH) // BATCH
