@@ -347,13 +347,19 @@ class Runs:
             self.instance.add_dynamic_partitions(added.partitions_def_name, list(added.partition_keys))
         return list(result.run_requests or [])
 
-    def relaunch_stalled(
+    def launch_stalled(
         self, conn: psycopg.Connection, campaign_id: int, *, http_timeout_s: float | None = None
     ) -> list[Run]:
         """After a crash: the dead run's lines look stalled (their heartbeat aged instead of
-        waiting STALE_AFTER_S), the sensor asks for their relaunch, each request runs to success."""
+        waiting STALE_AFTER_S) and the sensor's requests are started as runs."""
         age_heartbeats(conn, campaign_id)
-        runs = [self.execute(request, http_timeout_s=http_timeout_s) for request in self.stalled_requests()]
+        return [self.execute(request, http_timeout_s=http_timeout_s) for request in self.stalled_requests()]
+
+    def relaunch_stalled(
+        self, conn: psycopg.Connection, campaign_id: int, *, http_timeout_s: float | None = None
+    ) -> list[Run]:
+        """`launch_stalled`, each run waited for and required to succeed."""
+        runs = self.launch_stalled(conn, campaign_id, http_timeout_s=http_timeout_s)
         for run in runs:
             run.succeeded()
         return runs
