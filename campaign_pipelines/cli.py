@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from campaign_pipelines import blacklist, campaigns, servers, settings, templates
-from campaign_pipelines.contacts.campaign_import import import_campaign
+from campaign_pipelines.contacts.campaign_import import failure_message, import_campaign
 from campaign_pipelines.contacts.loader import ImportReport
 from campaign_pipelines.contacts.reader import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
@@ -600,7 +600,16 @@ def _campaign_configure(args: argparse.Namespace, db: _Database) -> None:
         print("its contacts are imported automatically once Dagster runs (campaign_import_sensor)")
         return
     print(f"importing the contacts of campaign {campaign.id} now...")
-    report = import_campaign(db.connect, campaign.id, contacts_dir, on_progress=_progress_printer(campaign.id))
+    try:
+        report = import_campaign(db.connect, campaign.id, contacts_dir, on_progress=_progress_printer(campaign.id))
+    except (ValidationError, NotFoundError, ContactFileError):
+        raise
+    except Exception as error:
+        # Out of memory, a lost connection…: the campaign is marked failed with this reason, and
+        # the operator gets it too, not a traceback.
+        raise ValidationError(
+            f"campaign {campaign.id}", [f"the contact import failed: {failure_message(error)}"]
+        ) from error
     _print_import_report(report)
 
 

@@ -17,6 +17,7 @@ import pytest
 from psycopg import sql
 
 from campaign_pipelines import cli
+from campaign_pipelines.contacts import campaign_import
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
 from campaign_pipelines.store import sending as send_sql
@@ -261,6 +262,20 @@ def test_a_failed_import_exits_1_and_status_shows_why(
     assert code == 0
     assert "status:        failed" in out
     assert "error:         contact file 'broken.json' is not valid JSON" in out
+
+
+def test_an_import_out_of_memory_exits_1_with_the_reason_not_a_traceback(
+    db: psycopg.Connection, run, draft: int, seed_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(campaign_import, "import_contact_files", out_of_memory)
+    code, _, err = _configure_seed(run, draft, seed_files, "--import-now")
+
+    assert code == 1
+    assert err == f"error: campaign {draft}: 1 problem(s)\n  - the contact import failed: MemoryError\n"
+    assert campaign_sql.campaign_by_id(db, draft).error == "MemoryError"
 
 
 def test_configure_from_a_config_file(

@@ -10,6 +10,7 @@ import psycopg
 
 from campaign_pipelines.campaigns import resolve_contact_file
 from campaign_pipelines.contacts.loader import Connect, ImportReport, import_contact_files
+from campaign_pipelines.contacts.reader import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import contacts as contact_sql
@@ -61,7 +62,7 @@ def import_campaign(
             _report_interruption(connect, campaign_id, error)
             raise
         except Exception as error:
-            campaign_sql.mark_failed(conn, campaign_id, str(error))
+            campaign_sql.mark_failed(conn, campaign_id, failure_message(error))
             raise
         campaign_sql.mark_imported(
             conn, campaign_id, nbre_contacts=report.nbre_contacts, blacklisted=report.blacklisted_contacts
@@ -82,3 +83,16 @@ def _report_interruption(connect: Connect, campaign_id: int, error: psycopg.Oper
             if time.monotonic() >= deadline:
                 return  # still down: the sensor finds the campaign processing with no live import
             time.sleep(_REPORT_EVERY_S)
+
+
+def failure_message(error: BaseException) -> str:
+    """The reason an import failed, as its campaign shows it: never empty.
+
+    Our errors say what is wrong in the user's words; any other is named by its type, which
+    is all a MemoryError says.
+    """
+    message = str(error).strip()
+    if isinstance(error, ContactFileError | ValidationError | NotFoundError) and message:
+        return message
+    name = type(error).__name__
+    return f"{name}: {message}" if message else name
