@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from pathlib import Path
 
 import pytest
 
-from campaign_pipelines.contacts.reader import MAX_RECORD_BYTES, TOO_LARGE, ContactFileError, iter_records
+from campaign_pipelines.contacts.reader import MAX_DEPTH, MAX_RECORD_BYTES, TOO_LARGE, ContactFileError, iter_records
 
 RECORDS = [{"email": "a@example.com", "n": 1}, {"email": "b@example.com", "tags": ["x", "y"]}, "junk"]
 
@@ -101,8 +102,8 @@ def test_an_integer_beyond_64_bits_is_refused_whatever_the_layout(tmp_path: Path
     assert number - 1 <= caught.value.offset <= number + 23  # where yajl stops: at the number
 
 
-def test_ndjson_values_beyond_orjson_are_read_as_the_standard_library_reads_them(tmp_path: Path) -> None:
-    text = '{"email": "a@example.com", "id": 123456789012345678901234567890}\n{"email": "b@example.com", "x": NaN}\n'
+def test_ndjson_integers_beyond_orjson_are_read_as_the_standard_library_reads_them(tmp_path: Path) -> None:
+    text = '{"email": "a@example.com", "id": 123456789012345678901234567890}\n{"email": "b@example.com", "x": 1}\n'
     path = _write(tmp_path / "odd.ndjson", text)
     assert repr(list(iter_records(path))) == repr([json.loads(line) for line in text.splitlines()])
 
@@ -173,3 +174,49 @@ def test_errors_in_one_per_line_arrays_keep_their_exact_offset(tmp_path: Path, t
     with pytest.raises(ContactFileError) as caught:
         list(iter_records(path))
     assert caught.value.offset == text.rindex(error_at)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _tricky_string(rng: random.Random) -> str:
+    """Brackets, quotes and backslashes that a depth check blind to strings would count."""
+    return "".join(rng.choice(["[", "]", "{", "}", '"', "\\", "é", "a", " "]) for _ in range(rng.randrange(6)))
+
+
+def _nest(rng: random.Random, levels: int) -> object:
+    value: object = _tricky_string(rng)
+    for _ in range(levels):
+        value = [_tricky_string(rng), value] if rng.random() < 0.5 else {_tricky_string(rng): value}
+    return value
+
+
+@pytest.mark.parametrize("layout", ["one per line", "pretty", "wrapped", "ndjson"])
+def test_the_depth_limit_is_exact_whatever_the_strings_hold(tmp_path: Path, layout: str) -> None:
+    rng = random.Random(layout)
+    for attempt in range(60):
+        # Filler first, of a size that puts chunk boundaries anywhere in the deep record.
+        records = [{"email": f"user{i}@example.com", "note": '\\\\"[' * 50} for i in range(rng.randrange(1200, 1500))]
+        deep = {"email": "deep@example.com", "x": _nest(rng, rng.randrange(MAX_DEPTH - 6, MAX_DEPTH + 3))}
+        records.append(deep)
+        ascii_only = attempt % 2 == 0
+        if layout == "ndjson":
+            text, limit = "".join(json.dumps(r, ensure_ascii=ascii_only) + "\n" for r in records), MAX_DEPTH
+        elif layout == "wrapped":
+            text, limit = json.dumps({"contacts": records}, ensure_ascii=ascii_only), MAX_DEPTH - 2
+        else:
+            indent = 1 if layout == "pretty" else None
+            text, limit = json.dumps(records, ensure_ascii=ascii_only, indent=indent), MAX_DEPTH - 1
+            if layout == "one per line":
+                text = _one_per_line(records)
+        path = _write(tmp_path / ("c.ndjson" if layout == "ndjson" else "c.json"), text)
+        if _depth(deep) <= limit:
+            assert list(iter_records(path))[-1] == deep
+        else:
+            with pytest.raises(ContactFileError, match="is nested too deeply at byte offset"):
+                list(iter_records(path))
