@@ -52,6 +52,7 @@ from campaign_pipelines.store.contacts import SENT, contact_table, create_contac
 from campaign_pipelines.tracking.tokens import make_token
 from tracking_app.pixel import GIF
 from tracking_app.responses import NO_STORE
+from tracking_app.settings import uvicorn_http_options
 
 _ROOT = Path(__file__).resolve().parents[1]
 _SECRET = "bench-tracking-secret"
@@ -225,13 +226,13 @@ def _uvicorn(app: str, env: dict[str, str], options: list[str]) -> Iterator[str]
 
 
 def _uvicorn_options(workers: int) -> list[str]:
-    options = ["--workers", str(workers)]
+    """The HTTP options the app is served with (h11 with its header bound), on uvloop when installed."""
+    options = ["--workers", str(workers), *uvicorn_http_options()]
     try:
-        import httptools  # noqa: F401
         import uvloop  # noqa: F401
     except ImportError:
         return options
-    return [*options, "--loop", "uvloop", "--http", "httptools"]
+    return [*options, "--loop", "uvloop"]
 
 
 class _Load:

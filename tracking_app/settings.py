@@ -118,9 +118,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def uvicorn_command(port: int | str, environ: Mapping[str, str] | None = None) -> list[str]:
-    """How the app is served (`make dev`, the fault tests; a deployment passes the same options).
+    """How the app is served (`make dev`, the fault tests; a deployment passes the same options)."""
+    app = "tracking_app.app:app"
+    return [sys.executable, "-m", "uvicorn", app, *uvicorn_http_options(environ), "--port", str(port)]
 
-    uvicorn's h11 parser, not httptools (uvicorn's pick when installed), because only h11 bounds a
+
+def uvicorn_http_options(environ: Mapping[str, str] | None = None) -> list[str]:
+    """uvicorn's h11 parser, not httptools (uvicorn's pick when installed), because only h11 bounds a
     request's headers: under httptools a 100 MB header was answered 200 and cost the process
     ~200 MB. TRACKING_MAX_HEADER_BYTES sets the bound; a ValidationError names a bad value.
     """
@@ -129,15 +133,4 @@ def uvicorn_command(port: int | str, environ: Mapping[str, str] | None = None) -
     max_header_bytes = int(read("TRACKING_MAX_HEADER_BYTES", int, DEFAULT_MAX_HEADER_BYTES, MIN_MAX_HEADER_BYTES))
     if problems:
         raise ValidationError("tracking app settings", problems)
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tracking_app.app:app",
-        "--http",
-        "h11",
-        "--h11-max-incomplete-event-size",
-        str(max_header_bytes),
-        "--port",
-        str(port),
-    ]
+    return ["--http", "h11", "--h11-max-incomplete-event-size", str(max_header_bytes)]
