@@ -99,10 +99,12 @@ def test_concurrent_claims_never_take_more_than_the_quota(db, database_url, make
     def worker(line_id: int) -> int:
         taken = 0
         with connect(database_url) as conn:
-            while claimed := send_sql.claim(conn, setup.campaign_id, line_id, 7, [line_quota]).contacts:
+            while claimed := send_sql.claim(conn, setup.campaign_id, line_id, "run", 7, [line_quota]).contacts:
                 taken += len(claimed)
         return taken
 
+    for line_id in setup.line_ids:
+        assert send_sql.claim_line(db, line_id, "run", stale_after_s=120)
     with ThreadPoolExecutor(4) as pool:
         totals = list(pool.map(worker, setup.line_ids * 2))
 
@@ -114,20 +116,24 @@ def test_a_claim_reports_the_quota_that_left_no_room(db, make_campaign) -> None:
     setup = make_campaign(50, [BREVO])
     line = Quota("line:1", DAY, 30, "30/day")
     server = Quota("server:1", DAY, 20, "server cap 20/day")
-    first = send_sql.claim(db, setup.campaign_id, setup.line_ids[0], 100, [line, server])
+    (line_id,) = setup.line_ids
+    assert send_sql.claim_line(db, line_id, "run", stale_after_s=120)
+    first = send_sql.claim(db, setup.campaign_id, line_id, "run", 100, [line, server])
     assert (len(first.contacts), first.room, first.tightest) == (20, 20, server)
-    second = send_sql.claim(db, setup.campaign_id, setup.line_ids[0], 100, [line, server])
+    second = send_sql.claim(db, setup.campaign_id, line_id, "run", 100, [line, server])
     assert (second.contacts, second.room, second.tightest) == ([], 0, server)
 
 
 def test_released_contacts_give_their_sends_back(db, make_campaign) -> None:
     setup = make_campaign(50, [BREVO])
     quota = Quota("line:1", DAY, 30, "30/day")
-    claimed = send_sql.claim(db, setup.campaign_id, setup.line_ids[0], 30, [quota]).contacts
-    send_sql.release(db, setup.campaign_id, [c.id for c in claimed[:10]], [quota])
+    (line_id,) = setup.line_ids
+    assert send_sql.claim_line(db, line_id, "run", stale_after_s=120)
+    claimed = send_sql.claim(db, setup.campaign_id, line_id, "run", 30, [quota]).contacts
+    assert send_sql.release(db, setup.campaign_id, line_id, "run", [c.id for c in claimed[:10]], [quota]) == 10
     assert quota_sql.used(db, "line:1", DAY) == 20
     # Releasing them again (or contacts no longer reserved) gives nothing more back.
-    send_sql.release(db, setup.campaign_id, [c.id for c in claimed[:10]], [quota])
+    assert send_sql.release(db, setup.campaign_id, line_id, "run", [c.id for c in claimed[:10]], [quota]) == 0
     assert quota_sql.used(db, "line:1", DAY) == 20
 
 

@@ -238,7 +238,9 @@ class LineSender:
         except _Stop as stop:
             self._drain()
             outcome.status, outcome.reason = stop.status, stop.reason
-            send_sql.set_line_state(self._conn, line.id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at)
+            send_sql.set_line_state(
+                self._conn, line.id, self._run_id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at
+            )
         except _Lost:
             self._drain()
             outcome.reason = "another run took this line over"
@@ -408,7 +410,10 @@ class LineSender:
         (all suppressed, or failed to render: recorded)."""
         quotas, next_day = self._day_quotas()
         granted, give_back = self._reserve(quotas, self._claim_size, next_day)
-        claim = send_sql.claim(self._conn, self._campaign.id, self._line_id, granted, quotas)
+        claim = send_sql.claim(self._conn, self._campaign.id, self._line_id, self._run_id, granted, quotas)
+        if claim.lost:
+            give_back(granted)
+            raise _Lost()
         sendable = [c for c in claim.contacts if c.send_status != SUPPRESSED]
         give_back(granted - len(sendable))
         if claim.room is not None and claim.room < granted:
@@ -437,9 +442,9 @@ class LineSender:
     def _fail_unrendered(
         self, ids: list[int], reasons: list[str], quotas: list[Quota], give_back: Callable[[int], None]
     ) -> None:
-        send_sql.fail_unsent(self._conn, self._campaign.id, self._line_id, ids, reasons, quotas)
-        give_back(len(ids))
-        self._outcome.failed += len(ids)
+        failed = send_sql.fail_unsent(self._conn, self._campaign.id, self._line_id, self._run_id, ids, reasons, quotas)
+        give_back(failed)
+        self._outcome.failed += failed
         if len(self._outcome.warnings) < MAX_RENDER_WARNINGS:
             self._outcome.warnings.append(f"contact {ids[0]}: {reasons[0]}")
 
@@ -506,8 +511,10 @@ class LineSender:
 
     def _unclaim(self, batch: _Batch, ids: list[int], calls: list[int] | None = None) -> None:
         if ids or calls:
-            send_sql.release(self._conn, self._campaign.id, ids, batch.quotas, calls or ())
-            batch.give_back(len(ids))
+            released = send_sql.release(
+                self._conn, self._campaign.id, self._line_id, self._run_id, ids, batch.quotas, calls or ()
+            )
+            batch.give_back(released)
 
     def _record_deliveries(
         self,
@@ -599,6 +606,7 @@ class LineSender:
                 conn,
                 self._campaign.id,
                 self._line_id,
+                self._run_id,
                 ids=ids,
                 statuses=statuses,
                 message_ids=message_ids,

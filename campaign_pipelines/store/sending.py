@@ -5,6 +5,12 @@ workers never hold the same contact; a claimed contact is `reserved` (committed)
 request is made, and `sent`/`failed`/`unknown` after it. Each provider call is noted in
 `inflight_calls` (committed) before it leaves, so a crash makes `unknown` only the contacts
 a request may have reached.
+
+Every write a send loop makes is fenced by its run owning the line: it key-share-locks the
+line's row where `run_id` is its own, and a run taking the line over (`claim_line`,
+`lease_lines`) locks that row FOR UPDATE first. So a run thought dead that wakes up (a frozen
+VM, a long GC) cannot claim, release or record anything once the line is another's: the
+contacts it held were settled by the new owner's `recover_line`.
 """
 
 from __future__ import annotations
@@ -88,21 +94,47 @@ def lines_of(conn: psycopg.Connection, campaign_id: int) -> list[LineState]:
         return cur.execute(_LINE_SELECT + " WHERE l.campaign_id = %s ORDER BY l.position", (campaign_id,)).fetchall()
 
 
+def _owns(conn: psycopg.Connection, line_id: int, run_id: str) -> bool:
+    """Inside a transaction: whether `run_id` owns the line, kept true until it commits (the
+    key-share lock makes a takeover wait; the run's own writes do not wait on each other)."""
+    row = conn.execute(
+        "SELECT 1 FROM campaign_channels WHERE id = %s AND run_id = %s FOR KEY SHARE", (line_id, run_id)
+    ).fetchone()
+    return row is not None
+
+
+def _lock_for_takeover(conn: psycopg.Connection, line_ids: Sequence[int]) -> None:
+    """Inside a transaction: wait for the fenced writes of the lines' current runs to commit."""
+    conn.execute("SELECT 1 FROM campaign_channels WHERE id = ANY(%s) FOR UPDATE", (list(line_ids),))
+
+
 class Claim(NamedTuple):
     contacts: list[ClaimedContact]
     # The smallest room its quotas had before this claim (None: no quota), and which quota.
     room: int | None
     tightest: Quota | None
+    # The run no longer owns the line: nothing was claimed.
+    lost: bool = False
 
 
-def claim(conn: psycopg.Connection, campaign_id: int, line_id: int, limit: int, quotas: Sequence[Quota] = ()) -> Claim:
-    """Reserve up to `limit` pending contacts for a line (blacklisted ones become suppressed).
+def claim(
+    conn: psycopg.Connection,
+    campaign_id: int,
+    line_id: int,
+    run_id: str,
+    limit: int,
+    quotas: Sequence[Quota] = (),
+) -> Claim:
+    """Reserve up to `limit` pending contacts for a line its run `run_id` owns (blacklisted
+    ones become suppressed).
 
     The contacts to send are charged to `quotas` in the same transaction, and no more are
     taken than the room the quotas have left.
     """
     table = contact_table(campaign_id)
     with conn.transaction():
+        if not _owns(conn, line_id, run_id):
+            return Claim([], None, None, lost=True)
         room, tightest = quota_sql.lock_room(conn, quotas)
         if room is not None and room < limit:
             limit = room
@@ -147,6 +179,7 @@ def record_results(
     conn: psycopg.Connection,
     campaign_id: int,
     line_id: int,
+    run_id: str,
     *,
     ids: Sequence[int],
     statuses: Sequence[int],
@@ -157,11 +190,14 @@ def record_results(
 ) -> None:
     """Final states of reserved contacts, plus the line's and campaign's counters, in one transaction.
 
-    Only contacts still reserved are changed and counted (a run that took the line over may have
-    settled the others). `calls`: the in-flight calls these results close.
+    Only contacts still reserved are changed and counted, and nothing at all once `run_id` has
+    lost the line (its new owner made that run's calls `unknown`). `calls`: the in-flight calls
+    these results close.
     """
     sent = failed = unknown = 0
     with conn.transaction():
+        if not _owns(conn, line_id, run_id):
+            return
         if ids:
             row = conn.execute(
                 sql.SQL(
@@ -199,15 +235,22 @@ def _close_calls(conn: psycopg.Connection, calls: Sequence[int]) -> None:
 def release(
     conn: psycopg.Connection,
     campaign_id: int,
+    line_id: int,
+    run_id: str,
     ids: Sequence[int],
     quotas: Sequence[Quota] = (),
     calls: Sequence[int] = (),
-) -> None:
+) -> int:
     """Give reserved contacts back to the pool, and their sends back to `quotas`: no request
-    was made for them (or the call that had them failed before the provider took anything)."""
+    was made for them (or the call that had them failed before the provider took anything).
+
+    Returns how many went back: none once `run_id` has lost the line (they may be the new
+    owner's by now)."""
     if not ids and not calls:
-        return
+        return 0
     with conn.transaction():
+        if not _owns(conn, line_id, run_id):
+            return 0
         cur = conn.execute(
             sql.SQL(
                 "UPDATE {table} SET send_status = {pending}, channel_id = NULL"
@@ -217,21 +260,26 @@ def release(
         )
         quota_sql.charge(conn, quotas, -cur.rowcount)
         _close_calls(conn, calls)
+        return cur.rowcount
 
 
 def fail_unsent(
     conn: psycopg.Connection,
     campaign_id: int,
     line_id: int,
+    run_id: str,
     ids: Sequence[int],
     errors: Sequence[str],
     quotas: Sequence[Quota] = (),
-) -> None:
+) -> int:
     """Reserved contacts that cannot be sent (their message failed to render): `failed` with
-    the reason, their sends given back to `quotas`, since no request was made for them."""
+    the reason, their sends given back to `quotas`, since no request was made for them.
+    Returns how many (none once `run_id` has lost the line)."""
     if not ids:
-        return
+        return 0
     with conn.transaction():
+        if not _owns(conn, line_id, run_id):
+            return 0
         cur = conn.execute(
             sql.SQL(
                 "UPDATE {table} c SET send_status = {failed}, error = v.error, attempted_at = now()"
@@ -245,6 +293,7 @@ def fail_unsent(
             (cur.rowcount, line_id),
         )
         quota_sql.charge(conn, quotas, -cur.rowcount)
+        return cur.rowcount
 
 
 class Recovered(NamedTuple):
@@ -333,27 +382,32 @@ def resume_lines(conn: psycopg.Connection, campaign_id: int) -> None:
 def set_line_state(
     conn: psycopg.Connection,
     line_id: int,
+    run_id: str,
     status: str,
     *,
     reason: str | None = None,
     next_run_at: datetime | None = None,
 ) -> None:
+    """A send loop's last word on its line; nothing once `run_id` has lost it."""
     conn.execute(
-        "UPDATE campaign_channels SET status = %s, reason = %s, next_run_at = %s, heartbeat_at = now() WHERE id = %s",
-        (status, reason, next_run_at, line_id),
+        "UPDATE campaign_channels SET status = %s, reason = %s, next_run_at = %s, heartbeat_at = now()"
+        " WHERE id = %s AND run_id = %s",
+        (status, reason, next_run_at, line_id, run_id),
     )
 
 
 def claim_line(conn: psycopg.Connection, line_id: int, run_id: str, *, stale_after_s: float) -> bool:
     """Make `run_id` the line's sender, unless another run is sending it and alive."""
-    row = conn.execute(
-        "UPDATE campaign_channels SET status = 'sending', reason = NULL, next_run_at = NULL, run_id = %s,"
-        " heartbeat_at = now()"
-        " WHERE id = %s AND NOT (status = 'sending' AND run_id IS NOT NULL AND run_id <> %s"
-        " AND heartbeat_at > now() - make_interval(secs => %s))"
-        " RETURNING id",
-        (run_id, line_id, run_id, stale_after_s),
-    ).fetchone()
+    with conn.transaction():
+        _lock_for_takeover(conn, [line_id])
+        row = conn.execute(
+            "UPDATE campaign_channels SET status = 'sending', reason = NULL, next_run_at = NULL, run_id = %s,"
+            " heartbeat_at = now()"
+            " WHERE id = %s AND NOT (status = 'sending' AND run_id IS NOT NULL AND run_id <> %s"
+            " AND heartbeat_at > now() - make_interval(secs => %s))"
+            " RETURNING id",
+            (run_id, line_id, run_id, stale_after_s),
+        ).fetchone()
     return row is not None
 
 
@@ -392,11 +446,13 @@ def lease_lines(conn: psycopg.Connection, line_ids: Sequence[int], run_id: str |
     A lease without run id is taken over by whichever run starts first. Returns the highest
     attempt number, part of relaunch run keys.
     """
-    row = conn.execute(
-        "WITH leased AS (UPDATE campaign_channels SET status = 'sending', run_id = %s, heartbeat_at = now(),"
-        " attempt = attempt + 1 WHERE id = ANY(%s) RETURNING attempt) SELECT max(attempt) FROM leased",
-        (run_id, list(line_ids)),
-    ).fetchone()
+    with conn.transaction():
+        _lock_for_takeover(conn, line_ids)
+        row = conn.execute(
+            "WITH leased AS (UPDATE campaign_channels SET status = 'sending', run_id = %s, heartbeat_at = now(),"
+            " attempt = attempt + 1 WHERE id = ANY(%s) RETURNING attempt) SELECT max(attempt) FROM leased",
+            (run_id, list(line_ids)),
+        ).fetchone()
     return int(row[0] or 0) if row else 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -109,8 +110,6 @@ class OwnPostgres:
         self._process: subprocess.Popen | None = None
         self.data.mkdir()
         if _PG_USER is not None:
-            import pwd
-
             ensure_user_exists(_PG_USER)
             ensure_prefix_permissions(self.data)
             # What the wheel's own server does before running its binaries as another user.
@@ -135,7 +134,7 @@ class OwnPostgres:
         command = [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port)]
         # TCP only; fsync off: a killed process loses nothing the kernel was handed, and the
         # tests never crash the machine itself.
-        command += ["-k", "", "-c", "fsync=off", "-c", "max_connections=100"]
+        command += ["-k", "", "-c", "fsync=off"]
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, user=_PG_USER)
 
@@ -420,7 +419,8 @@ def assert_never_twice(
     nobody else but `unknown` ones; sent_count exact (campaign, `sent` rows and line sums agree);
     with `settled`, every contact final or `unknown` (nothing pending or reserved)."""
     counts = deliveries(fakes)
-    assert not duplicates(counts), f"recipients reached more than once: {sorted(duplicates(counts).items())[:10]}"
+    twice = duplicates(counts)
+    assert not twice, f"{len(twice)} recipient(s) reached more than once, e.g. {sorted(twice.items())[:10]}"
     states = emails_by_status(conn, campaign_id)
     sent, unknown = states.get(SENT, set()), states.get(UNKNOWN, set())
     assert sent <= counts.keys(), f"{len(sent - counts.keys())} contact(s) `sent` that the provider never got"
@@ -430,7 +430,7 @@ def assert_never_twice(
         left = {status: len(emails) for status, emails in states.items() if status not in FINAL}
         assert not left, f"contacts neither final nor unknown (status: count): {left}"
     assert_sent_count_exact(conn, campaign_id)
-    return Tally(
+    tally = Tally(
         delivered=len(counts),
         duplicates=sum(counts.values()) - len(counts),
         sent=len(sent),
@@ -438,6 +438,7 @@ def assert_never_twice(
         unknown=len(unknown),
         pending=sum(len(emails) for status, emails in states.items() if status not in FINAL),
     )
+    return tally
 
 
 def assert_sent_count_exact(conn: psycopg.Connection, campaign_id: int) -> None:

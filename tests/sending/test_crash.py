@@ -112,7 +112,7 @@ def test_a_run_that_lost_its_line_may_not_start_a_call(db, make_campaign) -> Non
     setup = make_campaign(20, [SENDGRID])
     line_id = setup.line_ids[0]
     assert send_sql.claim_line(db, line_id, "first", stale_after_s=120)
-    claimed = [c.id for c in send_sql.claim(db, setup.campaign_id, line_id, 10).contacts]
+    claimed = [c.id for c in send_sql.claim(db, setup.campaign_id, line_id, "first", 10).contacts]
     assert send_sql.mark_in_flight(db, line_id, "first", claimed[:5]) is not None
     # The first run is thought dead; a second one takes the line over and recovers it.
     db.execute("UPDATE campaign_channels SET heartbeat_at = now() - interval '10 minutes' WHERE id = %s", (line_id,))
@@ -121,3 +121,31 @@ def test_a_run_that_lost_its_line_may_not_start_a_call(db, make_campaign) -> Non
 
     assert send_sql.mark_in_flight(db, line_id, "first", claimed[5:]) is None
     assert send_sql.status_counts(db, setup.campaign_id) == {UNKNOWN: 5, PENDING: 15}
+
+
+def test_a_run_that_lost_its_line_changes_nothing_its_new_owner_holds(db, make_campaign) -> None:
+    setup = make_campaign(20, [SENDGRID])
+    (line_id,) = setup.line_ids
+    assert send_sql.claim_line(db, line_id, "first", stale_after_s=120)
+    claimed = [c.id for c in send_sql.claim(db, setup.campaign_id, line_id, "first", 10).contacts]
+    assert send_sql.mark_in_flight(db, line_id, "first", claimed[:5]) is not None
+    # The first run freezes; a second takes the line over, recovers it and claims again.
+    db.execute("UPDATE campaign_channels SET heartbeat_at = now() - interval '10 minutes' WHERE id = %s", (line_id,))
+    assert send_sql.claim_line(db, line_id, "second", stale_after_s=120)
+    assert send_sql.recover_line(db, setup.campaign_id, line_id) == (5, 5)
+    second = [c.id for c in send_sql.claim(db, setup.campaign_id, line_id, "second", 10).contacts]
+    assert set(claimed[5:]) <= set(second)
+
+    # The first run wakes up: whatever it tries leaves the second run's contacts alone.
+    assert send_sql.release(db, setup.campaign_id, line_id, "first", claimed[5:]) == 0
+    assert send_sql.fail_unsent(db, setup.campaign_id, line_id, "first", claimed[5:], ["x"] * 5) == 0
+    send_sql.record_results(
+        db, setup.campaign_id, line_id, "first", ids=second, statuses=[SENT] * 10,
+        message_ids=[None] * 10, errors=[None] * 10,
+    )  # fmt: skip
+    assert send_sql.claim(db, setup.campaign_id, line_id, "first", 10).lost
+    send_sql.set_line_state(db, line_id, "first", "done")
+
+    assert send_sql.status_counts(db, setup.campaign_id) == {UNKNOWN: 5, RESERVED: 10, PENDING: 5}
+    line = send_sql.line_by_id(db, line_id)
+    assert line is not None and (line.status, line.run_id, line.sent_count) == ("sending", "second", 0)

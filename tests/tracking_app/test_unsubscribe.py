@@ -80,7 +80,11 @@ def test_the_next_claim_of_any_campaign_suppresses_the_unsubscribed_contact(
 
     assert client.post(f"/u/{campaign.token(1)}", content=ONE_CLICK_BODY, headers=ONE_CLICK).status_code == 200
 
-    claimed = {contact.email: contact.send_status for contact in send_sql.claim(db, later.id, 0, 10).contacts}
+    (line,) = send_sql.lines_of(db, later.id)
+    assert send_sql.claim_line(db, line.id, "run", stale_after_s=120)
+    claimed = {
+        contact.email: contact.send_status for contact in send_sql.claim(db, later.id, line.id, "run", 10).contacts
+    }
     assert claimed["user1@example.com"] == SUPPRESSED
     assert [email for email, status in claimed.items() if status != SUPPRESSED] == [
         "user0@example.com",
