@@ -3,6 +3,7 @@
 import dagster as dg
 
 from campaign_pipelines.assets.contacts import campaign_contacts
+from campaign_pipelines.assets.sends import campaign_sends
 from campaign_pipelines.ops.admin import ADMIN_JOBS
 from campaign_pipelines.ops.control import control_campaign
 from campaign_pipelines.ops.send import send_campaign
@@ -15,7 +16,7 @@ from campaign_pipelines.sensors.imports import campaign_import_sensor
 from campaign_pipelines.sensors.sending import campaign_launch_sensor, relaunch_stalled, stalled_lines_sensor
 
 defs = dg.Definitions(
-    assets=[campaign_contacts],
+    assets=[campaign_contacts, campaign_sends],
     jobs=[*ADMIN_JOBS, send_campaign, control_campaign],
     sensors=[campaign_import_sensor, campaign_launch_sensor, stalled_lines_sensor],
     schedules=[relaunch_stalled],

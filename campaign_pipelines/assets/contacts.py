@@ -15,9 +15,11 @@ _PROGRESS_EVERY_S = 10.0
 
 @dg.asset(
     partitions_def=campaign_partitions,
+    group_name="campaigns",
     description=(
-        "Contacts of one campaign in contacts_campaign_<id>: its JSON files streamed, emails normalised,"
-        " duplicates merged (the last record wins), invalid records counted and skipped."
+        "Contacts of one campaign in the table `contacts_campaign_<id>`: its JSON files streamed, emails"
+        " normalised, duplicates merged (the last record wins), invalid records counted and skipped."
+        " Materialized by `campaign_import_sensor` once the campaign is configured."
     ),
     kinds={"postgres"},
 )

@@ -8,29 +8,40 @@ import time
 from collections.abc import Iterator
 
 import dagster as dg
+import psycopg
 from pydantic import Field
 
-from campaign_pipelines.partitions import campaign_key
+from campaign_pipelines.assets.sends import sends_materialization
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.resources.tracking import TrackingResource
 from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.sending.line import STALE_AFTER_S, LineOutcome, LineSender
-from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.sending.progress import line_label, send_totals
 from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.sending import LineState
 
 # Every line of a campaign must really send at once (the default is one step per CPU).
 MAX_PARALLEL_LINES = 32
-# How often a running line reports its progress in the Dagster UI (log, asset observation).
+# How often a running line reports its progress in the Dagster UI: a log line, a campaign_sends record.
 _REPORT_EVERY_S = 5.0
-_OBSERVE_EVERY_S = 60.0
+_RECORD_EVERY_S = 60.0
 
 
 class SendConfig(dg.Config):
-    campaign_id: int = Field(description="Id of the campaign to send (status scheduled or running).")
+    """What the Launchpad asks to send a campaign by hand; the sensors fill it in themselves."""
+
+    campaign_id: int = Field(
+        gt=0,
+        description=(
+            "Id of the campaign to send, e.g. 1 (`campaigns campaign list` shows them); its status must be"
+            " scheduled (contacts imported) or running."
+        ),
+    )
     channel_ids: list[int] | None = Field(
-        default=None, description="Only these sending lines (ids); empty = every line that still has work."
+        default=None,
+        description=("Only these sending lines, by id (e.g. [7, 8]); leave empty for every line that still has work."),
     )
 
 
@@ -58,45 +69,38 @@ def plan_channels(
 
 
 class _LineReport:
-    """Live progress of one line in the Dagster UI: a log line every few seconds, an asset
-    observation (sent, total, rate) every minute and at the end."""
+    """Live progress of one line in the Dagster UI: a log line every few seconds and, every minute
+    and when the line stops, a materialization of `campaign_sends` for the campaign's partition
+    (the whole campaign's figures, read from the database, and the rate since the previous one)."""
 
-    def __init__(self, context: dg.OpExecutionContext, line_id: int, campaign_id: int, total: int) -> None:
+    def __init__(self, context: dg.OpExecutionContext, conn: psycopg.Connection, line: LineState) -> None:
         self._context = context
-        self._line_id = line_id
-        self._campaign_id = campaign_id
-        self._total = total
-        self._started = self._last_log = self._last_observation = time.monotonic()
+        self._conn = conn
+        self._line = line
+        self._label = line_label(line.position)
+        totals = send_totals(conn, line.campaign_id)
+        self._total = totals.total
+        self._last_sent = totals.sent
+        self._started = self._last_log = self._last_record = time.monotonic()
 
     def __call__(self, outcome: LineOutcome) -> None:
         now = time.monotonic()
         if now - self._last_log >= _REPORT_EVERY_S:
             self._last_log = now
+            rate = outcome.sent / max(now - self._started, 1e-9)
             self._context.log.info(
-                f"line {self._line_id}: {outcome.sent:,} sent of {self._total:,},"
-                f" {outcome.failed:,} failed, {self._rate(outcome):,.0f}/s"
+                f"{self._label} ('{self._line.server_name}'): {outcome.sent:,} sent by this run,"
+                f" {outcome.failed:,} failed, {rate:,.1f}/s"
             )
-        if now - self._last_observation >= _OBSERVE_EVERY_S:
-            self._last_observation = now
-            self.observe(outcome)
+        if now - self._last_record >= _RECORD_EVERY_S:
+            self.record()
 
-    def _rate(self, outcome: LineOutcome) -> float:
-        return outcome.sent / max(time.monotonic() - self._started, 1e-9)
-
-    def observe(self, outcome: LineOutcome) -> None:
-        prefix = f"line_{self._line_id}"
-        self._context.log_event(
-            dg.AssetObservation(
-                asset_key="campaign_contacts",
-                partition=campaign_key(self._campaign_id),
-                metadata={
-                    f"{prefix}_sent_this_run": outcome.sent,
-                    f"{prefix}_campaign_total": self._total,
-                    f"{prefix}_status": outcome.status,
-                    f"{prefix}_rate_per_s": round(self._rate(outcome), 1),
-                },
-            )
-        )
+    def record(self) -> None:
+        now = time.monotonic()
+        totals = send_totals(self._conn, self._line.campaign_id)
+        rate = (totals.sent - self._last_sent) / max(now - self._last_record, 1e-9)
+        self._last_record, self._last_sent = now, totals.sent
+        self._context.log_event(sends_materialization(totals, rate_per_s=max(rate, 0.0)))
 
 
 @dg.op(description="Send one line until it is done, at its quota, waiting, paused or in error.")
@@ -111,9 +115,7 @@ def send_channel(
     with database.connect() as conn, database.connect() as results_conn, http.client() as client:
         line = send_sql.line_by_id(conn, line_id)
         assert line is not None, f"line {line_id} vanished"
-        campaign = campaign_sql.campaign_by_id(conn, line.campaign_id)
-        assert campaign is not None
-        report = _LineReport(context, line_id, campaign.id, campaign.nbre_contacts - campaign.blacklisted_contacts)
+        report = _LineReport(context, conn, line)
         outcome = LineSender(
             conn,
             line_id,
@@ -124,19 +126,20 @@ def send_channel(
             tracking=tracking.config(),
             results_conn=results_conn,
         ).run()
+        report.record()
+    label = line_label(line.position)
     for warning in outcome.warnings:
-        context.log.warning(f"line {line_id}: {warning}")
+        context.log.warning(f"{label}: {warning}")
     if outcome.undefined_variables:
         context.log.warning(
-            f"line {line_id}: the template asked {outcome.undefined_variables:,} time(s) for a variable a contact"
+            f"{label}: the template asked {outcome.undefined_variables:,} time(s) for a variable a contact"
             " does not have; it rendered empty"
         )
     context.log.info(
-        f"line {line_id} ('{line.server_name}', {line.sender_email}): {outcome.status}"
+        f"{label} ('{line.server_name}', {line.sender_email}): {outcome.status}"
         f"{f' — {outcome.reason}' if outcome.reason else ''}; {outcome.sent:,} sent, {outcome.failed:,} failed,"
-        f" {outcome.unknown:,} unknown, {outcome.suppressed:,} suppressed, {outcome.rate:,.0f}/s"
+        f" {outcome.unknown:,} unknown, {outcome.suppressed:,} suppressed, {outcome.rate:,.1f}/s"
     )
-    report.observe(outcome)
     return {"line_id": line_id, "status": outcome.status, "reason": outcome.reason, "sent": outcome.sent}
 
 
@@ -145,7 +148,7 @@ def finalize(context: dg.OpExecutionContext, campaign_id: int, outcomes: list[di
     with database.connect() as conn:
         progress = lifecycle.finish(conn, campaign_id)
     for line in progress.lines:
-        context.log.info(f"line {line.id} ('{line.server_name}'): {line.status} — {line.reason or ''}")
+        context.log.info(f"{line_label(line.position)} ('{line.server_name}'): {line.status} — {line.reason or ''}")
     context.log.info(
         f"campaign {campaign_id}: {progress.status}; {sum(o['sent'] for o in outcomes):,} sent by this run"
     )

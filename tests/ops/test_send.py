@@ -252,3 +252,63 @@ def test_a_refused_api_key_stops_that_line_while_the_other_sends_everything(
     assert line.reason.startswith("the provider refused the API key: sendgrid: the API key was refused")
     assert "SG.revoked-key-0123" not in line.reason and DEFAULT_KEYS["sendgrid"] not in line.reason
     assert line.sent_count == 0
+
+
+def sends_records(instance: dg.DagsterInstance) -> list[dg.AssetMaterialization]:
+    """The campaign_sends materializations the runs recorded, oldest first."""
+    records = instance.fetch_materializations(dg.AssetKey("campaign_sends"), limit=100).records
+    materializations = [record.asset_materialization for record in reversed(records)]
+    return [m for m in materializations if m is not None]
+
+
+def test_each_line_records_the_campaigns_sends_with_stable_keys_and_a_true_rate(
+    db: psycopg.Connection, send, make_campaign, instance: dg.DagsterInstance
+) -> None:
+    setup = make_campaign(120, [BREVO, SENDGRID], launch=False)
+    db.execute("UPDATE servers SET batch_size = 40")
+
+    result = send(setup.campaign_id)
+
+    assert result.success
+    records = sends_records(instance)
+    assert len(records) == 2  # one per line, when it stopped
+    assert {record.partition for record in records} == {str(setup.campaign_id)}
+    for record in records:
+        assert {"total", "sent", "failed", "unknown", "suppressed", "pending", "rate_per_s", "lines"} <= set(
+            record.metadata
+        )
+    last = records[-1].metadata
+    assert (last["total"].value, last["sent"].value, last["pending"].value) == (120, 120, 0)
+    assert (last["failed"].value, last["unknown"].value, last["suppressed"].value) == (0, 0, 0)
+    # The first line to run sent everything: a rate of the campaign's sends, never 0 while it sent.
+    assert records[0].metadata["rate_per_s"].value > 0
+    table = last["lines"].value
+    assert [(row.data["line"], row.data["status"]) for row in table.records] == [("line 1", "done"), ("line 2", "done")]
+    assert sum(row.data["sent"] for row in table.records) == 120
+
+
+def test_a_campaign_id_below_1_is_refused_before_anything_is_sent(
+    db: psycopg.Connection,
+    instance: dg.DagsterInstance,
+    database_url: str,
+    quota_resource: QuotaResource,
+    fake_http: HttpClientResource,
+    fakes: FakeProviders,
+) -> None:
+    # The Launchpad's scaffold fills a required int with 0: the run must not take it for a campaign.
+    result = send_campaign.execute_in_process(
+        run_config={"ops": {"plan_channels": {"config": {"campaign_id": 0}}}},
+        instance=instance,
+        resources={
+            "database": PostgresResource(url=database_url),
+            "quotas": quota_resource,
+            "http": fake_http,
+            "tracking": TrackingResource(base_url="https://t.example.com", secret="test-secret"),
+        },
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    assert fakes.calls() == []
+    message = failure_message(result)
+    assert "campaign_id" in message and "greater than 0" in message
