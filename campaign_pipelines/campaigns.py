@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 
 from campaign_pipelines.contacts.records import normalize_email
-from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.errors import NotFoundError, ValidationError, existing_names, unknown
 from campaign_pipelines.headers import header_problem
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
@@ -43,7 +43,7 @@ def create_campaign(conn: psycopg.Connection, *, name: str, subject: str, templa
         problems.append(problem)
     found = catalog.template_by_name(conn, template)
     if found is None:
-        problems.append(f"template '{template}' does not exist")
+        problems.append(unknown("template", template, [row.name for row in catalog.list_templates(conn)]))
     if problems:
         raise ValidationError(f"campaign '{name}'", problems)
     assert found is not None
@@ -67,7 +67,8 @@ def resolve_contact_file(contacts_dir: Path, name: str) -> Path:
 def _contact_file_problems(contacts_dir: Path, files: list[str]) -> list[str]:
     problems = []
     if not files:
-        problems.append("at least one contact file is required")
+        present = _file_names(contacts_dir) if contacts_dir.is_dir() else []
+        problems.append(f"at least one contact file is required; {existing_names('contact file', present)}")
     if not contacts_dir.is_dir():
         return [*problems, f"the contacts directory {contacts_dir} does not exist"]
     seen: set[Path] = set()
@@ -81,10 +82,16 @@ def _contact_file_problems(contacts_dir: Path, files: list[str]) -> list[str]:
             problems.append(f"contact file '{name}' is listed twice")
         seen.add(path)
         if not path.is_file():
-            problems.append(f"contact file '{name}' does not exist in {contacts_dir}")
+            problems.append(f"{unknown('contact file', name, _file_names(contacts_dir))} (in {contacts_dir})")
         elif not os.access(path, os.R_OK):
             problems.append(f"contact file '{name}' is not readable")
     return problems
+
+
+def _file_names(contacts_dir: Path) -> list[str]:
+    """The files a configure step may name, hidden ones aside."""
+    relative = (path.relative_to(contacts_dir) for path in contacts_dir.rglob("*") if path.is_file())
+    return sorted(str(path) for path in relative if not any(part.startswith(".") for part in path.parts))
 
 
 def _parse_start(value: str | datetime | None) -> datetime | None:
@@ -102,6 +109,8 @@ def _channel_problems(
     lines: list[campaign_sql.NewChannel] = []
     if not channels:
         problems.append("at least one sending line is required")
+    known = catalog.list_servers(conn)
+    active = [server.name for server in known if server.active]
     for number, spec in enumerate(channels, start=1):
         where = f"line {number}"
         if not spec.sender_name.strip():
@@ -113,11 +122,13 @@ def _channel_problems(
             problems.append(f"{where}: {problem}")
         elif sender_email is None:
             problems.append(f"{where}: sender email {spec.sender_email!r} is not a valid address")
-        server = catalog.server_by_name(conn, spec.server)
+        server = next((server for server in known if server.name == spec.server), None)
         if server is None:
-            problems.append(f"{where}: server '{spec.server}' does not exist")
+            problems.append(f"{where}: {unknown('server', spec.server, [server.name for server in known])}")
         elif not server.active:
-            problems.append(f"{where}: server '{spec.server}' is inactive")
+            problems.append(
+                f"{where}: server '{spec.server}' is inactive; {existing_names('server', active, adjective='active')}"
+            )
         frequency = spec.send_frequency_minutes
         if frequency is not None and frequency < 0:
             problems.append(f"{where}: send_frequency_minutes is negative ({frequency})")
@@ -143,6 +154,26 @@ def _channel_problems(
     return problems, lines
 
 
+def _configurable(conn: psycopg.Connection) -> str:
+    """The campaigns a configure step may name, for an error that names none of them."""
+    found = [
+        f"{row.id} '{row.name}' ({row.status})"
+        for row in campaign_sql.list_campaigns(conn)
+        if row.status in campaign_sql.CONFIGURABLE
+    ]
+    if not found:
+        return "no campaign can be configured: create one with create_campaign first"
+    return f"campaigns that can be configured: {', '.join(found[:10])}" + (" and more" if len(found) > 10 else "")
+
+
+def newest_draft(conn: psycopg.Connection) -> int:
+    """The id of the most recently created draft: the campaign a configure step without an id means."""
+    campaign_id = campaign_sql.newest_draft_id(conn)
+    if campaign_id is None:
+        raise NotFoundError(f"no campaign is a draft; {_configurable(conn)}")
+    return campaign_id
+
+
 def configure_campaign(
     conn: psycopg.Connection,
     campaign_id: int,
@@ -158,7 +189,7 @@ def configure_campaign(
     what = f"campaign {campaign_id}"
     campaign = campaign_sql.campaign_by_id(conn, campaign_id)
     if campaign is None:
-        raise NotFoundError(f"campaign {campaign_id} does not exist")
+        raise NotFoundError(f"campaign {campaign_id} does not exist; {_configurable(conn)}")
     problems = []
     if campaign.status not in campaign_sql.CONFIGURABLE:
         problems.append(

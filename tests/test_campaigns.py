@@ -114,22 +114,63 @@ def test_configure_reports_every_problem_and_changes_nothing(db, seed_servers, f
 
     text = str(caught.value)
     for expected in (
-        "'missing.json' does not exist",
+        "contact file 'missing.json' does not exist; existing contact files: 'clients_vip.json',"
+        " 'nouveaux_inscrits.json' (in ",
         "'../../etc/passwd' is outside the contacts directory",
         "'/etc/passwd' must be a name relative",
         "listed twice",
         "line 1: sender name is empty",
         "line 1: sender email 'not-an-email'",
-        "line 1: server 'Mailjet' does not exist",
+        "line 1: server 'Mailjet' does not exist; existing servers: 'Brevo - Compte Principal', 'SendGrid - Secours'",
         "line 1: send_frequency_minutes is negative",
         "line 1: max_daily_sends must be at least 1",
         "line 1: scheduled_at 'demain'",
-        "line 2: server 'SendGrid - Secours' is inactive",
+        "line 2: server 'SendGrid - Secours' is inactive; active servers: 'Brevo - Compte Principal'",
     ):
         assert expected in text
     row = campaign_sql.campaign_by_id(db, campaign_id)
     assert (row.status, row.contact_files, row.configured_at) == ("draft", [], None)
     assert campaign_sql.channels_of(db, campaign_id) == []
+
+
+def test_a_file_list_left_empty_names_the_files_there_hidden_ones_aside(db, seed_servers, files: Path) -> None:
+    (files / ".gitkeep").touch()
+    (files / "2025").mkdir()
+    (files / "2025" / "novembre.ndjson").touch()
+    campaign_id = campaigns.create_campaign(db, name="BF", subject="s", template="black-friday")
+
+    with pytest.raises(ValidationError) as caught:
+        campaigns.configure_campaign(db, campaign_id, contact_files=[], channels=SEED_LINES, contacts_dir=files)
+
+    assert caught.value.problems == [
+        "at least one contact file is required;"
+        " existing contact files: '2025/novembre.ndjson', 'clients_vip.json', 'nouveaux_inscrits.json'"
+    ]
+
+
+def test_an_unknown_template_lists_the_saved_ones_or_says_there_are_none(db) -> None:
+    with pytest.raises(ValidationError) as none:
+        campaigns.create_campaign(db, name="BF", subject="s", template="Black Friday")
+    templates.save_template(db, "promo", "<p>1</p>")
+    with pytest.raises(ValidationError) as one:
+        campaigns.create_campaign(db, name="BF", subject="s", template="Black Friday")
+
+    assert none.value.problems == ["template 'Black Friday' does not exist; no template exists yet"]
+    assert one.value.problems == ["template 'Black Friday' does not exist; existing templates: 'promo'"]
+
+
+def test_the_newest_draft_is_the_last_created_one_still_a_draft(db, seed_servers, files: Path) -> None:
+    with pytest.raises(NotFoundError, match="no campaign is a draft; no campaign can be configured"):
+        campaigns.newest_draft(db)
+    first = campaigns.create_campaign(db, name="A", subject="s", template="black-friday")
+    second = campaigns.create_campaign(db, name="B", subject="s", template="black-friday")
+    assert campaigns.newest_draft(db) == second
+
+    campaigns.configure_campaign(
+        db, second, contact_files=["clients_vip.json"], channels=SEED_LINES, contacts_dir=files
+    )
+
+    assert campaigns.newest_draft(db) == first
 
 
 def test_control_characters_in_a_sender_or_subject_are_refused_naming_field_and_line(

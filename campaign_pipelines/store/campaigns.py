@@ -82,6 +82,11 @@ def list_campaigns(conn: psycopg.Connection, limit: int = 100) -> list[CampaignR
         return cur.execute(f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
 
 
+def newest_draft_id(conn: psycopg.Connection) -> int | None:
+    row = conn.execute("SELECT max(id) FROM campaigns WHERE status = 'draft'").fetchone()
+    return row[0] if row else None
+
+
 def channels_of(conn: psycopg.Connection, campaign_id: int) -> list[ChannelRow]:
     with conn.cursor(row_factory=class_row(ChannelRow)) as cur:
         return cur.execute(

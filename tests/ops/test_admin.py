@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -11,6 +14,7 @@ import pytest
 
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.ops.admin import (
+    ADMIN_JOBS,
     ChannelConfig,
     ConfigureCampaignConfig,
     CreateCampaignConfig,
@@ -26,7 +30,8 @@ from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
 
-SEED_CONTACTS = Path(__file__).resolve().parents[2] / "contacts"
+REPO = Path(__file__).resolve().parents[2]
+SEED_CONTACTS = REPO / "contacts"
 SEED_FILES = ["nouveaux_inscrits.json", "clients_vip.json"]
 BREVO = "Brevo - Compte Principal"
 SENDGRID = "SendGrid - Secours"
@@ -79,15 +84,21 @@ def draft(db: psycopg.Connection, keys: None, contacts_dir: Path) -> int:
     )
 
 
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    """What the UI shows for the failed step: Dagster's wrapper, then the user's error."""
+def refusal(result: dg.ExecuteInProcessResult) -> tuple[str, list[str]]:
+    """What the UI shows for a refused form: the Failure's description, and its problems as metadata."""
     (failure,) = result.get_step_failure_events()
     error = failure.step_failure_data.error
-    messages = []
-    while error is not None:
-        messages.append(error.message)
-        error = error.cause
-    return "\n".join(messages)
+    # The user's Failure itself, not a step error wrapping it, and no chained traceback of ours.
+    assert (error.cls_name, error.cause) == ("Failure", None)
+    user = failure.step_failure_data.user_failure_data
+    problems = [value.value for key, value in user.metadata.items() if key.startswith("problem ")]
+    return user.description, problems
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    description, problems = refusal(result)
+    assert all(problem in description for problem in problems)
+    return description
 
 
 def event_log_text(instance: dg.DagsterInstance, run_id: str) -> str:
@@ -160,6 +171,30 @@ def test_register_server_with_an_unset_env_var_fails_naming_it(
     assert catalog.list_servers(db) == []
 
 
+def test_a_refused_server_fails_with_every_problem_in_its_description_and_metadata(
+    db: psycopg.Connection, execute, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAILGUN_API_KEY", raising=False)
+
+    result = execute(
+        register_server,
+        "save_server",
+        ServerConfig(
+            name="Mailgun", provider="mailgun", api_key_env="MAILGUN_API_KEY", daily_cap=0, timezone="Mars/Olympus"
+        ),
+    )
+
+    assert not result.success
+    description, problems = refusal(result)
+    assert problems == [
+        "environment variable MAILGUN_API_KEY (api_key_env) is not set or empty",
+        "daily_cap must be at least 1 (leave it empty for no cap), got 0",
+        "timezone 'Mars/Olympus' is not a known time zone (e.g. UTC, Europe/Paris)",
+    ]
+    assert description.startswith("server 'Mailgun': 3 problem(s)\n")
+    assert catalog.list_servers(db) == []
+
+
 def test_the_api_key_never_reaches_the_event_log(
     db: psycopg.Connection, execute, instance: dg.DagsterInstance, keys: None
 ) -> None:
@@ -208,7 +243,9 @@ def test_save_template_with_bad_jinja_fails_naming_the_line(db: psycopg.Connecti
 # --- create_campaign ---------------------------------------------------------------------
 
 
-def test_create_campaign_outputs_the_new_draft_id(db: psycopg.Connection, execute) -> None:
+def test_create_campaign_outputs_the_new_draft_id_and_tags_its_run_with_it(
+    db: psycopg.Connection, execute, instance: dg.DagsterInstance
+) -> None:
     templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
 
     result = execute(
@@ -223,6 +260,26 @@ def test_create_campaign_outputs_the_new_draft_id(db: psycopg.Connection, execut
     assert (campaign.id, campaign.name, campaign.status) == (campaign_id, "Black Friday 2025 - Ventes Flash", "draft")
     (output,) = [event for event in result.all_node_events if event.is_successful_output]
     assert output.step_output_data.metadata["campaign_id"] == dg.MetadataValue.int(campaign_id)
+    assert instance.get_run_by_id(result.run_id).tags["campaign_id"] == str(campaign_id)
+
+
+def test_create_campaign_with_an_unknown_template_lists_the_existing_ones(db: psycopg.Connection, execute) -> None:
+    templates.save_template(db, "promo", "<p>Bonjour</p>")
+    templates.save_template(db, "Black Friday", "<p>-70%</p>")
+
+    result = execute(
+        create_campaign,
+        "create_draft",
+        CreateCampaignConfig(name="Black Friday 2025", subject="Offres", template="Black Friday 2024"),
+    )
+
+    assert not result.success
+    assert refusal(result) == (
+        "campaign 'Black Friday 2025': 1 problem(s)\n"
+        "  - template 'Black Friday 2024' does not exist; existing templates: 'Black Friday', 'promo'",
+        ["template 'Black Friday 2024' does not exist; existing templates: 'Black Friday', 'promo'"],
+    )
+    assert campaign_sql.list_campaigns(db) == []
 
 
 # --- configure_campaign ------------------------------------------------------------------
@@ -289,9 +346,12 @@ def test_configure_campaign_lists_every_problem_and_changes_nothing(
     assert not result.success
     message = failure_message(result)
     assert f"campaign {draft}: 5 problem(s)" in message
-    assert "contact file 'absent.json' does not exist" in message
+    assert (
+        "contact file 'absent.json' does not exist;"
+        " existing contact files: 'clients_vip.json', 'nouveaux_inscrits.json'" in message
+    )
     assert "'../../etc/passwd' is outside the contacts directory" in message
-    assert "line 1: server 'Mailjet - Inconnu' does not exist" in message
+    assert f"line 1: server 'Mailjet - Inconnu' does not exist; existing servers: '{BREVO}', '{SENDGRID}'" in message
     assert "line 2: sender email 'not-an-address' is not a valid address" in message
     assert "line 3: send_frequency_minutes is negative (-5.0)" in message
     assert (campaign_sql.campaign_by_id(db, draft), campaign_sql.channels_of(db, draft)) == before
@@ -313,3 +373,85 @@ def test_configure_campaign_refuses_a_sender_name_that_would_forge_headers(
     assert not result.success
     assert "line 2: sender name contains control characters (CR, LF)" in failure_message(result)
     assert campaign_sql.channels_of(db, draft) == []
+
+
+def test_configure_campaign_without_an_id_configures_the_newest_draft_and_tags_its_run(
+    db: psycopg.Connection, execute, instance: dg.DagsterInstance, draft: int
+) -> None:
+    newer = campaigns.create_campaign(db, name="Cyber Monday", subject="Offres", template="promo")
+
+    result = execute(
+        configure_campaign, "configure", ConfigureCampaignConfig(contact_files=SEED_FILES, channels=[PROMO])
+    )
+
+    assert result.success
+    assert result.output_for_node("configure") == newer
+    assert instance.get_run_by_id(result.run_id).tags["campaign_id"] == str(newer)
+    assert [campaign_sql.campaign_by_id(db, id_).status for id_ in (draft, newer)] == ["draft", "scheduled"]
+
+
+def test_configure_campaign_naming_no_existing_campaign_lists_those_that_can_be(
+    db: psycopg.Connection, execute, draft: int
+) -> None:
+    result = execute(
+        configure_campaign,
+        "configure",
+        ConfigureCampaignConfig(campaign_id=4242, contact_files=SEED_FILES, channels=[PROMO]),
+    )
+
+    assert not result.success
+    message = (
+        "campaign 4242 does not exist;"
+        f" campaigns that can be configured: {draft} 'Black Friday 2025 - Ventes Flash' (draft)"
+    )
+    assert refusal(result) == (message, [message])
+
+
+def test_configure_campaign_without_an_id_and_no_draft_says_to_create_one(db: psycopg.Connection, execute) -> None:
+    result = execute(configure_campaign, "configure", ConfigureCampaignConfig(contact_files=SEED_FILES, channels=[]))
+
+    assert not result.success
+    assert failure_message(result) == (
+        "no campaign is a draft; no campaign can be configured: create one with create_campaign first"
+    )
+
+
+# --- every form ----------------------------------------------------------------------------
+
+
+def _undescribed(config_type, where: str) -> list[str]:
+    """The knobs, at any depth, the Launchpad would show without a description."""
+    while getattr(config_type, "inner_type", None) is not None:  # optional values and lists
+        config_type = config_type.inner_type
+    missing = []
+    for name, field in getattr(config_type, "fields", {}).items():
+        if not field.description:
+            missing.append(f"{where}.{name}")
+        missing += _undescribed(field.config_type, f"{where}.{name}")
+    return missing
+
+
+def test_every_launchpad_knob_of_the_forms_has_a_description() -> None:
+    forms = {node.name: node.definition.config_schema.config_type for job in ADMIN_JOBS for node in job.nodes}
+
+    assert [name for name, config_type in forms.items() if not config_type.fields] == []
+    assert [knob for name, config_type in forms.items() for knob in _undescribed(config_type, name)] == []
+
+
+@pytest.mark.slow
+def test_a_form_runs_its_step_in_the_run_process_when_launched_outside_the_test(
+    db: psycopg.Connection, database_url: str, contacts_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("ops:\n  save_server:\n    config:\n      name: sandbox\n      provider: sandbox\n")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "DATABASE_URL": database_url, "CONTACTS_DIR": str(contacts_dir)}
+    command = [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "campaign_pipelines.definitions"]
+    command += ["-j", "register_server", "-c", str(config)]
+
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Executing steps in process" in output
+    assert "multiprocess" not in output
+    assert [server.name for server in catalog.list_servers(db)] == ["sandbox"]
