@@ -12,14 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import textwrap
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import astuple, dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 from rich.console import Console, Group, RenderableType
@@ -35,10 +38,12 @@ from campaign_pipelines.contacts.loader import ImportReport
 from campaign_pipelines.contacts.reader import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.sending import campaign as lifecycle
+from campaign_pipelines.sending.progress import SendTotals, line_label
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
 from campaign_pipelines.store import contacts as contact_sql
 from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.store.connection import connect, ensure_schema
 
 # Keys of one sending line, as typed in --channel or a --config file.
@@ -615,11 +620,35 @@ def _campaign_configure(args: argparse.Namespace, db: _Database) -> None:
 
 def _campaign_list(args: argparse.Namespace, db: _Database) -> None:
     rows = campaign_sql.list_campaigns(db.conn, limit=args.limit)
+    engagement = tracking_sql.engagement_of(db.conn, [c.id for c in rows])
+    table = []
+    for c in rows:
+        totals = SendTotals.of(c, send_sql.lines_of(db.conn, c.id))
+        seen = engagement.get(c.id, tracking_sql.Engagement())
+        table.append(
+            (
+                c.id,
+                c.name,
+                c.status,
+                f"{totals.done_share:.0%}" if c.imported_at else "-",
+                f"{c.sent_count:,}/{_to_send(c):,}",
+                *(_share(count, c.sent_count) for count in astuple(seen)),
+            )
+        )
     _print_table(
-        ("id", "name", "status", "nbre_contacts", "sent_count", "created"),
-        [(c.id, c.name, c.status, c.nbre_contacts, c.sent_count, c.created_at) for c in rows],
+        ("id", "name", "status", "progress", "sent", "human opens", "all opens", "human clicks", "all clicks"),
+        table,
         empty="no campaigns yet: create one with 'campaigns campaign create'",
     )
+    if table:
+        print(
+            "progress: contacts whose send is final; opens and clicks: unique contacts per email sent,"
+            " by people (human) or including machines (all: Apple Mail privacy proxies, link scanners)"
+        )
+
+
+def _share(count: int, of: int) -> str:
+    return f"{count / of:.1%}" if of else "-"
 
 
 def _campaign_status(args: argparse.Namespace, db: _Database) -> None:
@@ -635,7 +664,7 @@ def _campaign_status(args: argparse.Namespace, db: _Database) -> None:
         ("template", template.name),
         ("contact files", ", ".join(campaign.contact_files) or None),
         ("nbre_contacts", campaign.nbre_contacts),
-        ("blacklisted", campaign.blacklisted_contacts),
+        ("blacklisted", _blacklisted_now(db.conn, campaign)),
         ("sent_count", f"{campaign.sent_count}{progress}"),
     ]
     unknown = sum(line.unknown_count for line in lines)
@@ -740,6 +769,13 @@ def _campaign(conn: psycopg.Connection, campaign_id: int) -> campaign_sql.Campai
     if campaign is None:
         raise NotFoundError(f"campaign {campaign_id} does not exist")
     return campaign
+
+
+def _blacklisted_now(conn: psycopg.Connection, campaign: campaign_sql.CampaignRow) -> int:
+    """Its contacts blacklisted today (suppressed, or unsubscribed, bounced, complained since)."""
+    if campaign.imported_at is None or not contact_sql.contact_table_exists(conn, campaign.id):
+        return campaign.blacklisted_contacts
+    return contact_sql.count_blacklisted_now(conn, campaign.id)
 
 
 def _to_send(campaign: campaign_sql.CampaignRow) -> int:
@@ -871,6 +907,8 @@ def _blacklist_export(args: argparse.Namespace, db: _Database) -> None:
 
 # --- watch: live progress ----------------------------------------------------------------
 
+# Rates are measured over this many seconds of reads.
+_RATE_WINDOW_S = 60.0
 # A campaign in one of these statuses will not move any more: watching it ends.
 _FINAL = ("completed", "cancelled", "failed")
 # Colours of campaign and line statuses on a terminal: green moves, yellow waits, red needs someone.
@@ -900,23 +938,27 @@ def _positive_seconds(text: str) -> float:
 
 @dataclass
 class _Rates:
-    """Send rates between two reads of the database, per line and for the campaign."""
+    """Send rates over the last minute of reads (or since watching began), per line and for the
+    campaign: a line paced at one send a minute reads 1.0/min, not 0.0/s between two sends."""
 
-    at: float | None = None
-    # Keyed by line id; None is the whole campaign.
-    sent: dict[int | None, int] = field(default_factory=dict)
-    per_s: dict[int | None, float] = field(default_factory=dict)
+    # (monotonic time, sent count by line id; None is the whole campaign), oldest first.
+    reads: deque[tuple[float, dict[int | None, int]]] = field(default_factory=deque)
 
     def update(self, campaign: campaign_sql.CampaignRow, lines: Sequence[send_sql.LineState]) -> None:
         now = time.monotonic()
-        counts: dict[int | None, int] = {None: campaign.sent_count, **{line.id: line.sent_count for line in lines}}
-        if self.at is not None and now > self.at:
-            self.per_s = {key: (count - self.sent.get(key, count)) / (now - self.at) for key, count in counts.items()}
-        self.at, self.sent = now, counts
+        self.reads.append((now, {None: campaign.sent_count, **{line.id: line.sent_count for line in lines}}))
+        # Keep one read at least a window old, so the rate always spans a whole window once it can.
+        while len(self.reads) > 2 and now - self.reads[1][0] >= _RATE_WINDOW_S:
+            self.reads.popleft()
 
     def of(self, key: int | None) -> str:
-        rate = self.per_s.get(key)
-        return "-" if rate is None else f"{rate:,.1f}/s"
+        if len(self.reads) < 2:
+            return "-"
+        (first_at, first), (last_at, last) = self.reads[0], self.reads[-1]
+        if last_at <= first_at or key not in last:
+            return "-"
+        per_s = max(last[key] - first.get(key, last[key]), 0) / (last_at - first_at)
+        return f"{per_s:,.1f}/s" if per_s >= 1 else f"{per_s * 60:,.1f}/min"
 
 
 def _campaign_watch(args: argparse.Namespace, db: _Database) -> None:
@@ -970,19 +1012,22 @@ def _progress_view(
         grid.add_row(ProgressBar(total=total or 1, completed=counts[key] if total else 1), shares[key], rates.of(key))
         return Padding(grid, (0, 0, 0, 2))
 
-    def title(name: str, what: str, status: str, reason: str | None) -> Text:
-        text = Text.assemble((name, "bold"), "  ", what, "  ", (status, _STATUS_STYLES.get(status, "")))
-        if reason:
-            text.append(f"  {reason}", style="dim")
+    def title(name: str, what: str, state: _State) -> Text:
+        text = Text.assemble((name, "bold"), "  ", what, "  ", (state.text, _STATUS_STYLES.get(state.status, "")))
+        if state.reason:
+            text.append(f"  {state.reason}", style="dim")
         return text
 
     parts: list[RenderableType] = [
-        title(f"campaign {campaign.id}", f"'{campaign.name}'", campaign.status, campaign.error),
+        title(
+            f"campaign {campaign.id}", f"'{campaign.name}'", _State(campaign.status, campaign.status, campaign.error)
+        ),
         bar(None),
     ]
+    now = datetime.now(UTC)
     for line in lines:
         parts.append(
-            title(f"line {line.position}", f"{line.sender_name} · {line.server_name}", line.status, line.reason)
+            title(line_label(line.position), f"{line.sender_name} · {line.server_name}", _line_state(line, now))
         )
         parts.append(bar(line.id))
     parts.append(
@@ -991,11 +1036,79 @@ def _progress_view(
     )
     if not lines:
         parts.append("no sending lines yet: see 'campaigns campaign configure --help'")
-    elif campaign.status in ("draft", "scheduled", "processing"):
-        parts.append(f"not sending yet: 'campaigns campaign launch {campaign.id}' starts it")
+    elif (waiting := _why_not_sending(campaign, lines, now)) is not None:
+        parts.append(f"not sending yet: {waiting}")
     if watching and campaign.status not in _FINAL:
         parts.append(Text("Ctrl-C stops watching (the campaign goes on)", style="dim"))
     return Group(*parts)
+
+
+# A waiting line's reason as the send loop writes it: "<why> until <ISO 8601 moment>".
+_UNTIL = re.compile(r"(?P<why>.+) until (?P<moment>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:Z|[+-]\d\d:\d\d)?)")
+# What a line waits for, in a word, by the reason's start.
+_WAITS = {"pacing": "pacing", "waiting for the start date": "start date"}
+# A quota reason ends with when the line stops until: the status already says when it resumes.
+_QUOTA_UNTIL = re.compile(r", stopping until .*$")
+
+
+def _clock_time(moment: datetime, now: datetime, zone: ZoneInfo | None = None) -> str:
+    """A moment as the watcher reads it: the time of day, with its date when not today."""
+    local = moment.astimezone(zone)
+    return f"{local:%H:%M:%S}" if local.date() == now.astimezone(zone).date() else f"{local:%Y-%m-%d %H:%M:%S}"
+
+
+@dataclass(frozen=True)
+class _State:
+    """A campaign's or line's state in words, the status giving its colour, and a reason."""
+
+    text: str
+    status: str
+    reason: str | None
+
+
+def _line_state(line: send_sql.LineState, now: datetime) -> _State:
+    """What a line is doing, in words, and the reason left to show beside it.
+
+    A step waits out short pauses itself (pacing, a near start date) with its line still
+    'sending': it is shown waiting, with the moment its next send may leave.
+    """
+    if line.status == "sending":
+        gap = float(line.send_frequency_minutes or 0)
+        if line.scheduled_at is not None and line.scheduled_at > now:
+            return _State(f"waiting (start date) until {_clock_time(line.scheduled_at, now)}", "waiting", line.reason)
+        if gap and line.last_sent_at is not None and (next_send := line.last_sent_at + timedelta(minutes=gap)) > now:
+            return _State(f"waiting (pacing) until {_clock_time(next_send, now)}", "waiting", line.reason)
+    if line.status == "waiting" and line.reason and (until := _UNTIL.fullmatch(line.reason)):
+        why = _WAITS.get(until["why"], until["why"])
+        moment = datetime.fromisoformat(until["moment"])
+        return _State(f"waiting ({why}) until {_clock_time(moment, now)}", "waiting", None)
+    if line.status == "waiting" and line.next_run_at is not None:
+        return _State(f"waiting until {_clock_time(line.next_run_at, now)}", "waiting", line.reason)
+    if line.status == "quota_reached" and line.next_run_at is not None:
+        zone = ZoneInfo(line.server_timezone)
+        resumes = line.next_run_at.astimezone(zone)
+        when = f"{resumes:%H:%M}" if resumes - now <= timedelta(days=1) else f"{resumes:%Y-%m-%d %H:%M}"
+        reason = _QUOTA_UNTIL.sub("", line.reason) if line.reason else None
+        return _State(f"quota reached, resumes {when} {line.server_timezone}", "quota_reached", reason)
+    return _State(line.status, line.status, line.reason)
+
+
+def _why_not_sending(
+    campaign: campaign_sql.CampaignRow, lines: Sequence[send_sql.LineState], now: datetime
+) -> str | None:
+    """Why a campaign with lines does not send yet, and what starts it (None: it sends or is over)."""
+    if campaign.status == "draft":
+        return f"a draft; 'campaigns campaign configure {campaign.id}' schedules it"
+    if campaign.status == "processing":
+        return "its contacts are being imported; Dagster's campaign_launch_sensor starts it next"
+    if campaign.status != "scheduled":
+        return None
+    if campaign.imported_at is None or (campaign.configured_at and campaign.imported_at < campaign.configured_at):
+        return "Dagster's campaign_import_sensor imports its contacts, then campaign_launch_sensor starts it"
+    starts = [line.scheduled_at for line in lines if line.scheduled_at is not None]
+    if len(starts) == len(lines) and min(starts) > now:
+        return f"Dagster's campaign_launch_sensor starts it at {_clock_time(min(starts), now)}"
+    return "Dagster's campaign_launch_sensor starts it within seconds (its daemon must run: 'make dev' starts one)"
 
 
 # --- channel lines: --channel options and --config files --------------------------------

@@ -9,8 +9,10 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -21,7 +23,7 @@ from campaign_pipelines.contacts import campaign_import
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import PENDING, UNKNOWN, contact_table
+from campaign_pipelines.store.contacts import PENDING, SENT, SUPPRESSED, UNKNOWN, contact_table
 
 SEED_CONTACTS = Path(__file__).resolve().parents[1] / "contacts"
 BREVO = "Brevo - Compte Principal"
@@ -662,13 +664,17 @@ def test_campaign_list_and_status(db: psycopg.Connection, run, draft: int, seed_
     code, out, _ = run("campaign", "list")
 
     assert code == 0
-    header, rule, newest, oldest = out.splitlines()
-    assert header.split() == ["id", "name", "status", "nbre_contacts", "sent_count", "created"]
+    header, rule, newest, oldest, legend = out.splitlines()
+    assert header.split() == [
+        "id", "name", "status", "progress", "sent",
+        "human", "opens", "all", "opens", "human", "clicks", "all", "clicks",
+    ]  # fmt: skip
     assert set(rule.replace(" ", "")) == {"-"}
-    assert newest.split()[:5] == [str(draft + 1), "Relance", "draft", "0", "0"]
+    assert newest.split() == [str(draft + 1), "Relance", "draft", "-", "0/0", "-", "-", "-", "-"]
     assert oldest.split()[:1] == [str(draft)] and "Black Friday 2025 - Ventes Flash  scheduled" in oldest
-    assert oldest.split()[8:10] == ["7", "0"]
-    assert run("campaign", "list", "--limit", "1")[1].count("\n") == 3
+    assert oldest.split()[8:] == ["0%", "0/7", "-", "-", "-", "-"]
+    assert legend.startswith("progress: contacts whose send is final")
+    assert run("campaign", "list", "--limit", "1")[1].count("\n") == 4
 
     code, out, _ = run("campaign", "status", str(draft))
 
@@ -935,6 +941,17 @@ def test_status_before_launch_shows_pending_lines(db: psycopg.Connection, run, i
     assert [row.split()[:3] for row in progress[2:]] == [["1", "pending", "0"], ["2", "pending", "0"]]
 
 
+def _flat(out: str) -> str:
+    """Rich wraps long titles at 80 columns: the words in order, one space apart."""
+    return " ".join(out.split())
+
+
+def _shown(moment: datetime) -> str:
+    """A moment as watch shows it: local time of day, with the date when not today."""
+    local = moment.astimezone()
+    return f"{local:%H:%M:%S}" if local.date() == datetime.now().astimezone().date() else f"{local:%Y-%m-%d %H:%M:%S}"
+
+
 def test_watch_once_shows_a_bar_per_line(db: psycopg.Connection, run, launched: int) -> None:
     _set_progress(db, launched, 1, status="sending", sent_count=3)
     _set_progress(db, launched, 2, status="waiting", reason="next send in 1 min", sent_count=1)
@@ -958,11 +975,69 @@ def test_watch_once_shows_a_bar_per_line(db: psycopg.Connection, run, launched: 
     assert "Ctrl-C" not in out
 
 
-def test_watch_once_of_a_scheduled_campaign_says_how_to_launch(run, imported: int) -> None:
+def test_watch_once_of_a_scheduled_campaign_says_the_launch_sensor_starts_it(run, imported: int) -> None:
     code, out, _ = run("campaign", "watch", str(imported), "--once")
     assert code == 0
-    assert f"campaigns campaign launch {imported}" in out
+    assert "not sending yet: Dagster's campaign_launch_sensor starts it within seconds" in out
+    assert "campaigns campaign launch" not in out
     assert "0/7 0%" in out
+
+
+def test_watch_once_of_a_campaign_starting_later_says_when(db: psycopg.Connection, run, imported: int) -> None:
+    start = datetime.now(UTC) + timedelta(hours=30)
+    db.execute("UPDATE campaign_channels SET scheduled_at = %s WHERE campaign_id = %s", (start, imported))
+
+    code, out, _ = run("campaign", "watch", str(imported), "--once")
+
+    assert code == 0
+    assert f"campaign_launch_sensor starts it at {start.astimezone():%Y-%m-%d %H:%M:%S}" in _flat(out)
+
+
+def test_watch_once_of_an_unimported_campaign_names_the_import_sensor(run, draft: int, seed_files: Path) -> None:
+    assert _configure_seed(run, draft, seed_files)[0] == 0
+
+    code, out, _ = run("campaign", "watch", str(draft), "--once")
+
+    assert code == 0
+    assert "campaign_import_sensor imports its contacts, then campaign_launch_sensor starts it" in _flat(out)
+
+
+def test_watch_shows_what_each_line_waits_for_and_until_when(db: psycopg.Connection, run, launched: int) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    # Line 1 is in its step but waits out its one-minute pacing; line 2 stopped at its quota.
+    _set_progress(db, launched, 1, status="sending", send_frequency_minutes=1, last_sent_at=now - timedelta(seconds=20))
+    db.execute("UPDATE servers SET timezone = 'Europe/Paris' WHERE name = %s", (SENDGRID,))
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), ZoneInfo("Europe/Paris"))
+    _set_progress(
+        db,
+        launched,
+        2,
+        status="quota_reached",
+        reason=f"reached 5000/day, stopping until {midnight:%Y-%m-%d %H:%M} Europe/Paris",
+        next_run_at=midnight,
+    )
+
+    code, out, _ = run("campaign", "watch", str(launched), "--once")
+
+    assert code == 0
+    flat = _flat(out)
+    assert (
+        f"line 1 L'équipe Promo · {BREVO} waiting (pacing) until {_shown(now + timedelta(seconds=40))} 0/7 0%" in flat
+    )
+    assert "sending" not in flat
+    assert (
+        f"line 2 Le Service Client · {SENDGRID} quota reached, resumes 00:00 Europe/Paris reached 5000/day 0/7" in flat
+    )
+
+
+def test_watch_shows_a_long_wait_the_step_ended_for(db: psycopg.Connection, run, launched: int) -> None:
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
+    _set_progress(db, launched, 1, status="waiting", reason=f"pacing until {moment.isoformat()}", next_run_at=moment)
+
+    code, out, _ = run("campaign", "watch", str(launched), "--once")
+
+    assert code == 0
+    assert f"{BREVO} waiting (pacing) until {_shown(moment)} 0/7 0%" in _flat(out)
 
 
 def test_watch_ends_at_once_when_the_campaign_is_over(
@@ -1004,7 +1079,7 @@ def test_watch_reads_again_until_the_campaign_is_over(
     assert (code, err) == (0, "")
     assert waits == [0.5, 0.5]
     assert "4/7 57%" in out
-    assert "/s" in out  # a rate between the last two reads
+    assert "/s" in out  # a rate between the reads
     assert out.splitlines()[-1] == f"campaign {launched} cancelled: 4 of 7 sent"
 
 
@@ -1192,3 +1267,64 @@ def test_blacklist_export_to_an_unwritable_place_exits_1(db: psycopg.Connection,
     code, _, err = run("blacklist", "export", "--output", str(tmp_path / "missing" / "blacklist.csv"))
     assert code == 1
     assert "cannot write it" in err
+
+
+def test_watch_rates_span_the_last_minute_of_reads(
+    db: psycopg.Connection, run, launched: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A line paced at one send every 30 s: between two reads a second apart it mostly sends
+    # nothing, yet its rate is 2 a minute. Reads are 30 s apart on a shifted monotonic clock.
+    shift = [0.0]
+    real_monotonic = time.monotonic
+    monkeypatch.setattr(cli.time, "monotonic", lambda: real_monotonic() + shift[0])
+    reads: list[float] = []
+
+    def thirty_seconds_later(seconds: float) -> None:
+        reads.append(seconds)
+        shift[0] += 30.0
+        _set_progress(db, launched, 1, status="sending", sent_count=len(reads))
+        db.execute("UPDATE campaigns SET sent_count = %s WHERE id = %s", (len(reads), launched))
+        if len(reads) == 4:
+            db.execute("UPDATE campaigns SET status = 'cancelled' WHERE id = %s", (launched,))
+
+    monkeypatch.setattr(cli.time, "sleep", thirty_seconds_later)
+
+    code, out, _ = run("campaign", "watch", str(launched), "--interval", "30")
+
+    assert code == 0
+    final = out.rsplit("campaign 1  ", 1)[-1]
+    assert "2.0/min" in final and "0.0/s" not in out
+
+
+def test_status_counts_contacts_blacklisted_after_they_were_sent(db: psycopg.Connection, run, launched: int) -> None:
+    table = contact_table(launched)
+    db.execute(sql.SQL("UPDATE {} SET send_status = %s").format(table), (SENT,))
+    emails = [row[0] for row in db.execute(sql.SQL("SELECT email FROM {} ORDER BY id LIMIT 3").format(table))]
+    # Two recipients unsubscribed after the send; a third was skipped as blacklisted, then taken off the list.
+    for email in emails[:2]:
+        db.execute("INSERT INTO blacklist (email, reason, source) VALUES (%s, 'unsubscribed', 'unsubscribe')", (email,))
+    db.execute(sql.SQL("UPDATE {} SET send_status = %s WHERE email = %s").format(table), (SUPPRESSED, emails[2]))
+
+    code, out, _ = run("campaign", "status", str(launched))
+
+    assert code == 0
+    assert "blacklisted:   3" in out
+
+
+def test_list_shows_progress_and_human_beside_raw_rates(db: psycopg.Connection, run, launched: int) -> None:
+    _set_progress(db, launched, 1, sent_count=4, failed_count=1)
+    db.execute("UPDATE campaigns SET sent_count = 4 WHERE id = %s", (launched,))
+    now = datetime.now(UTC)
+    # kind 1 open, 2 click; flag 0 a person, 1 Apple's privacy proxy, 2 a link scanner.
+    for contact, kind, flag in [(1, 1, 0), (1, 1, 0), (2, 1, 1), (1, 2, 0), (3, 2, 2)]:
+        db.execute(
+            "INSERT INTO tracking_events (campaign_id, contact_id, kind, flag, occurred_at)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (launched, contact, kind, flag, now),
+        )
+
+    code, out, _ = run("campaign", "list")
+
+    assert code == 0
+    row = out.splitlines()[2]
+    assert row.split()[7:] == ["running", "71%", "4/7", "25.0%", "50.0%", "25.0%", "50.0%"]
