@@ -1,0 +1,119 @@
+"""One real `make dev` per test module and Debian's chromium, driven by playwright.
+
+The devserver runs on its own CAMPAIGNS_HOME (embedded PostgreSQL) in the module's temporary
+folder, on free ports. Chromium is /usr/bin/chromium from the Debian package (`.ci/run`
+installs it); playwright only drives it. Screenshots go to $BROWSER_SCREENSHOTS when set, else
+to the module's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.devserver_process import START_TIMEOUT_SECONDS, ensure_stopped, free_port, start, wait_until_up
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Generous: two cores shared with the rest of the suite; every wait is on a real UI state.
+UI_TIMEOUT_MS = 90_000
+expect.set_options(timeout=UI_TIMEOUT_MS)
+LOCATION = "campaign_pipelines"
+_LOCATION_STATUS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+
+
+@dataclass(frozen=True)
+class DevServer:
+    url: str
+    database_url: str
+    home: Path
+    log: Path
+
+    def campaigns(self, *args: str) -> str:
+        """The `campaigns` CLI on this devserver's database; its standard output."""
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "campaigns"), *args],
+            env={**os.environ, "DATABASE_URL": self.database_url, "CAMPAIGNS_HOME": str(self.home)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, f"campaigns {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result.stdout
+
+
+@pytest.fixture(scope="module")
+def devserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    folder = tmp_path_factory.mktemp("devserver")
+    home, log = folder / "home", folder / "devserver.log"
+    dagster_port, tracking_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{dagster_port}"
+    process = start(home, log, dagster_port, tracking_port)
+    try:
+        wait_until_up(process, log, [f"{url}/server_info", f"http://127.0.0.1:{tracking_port}/healthz"])
+        _wait_for_code_location(url, log)
+        # Dagster asks a localhost user once to join its community, in a dialog over the page.
+        httpx.post(f"{url}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=10).raise_for_status()
+        database_url = re.search(r"DATABASE_URL=(\S+)", log.read_text()).group(1)
+        yield DevServer(url=url, database_url=database_url, home=home, log=log)
+    finally:
+        ensure_stopped(process)
+
+
+def _wait_for_code_location(url: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        answer = httpx.post(f"{url}/graphql", json={"query": _LOCATION_STATUS}, timeout=10).json()
+        entries = answer["data"]["workspaceOrError"]["locationEntries"]
+        if any(entry["name"] == LOCATION and entry["loadStatus"] == "LOADED" for entry in entries):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"code location {LOCATION} not loaded within {START_TIMEOUT_SECONDS} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        # A fresh profile in a temporary folder each launch (playwright's default).
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def screenshot(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Page, str], Path]:
+    folder = Path(os.environ.get("BROWSER_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(page: Page, name: str) -> Path:
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
