@@ -2,7 +2,8 @@
 
 Run as `python -m campaign_pipelines.devserver` (the Makefile's `dev` target). It picks the
 database (DATABASE_URL, else the embedded PostgreSQL in $CAMPAIGNS_HOME/pgdata), applies the
-migrations, then runs `dagster dev` and uvicorn as child processes until Ctrl-C or SIGTERM,
+migrations, adds whatever of the demo is missing (campaign_pipelines.demo; CAMPAIGNS_DEMO=0
+skips it), then runs `dagster dev` and uvicorn as child processes until Ctrl-C or SIGTERM,
 and finally stops the embedded PostgreSQL. Data stays in $CAMPAIGNS_HOME between runs.
 """
 
@@ -25,9 +26,9 @@ from typing import TYPE_CHECKING
 import httpx
 import psycopg
 
-from campaign_pipelines import settings
+from campaign_pipelines import demo, settings
 from campaign_pipelines.errors import ValidationError
-from campaign_pipelines.store.connection import ensure_schema
+from campaign_pipelines.store.connection import connect, ensure_schema
 from tracking_app.settings import uvicorn_command
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ def main() -> int:
         server, url = _database()
         applied = ensure_schema(url)
         _say(f"migrations applied: {applied}" if applied else "schema up to date")
+        if os.environ.get("CAMPAIGNS_DEMO", "1") != "0":
+            _seed_demo(url)
         return _serve(_services(), _child_env(url))
     except psycopg.OperationalError as error:  # libpq's message names the host, never the password
         _say(f"cannot use PostgreSQL: {error}")
@@ -117,6 +120,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _seed_demo(url: str) -> None:
+    try:
+        with connect(url) as conn:
+            seeded = demo.seed(conn, _contacts_dir(), settings.home() / "outbox")
+    except OSError as error:  # a read-only contacts folder must not keep the UI from starting
+        _say(f"demo not set up: {error}")
+        return
+    created = {True: "created", False: "already there, left as it is"}
+    _say(f"demo server '{demo.SERVER}' ({created[seeded.server]}): {seeded.server_url}")
+    _say(f"demo template '{demo.TEMPLATE}' ({created[seeded.template]})")
+    _say(f"demo contact file {seeded.contact_path} ({created[seeded.contact_file]})")
+
+
+def _contacts_dir() -> Path:
+    return Path(os.environ.get("CONTACTS_DIR") or REPO / "contacts").resolve()
+
+
 def _dagster_home() -> Path:
     dagster_home = settings.home() / "dagster"
     dagster_home.mkdir(exist_ok=True)
@@ -134,7 +154,7 @@ def _child_env(url: str) -> dict[str, str]:
         "DAGSTER_PG_URL": settings.as_sqlalchemy_url(url),
         "DAGSTER_HOME": str(_dagster_home()),
         "CAMPAIGNS_HOME": str(settings.home()),
-        "CONTACTS_DIR": str(Path(os.environ.get("CONTACTS_DIR") or REPO / "contacts").resolve()),
+        "CONTACTS_DIR": str(_contacts_dir()),
         # Empty: daily quota counters live in PostgreSQL (Redis when set).
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         "TRACKING_SECRET": os.environ.get("TRACKING_SECRET") or _local_tracking_secret(),

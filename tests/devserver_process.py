@@ -26,9 +26,13 @@ def free_port() -> int:
 
 
 def start(home: Path, log: Path, dagster_port: int, tracking_port: int) -> subprocess.Popen:
-    """The devserver on the embedded PostgreSQL of `home` (its own CAMPAIGNS_HOME), whatever DATABASE_URL says."""
+    """The devserver on the embedded PostgreSQL of `home` (its own CAMPAIGNS_HOME), whatever DATABASE_URL says.
+
+    Its contacts folder is `home`/contacts, where it writes the demo's contact file.
+    """
     env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
     env.update(CAMPAIGNS_HOME=str(home), DAGSTER_PORT=str(dagster_port), TRACKING_PORT=str(tracking_port))
+    env.update(CONTACTS_DIR=str(home / "contacts"), CAMPAIGNS_DEMO="1")
     with log.open("wb") as out:  # a file, not a pipe: dagster's logs would fill a pipe nobody reads
         return subprocess.Popen(
             [sys.executable, "-m", "campaign_pipelines.devserver"], env=env, stdout=out, stderr=subprocess.STDOUT

@@ -52,6 +52,13 @@ def test_make_dev_starts_stops_on_ctrl_c_and_keeps_data(tmp_path: Path) -> None:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("CREATE TABLE devserver_marker (note text)")
             conn.execute("INSERT INTO devserver_marker VALUES ('kept')")
+            # The demo the README's tour needs is there from the first start.
+            assert conn.execute("SELECT name, provider, url FROM servers").fetchall() == [
+                ("sandbox", "sandbox", f"file:{home / 'outbox'}")
+            ]
+            assert conn.execute("SELECT name FROM templates").fetchall() == [("Black Friday",)]
+        assert (home / "contacts" / "demo_contacts.json").is_file()
+        assert first_log.read_text().count("(created)") == 3
         assert _interrupt(process, first_log) == 0, first_log.read_text()
     finally:
         ensure_stopped(process)
@@ -64,6 +71,7 @@ def test_make_dev_starts_stops_on_ctrl_c_and_keeps_data(tmp_path: Path) -> None:
         with psycopg.connect(database_url) as conn:
             assert conn.execute("SELECT note FROM devserver_marker").fetchall() == [("kept",)]
         assert "schema up to date" in second_log.read_text()
+        assert second_log.read_text().count("(already there, left as it is)") == 3
         assert _interrupt(process, second_log) == 0, second_log.read_text()
     finally:
         ensure_stopped(process)
