@@ -37,6 +37,7 @@ from campaign_pipelines.contacts.campaign_import import failure_message, import_
 from campaign_pipelines.contacts.loader import ImportReport
 from campaign_pipelines.contacts.reader import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.reports import TOP_DOMAINS, CampaignReport, Funnel, build_report
 from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.sending.progress import SendTotals, line_label
 from campaign_pipelines.store import campaigns as campaign_sql
@@ -511,6 +512,21 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
     status = _command(commands, "status", _campaign_status, "Show a campaign, its progress and its sending lines.")
     status.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
 
+    report = _command(
+        commands,
+        "report",
+        _campaign_report,
+        "A campaign's results: its funnel, per line, per recipient domain, per tracked link and per hour.",
+        _wrap(
+            "Read-only, from the database now; sending and tracking go on meanwhile. Opens and clicks are"
+            " counted twice: by people only (human) and with machines (all: Apple Mail privacy proxies, link"
+            " scanners, prefetches), each as a share of the emails sent."
+        )
+        + "\n\nexamples:\n  campaigns campaign report 1\n  campaigns campaign report 1 --json | jq .totals",
+    )
+    report.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
+    report.add_argument("--json", action="store_true", help="print the report as one JSON object, for scripts")
+
     launch = _command(
         commands,
         "launch",
@@ -642,8 +658,10 @@ def _campaign_list(args: argparse.Namespace, db: _Database) -> None:
     )
     if table:
         print(
-            "progress: contacts whose send is final; opens and clicks: unique contacts per email sent,"
-            " by people (human) or including machines (all: Apple Mail privacy proxies, link scanners)"
+            _wrap(
+                "progress: contacts whose send is final; opens and clicks: unique contacts per email sent,"
+                " by people (human) or including machines (all: Apple Mail privacy proxies, link scanners)"
+            )
         )
 
 
@@ -729,6 +747,130 @@ def _campaign_status(args: argparse.Namespace, db: _Database) -> None:
             f"\n{unknown} contact(s) may or may not have received the campaign (a worker stopped mid-send);"
             " see 'campaigns campaign resend-unknown --help'"
         )
+
+
+def _campaign_report(args: argparse.Namespace, db: _Database) -> None:
+    report = build_report(db.url, args.campaign_id)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        return
+    console = Console(highlight=False)
+    title = Text.assemble(
+        (f"campaign {report.campaign_id}", "bold"),
+        f"  '{report.name}'  ",
+        (report.status, _STATUS_STYLES.get(report.status, "")),
+    )
+    console.print(title)
+    console.print(
+        Text(
+            f"as of {_cell(report.generated_at)}"
+            + (f" · started {_cell(report.started_at)}" if report.started_at else "")
+            + (f" · finished {_cell(report.finished_at)}" if report.finished_at else ""),
+            style="dim",
+        )
+    )
+    console.print(_funnel_table(report))
+    if report.lines:
+        lines = [(line.label, line.funnel) for line in report.lines]
+        console.print(_breakdown_table("per line", "line", lines, failed=True))
+    if report.domains:
+        domains = [(domain.domain, domain.funnel) for domain in report.domains]
+        if report.other_domains.contacts:
+            domains.append(("other domains", report.other_domains))
+        console.print(_breakdown_table(f"per recipient domain (top {TOP_DOMAINS})", "domain", domains, failed=False))
+    if report.links:
+        console.print(_links_table(report))
+    if any(hour.sent or hour.opens or hour.clicks for hour in report.hours):
+        console.print(_hours_table(report))
+    for note in report.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
+
+
+def _rate_cell(count: int, sent: int) -> str:
+    return f"{count / sent:.1%}" if sent else "-"
+
+
+def _funnel_table(report: CampaignReport) -> Table:
+    totals = report.totals
+    table = Table(title="funnel", title_justify="left", show_edge=False)
+    table.add_column("")
+    table.add_column("contacts", justify="right")
+    table.add_column("of sent", justify="right")
+    rows: list[tuple[str, int, int | None]] = [
+        ("contacts", totals.contacts, None),
+        ("sendable", report.sendable, None),
+        ("sent", totals.sent, None),
+        ("failed", totals.failed, None),
+        ("unknown", totals.unknown, None),
+        ("suppressed", totals.suppressed, None),
+        ("pending", totals.pending, None),
+        ("delivered", totals.delivered, totals.sent),
+        ("hard bounced", totals.hard_bounced, totals.sent),
+        ("soft bounced", totals.soft_bounced, totals.sent),
+        ("complained", totals.complained, totals.sent),
+        ("opened (human)", totals.human_unique_opens, totals.sent),
+        ("opened (all)", totals.unique_opens, totals.sent),
+        ("clicked (human)", totals.human_unique_clicks, totals.sent),
+        ("clicked (all)", totals.unique_clicks, totals.sent),
+        ("unsubscribed", totals.unsubscribed, totals.sent),
+    ]
+    for label, count, of in rows:
+        table.add_row(label, f"{count:,}", "" if of is None else _rate_cell(count, of))
+    return table
+
+
+def _breakdown_table(title: str, what: str, rows: Sequence[tuple[str, Funnel]], *, failed: bool) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column(what, no_wrap=True)
+    names = ("sent", *(("failed",) if failed else ()), "opens\nhuman", "opens\nall", "clicks\nhuman", "clicks\nall")
+    for name in (*names, "bounced", "unsub."):
+        table.add_column(name, justify="right")
+    for label, funnel in rows:
+        table.add_row(
+            label,
+            f"{funnel.sent:,}",
+            *((f"{funnel.failed:,}",) if failed else ()),
+            _rate_cell(funnel.human_unique_opens, funnel.sent),
+            _rate_cell(funnel.unique_opens, funnel.sent),
+            _rate_cell(funnel.human_unique_clicks, funnel.sent),
+            _rate_cell(funnel.unique_clicks, funnel.sent),
+            _rate_cell(funnel.bounced, funnel.sent),
+            _rate_cell(funnel.unsubscribed, funnel.sent),
+        )
+    return table
+
+
+def _links_table(report: CampaignReport) -> Table:
+    table = Table(title="per tracked link", title_justify="left", show_edge=False)
+    table.add_column("link", overflow="fold")
+    for name in ("clickers\nhuman", "clickers\nall", "clicks\nall"):
+        table.add_column(name, justify="right")
+    for link in report.links:
+        table.add_row(
+            link.url or f"link {link.idx} (no longer in the template)",
+            f"{link.human_unique_clicks:,}",
+            f"{link.unique_clicks:,}",
+            f"{link.clicks:,}",
+        )
+    return table
+
+
+def _hours_table(report: CampaignReport) -> Table:
+    table = Table(title="per hour since launch", title_justify="left", show_edge=False)
+    table.add_column("hour", no_wrap=True)
+    for name in ("sent", "opens\nhuman", "opens\nall", "clicks\nhuman", "clicks\nall", "unsub."):
+        table.add_column(name, justify="right")
+    for hour in report.hours:
+        table.add_row(
+            _cell(hour.hour),
+            f"{hour.sent:,}",
+            f"{hour.human_opens:,}",
+            f"{hour.opens:,}",
+            f"{hour.human_clicks:,}",
+            f"{hour.clicks:,}",
+            f"{hour.unsubscribes:,}",
+        )
+    return table
 
 
 def _campaign_launch(args: argparse.Namespace, db: _Database) -> None:

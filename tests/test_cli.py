@@ -136,6 +136,7 @@ def _configure_seed(run, campaign_id: int, contacts_dir: Path, *extra: str) -> t
         ["campaign", "configure"],
         ["campaign", "list"],
         ["campaign", "status"],
+        ["campaign", "report"],
         ["campaign", "launch"],
         ["campaign", "pause"],
         ["campaign", "resume"],
@@ -664,7 +665,7 @@ def test_campaign_list_and_status(db: psycopg.Connection, run, draft: int, seed_
     code, out, _ = run("campaign", "list")
 
     assert code == 0
-    header, rule, newest, oldest, legend = out.splitlines()
+    header, rule, newest, oldest, *legend = out.splitlines()
     assert header.split() == [
         "id", "name", "status", "progress", "sent",
         "human", "opens", "all", "opens", "human", "clicks", "all", "clicks",
@@ -673,8 +674,8 @@ def test_campaign_list_and_status(db: psycopg.Connection, run, draft: int, seed_
     assert newest.split() == [str(draft + 1), "Relance", "draft", "-", "0/0", "-", "-", "-", "-"]
     assert oldest.split()[:1] == [str(draft)] and "Black Friday 2025 - Ventes Flash  scheduled" in oldest
     assert oldest.split()[8:] == ["0%", "0/7", "-", "-", "-", "-"]
-    assert legend.startswith("progress: contacts whose send is final")
-    assert run("campaign", "list", "--limit", "1")[1].count("\n") == 4
+    assert legend[0].startswith("progress: contacts whose send is final")
+    assert run("campaign", "list", "--limit", "1")[1].count("\n") == 3 + len(legend)
 
     code, out, _ = run("campaign", "status", str(draft))
 
@@ -1328,3 +1329,64 @@ def test_list_shows_progress_and_human_beside_raw_rates(db: psycopg.Connection, 
     assert code == 0
     row = out.splitlines()[2]
     assert row.split()[7:] == ["running", "71%", "4/7", "25.0%", "50.0%", "25.0%", "50.0%"]
+
+
+def _sent_with_events(db: psycopg.Connection, campaign_id: int) -> None:
+    """Every contact sent by line 1; contact 1 opened and clicked (a person), contact 2 opened by Apple's proxy."""
+    line_id = send_sql.lines_of(db, campaign_id)[0].id
+    db.execute(
+        sql.SQL("UPDATE {} SET send_status = %s, channel_id = %s, attempted_at = now()").format(
+            contact_table(campaign_id)
+        ),
+        (SENT, line_id),
+    )
+    db.execute("UPDATE campaigns SET sent_count = 7 WHERE id = %s", (campaign_id,))
+    _set_progress(db, campaign_id, 1, sent_count=7)
+    now = datetime.now(UTC)
+    for contact, kind, flag in [(1, 1, 0), (1, 2, 0), (2, 1, 1)]:
+        db.execute(
+            "INSERT INTO tracking_events (campaign_id, contact_id, kind, link_idx, flag, occurred_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (campaign_id, contact, kind, 0 if kind == 2 else None, flag, now),
+        )
+
+
+def test_report_shows_the_funnel_with_human_beside_all_rates(db: psycopg.Connection, run, launched: int) -> None:
+    _sent_with_events(db, launched)
+
+    code, out, err = run("campaign", "report", str(launched))
+
+    assert (code, err) == (0, "")
+    flat = _flat(out)
+    assert f"campaign {launched} 'Black Friday 2025 - Ventes Flash' running" in flat
+    assert "sent │ 7" in flat
+    assert "opened (human) │ 1 │ 14.3%" in flat
+    assert "opened (all) │ 2 │ 28.6%" in flat
+    assert "clicked (human) │ 1 │ 14.3%" in flat
+    assert "per line" in flat and "line 1 │ 7 │ 0 │ 14.3% │ 28.6% │ 14.3% │ 14.3%" in flat
+
+
+def test_report_json_is_the_report_model(db: psycopg.Connection, run, launched: int) -> None:
+    _sent_with_events(db, launched)
+
+    code, out, _ = run("campaign", "report", str(launched), "--json")
+
+    assert code == 0
+    report = json.loads(out)
+    assert report["campaign_id"] == launched
+    assert report["totals"]["sent"] == 7
+    assert (report["totals"]["human_unique_opens"], report["totals"]["unique_opens"]) == (1, 2)
+    assert [line["label"] for line in report["lines"]] == ["line 1", "line 2"]
+
+
+def test_report_of_a_draft_shows_zeros_and_says_why(run, draft: int) -> None:
+    code, out, _ = run("campaign", "report", str(draft))
+
+    assert code == 0
+    assert "contacts │ 0" in _flat(out)
+    assert "note: " in out
+
+
+def test_report_of_an_unknown_campaign_exits_1(db: psycopg.Connection, run) -> None:
+    code, _, err = run("campaign", "report", "4242")
+    assert (code, err) == (1, "error: campaign 4242 does not exist\n")
