@@ -1,0 +1,67 @@
+"""The report's charts as inline SVG (matplotlib, no display, no global pyplot state).
+
+Called by reports.html. Text in the SVG is drawn as paths, so the file needs no fonts to read offline.
+"""
+
+from __future__ import annotations
+
+import io
+
+from matplotlib.figure import Figure
+
+from campaign_pipelines.reports.model import CampaignReport
+
+_RAW, _HUMAN, _SENT = "#9db4d3", "#1f5fa8", "#555555"
+
+
+def _svg(figure: Figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]  # inline: without the XML prolog and doctype
+
+
+def funnel_chart(report: CampaignReport) -> str:
+    """Horizontal bars: contacts down to clicks, human-only bars beside raw ones."""
+    totals = report.totals
+    steps = [
+        ("contacts", totals.contacts, _SENT),
+        ("sendable", report.sendable, _SENT),
+        ("sent", totals.sent, _SENT),
+        ("delivered", totals.delivered, _SENT),
+        ("opened (raw)", totals.unique_opens, _RAW),
+        ("opened (human)", totals.human_unique_opens, _HUMAN),
+        ("clicked (raw)", totals.unique_clicks, _RAW),
+        ("clicked (human)", totals.human_unique_clicks, _HUMAN),
+        ("unsubscribed", totals.unsubscribed, _SENT),
+    ]
+    figure = Figure(figsize=(7, 3.2))
+    axes = figure.subplots()
+    labels = [label for label, _, _ in steps][::-1]
+    values = [value for _, value, _ in steps][::-1]
+    axes.barh(labels, values, color=[colour for _, _, colour in steps][::-1])
+    for y, value in enumerate(values):
+        axes.text(value, y, f" {value:,}", va="center", fontsize=8)
+    axes.set_xlabel("contacts")
+    axes.spines[["top", "right"]].set_visible(False)
+    return _svg(figure)
+
+
+def hourly_chart(report: CampaignReport) -> str:
+    """Sent, opens and clicks per hour since launch (raw dashed, human solid)."""
+    figure = Figure(figsize=(7, 3))
+    axes = figure.subplots()
+    hours = [h.hours_since_launch if h.hours_since_launch is not None else i for i, h in enumerate(report.hours)]
+    series = [
+        ("sent", [h.sent for h in report.hours], _SENT, "-"),
+        ("opens (raw)", [h.opens for h in report.hours], _RAW, "--"),
+        ("opens (human)", [h.human_opens for h in report.hours], _HUMAN, "-"),
+        ("clicks (raw)", [h.clicks for h in report.hours], "#e0a060", "--"),
+        ("clicks (human)", [h.human_clicks for h in report.hours], "#c05a00", "-"),
+    ]
+    for label, values, colour, style in series:
+        axes.plot(hours, values, label=label, color=colour, linestyle=style, marker="o", markersize=3)
+    axes.set_xlabel("hours since launch")
+    axes.legend(fontsize=7, frameon=False)
+    axes.spines[["top", "right"]].set_visible(False)
+    return _svg(figure)
