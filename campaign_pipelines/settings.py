@@ -22,6 +22,12 @@ def home() -> Path:
     return path
 
 
+def reports_dir() -> Path:
+    """Where campaign reports (HTML, Parquet) are written: REPORTS_DIR, else `$CAMPAIGNS_HOME/reports`."""
+    configured = os.environ.get("REPORTS_DIR")
+    return Path(configured).expanduser().resolve() if configured else home() / "reports"
+
+
 def contacts_dir() -> Path:
     return Path(os.environ.get("CONTACTS_DIR", "contacts")).expanduser().resolve()
 
