@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench-import bench-send bench-tracking clean
+.PHONY: dev test lint bench-import bench-send bench-tracking bench-report clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench-send: $(STAMP)
 
 bench-tracking: $(STAMP)
 	$(BIN)/python bench/tracking_bench.py
+
+bench-report: $(STAMP)
+	$(BIN)/python bench/report_bench.py --compare-reads
 
 clean:
 	rm -rf $(VENV) var
