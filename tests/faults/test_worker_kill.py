@@ -1,8 +1,9 @@
 """Send processes killed mid-batch through real Dagster runs, then relaunched by the stalled-line sensor.
 
 The provider fake takes the third call and answers it only much later: the kill lands while
-that request's 100 recipients may have been sent. They end `unknown`; nobody is sent twice and
-nobody is lost.
+that request's recipients may have been sent. They end `unknown`; nobody is sent twice and
+nobody is lost. With a claim spanning several calls, only contacts of a request the provider
+received may end `unknown`; the rest of the claim is sent by the relaunch, once.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import pytest
 
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import SENT
+from campaign_pipelines.store.contacts import SENT, UNKNOWN
 from tests.fakes.server import FakeServer
-from tests.faults.support import Runs, Tally, assert_never_twice, wait_for
+from tests.faults.support import Run, Runs, Tally, assert_never_twice, deliveries, emails_by_status, wait_for
+from tests.sending.fixtures import Setup
 from tests.sending.test_line import SENDGRID
 from tests.sending.test_line_errors import POSTMARK
 
@@ -25,8 +27,19 @@ pytestmark = pytest.mark.faults
 
 CONTACTS = 1_000
 BATCH = 100
+# Ten messages per call: one claim (at least 100 contacts) is ten calls.
+SMALL_BATCH = 10
 # The third call is accepted at once and answered after this: longer than any test waits.
 HELD_S = 60.0
+
+
+def _send_holding_the_third_call(
+    db: psycopg.Connection, fake: FakeServer, make_campaign, runs: Runs, line: dict, batch: int
+) -> tuple[Setup, Run]:
+    setup = make_campaign(CONTACTS, [line], base=fake.url, launch=False)
+    db.execute("UPDATE servers SET batch_size = %s", (batch,))
+    fake.state.delay_next(line["provider"], HELD_S, after=2)
+    return setup, runs.send(setup.campaign_id)
 
 
 def _sending_third_batch(db: psycopg.Connection, fake: FakeServer, provider: str, campaign_id: int) -> None:
@@ -46,10 +59,7 @@ def _expect_in_flight_batch_unknown(db: psycopg.Connection, fake: FakeServer, ca
 def test_a_send_step_killed_mid_batch_is_relaunched_by_the_sensor(
     db: psycopg.Connection, strict_fake: FakeServer, make_campaign, runs: Runs
 ) -> None:
-    setup = make_campaign(CONTACTS, [SENDGRID], base=strict_fake.url, launch=False)
-    db.execute("UPDATE servers SET batch_size = %s", (BATCH,))
-    strict_fake.state.delay_next("sendgrid", HELD_S, after=2)
-    run = runs.send(setup.campaign_id)
+    setup, run = _send_holding_the_third_call(db, strict_fake, make_campaign, runs, SENDGRID, BATCH)
     (line_id,) = setup.line_ids
     step_pid = runs.step_pid(run, f"send_channel[line_{line_id}]")
     _sending_third_batch(db, strict_fake, "sendgrid", setup.campaign_id)
@@ -69,10 +79,7 @@ def test_a_send_step_killed_mid_batch_is_relaunched_by_the_sensor(
 def test_a_whole_run_killed_mid_batch_is_relaunched_by_the_sensor(
     db: psycopg.Connection, strict_fake: FakeServer, make_campaign, runs: Runs
 ) -> None:
-    setup = make_campaign(CONTACTS, [POSTMARK], base=strict_fake.url, launch=False)
-    db.execute("UPDATE servers SET batch_size = %s", (BATCH,))
-    strict_fake.state.delay_next("postmark", HELD_S, after=2)
-    run = runs.send(setup.campaign_id)
+    setup, run = _send_holding_the_third_call(db, strict_fake, make_campaign, runs, POSTMARK, BATCH)
     _sending_third_batch(db, strict_fake, "postmark", setup.campaign_id)
 
     run.kill_group()
@@ -80,3 +87,32 @@ def test_a_whole_run_killed_mid_batch_is_relaunched_by_the_sensor(
 
     _expect_in_flight_batch_unknown(db, strict_fake, setup.campaign_id)
     assert len(strict_fake.state.calls("postmark")) == 3 + (CONTACTS - 3 * BATCH) // BATCH
+
+
+def test_only_recipients_of_requests_sent_end_unknown_after_a_kill(
+    db: psycopg.Connection, strict_fake: FakeServer, make_campaign, runs: Runs
+) -> None:
+    setup, run = _send_holding_the_third_call(db, strict_fake, make_campaign, runs, SENDGRID, SMALL_BATCH)
+    (line_id,) = setup.line_ids
+    step_pid = runs.step_pid(run, f"send_channel[line_{line_id}]")
+    wait_for(lambda: len(strict_fake.state.calls("sendgrid")) == 3, "the third provider call")
+    requested = [message.to for message in strict_fake.state.messages()]
+    assert len(requested) == 3 * SMALL_BATCH
+    os.kill(step_pid, signal.SIGKILL)
+    assert run.wait() != 0
+    runs.relaunch_stalled(db, setup.campaign_id)
+
+    tally = assert_never_twice(db, strict_fake.state, setup.campaign_id)
+    states = emails_by_status(db, setup.campaign_id)
+    unknown = states.get(UNKNOWN, set())
+    # Unknown: only recipients of the dead step's requests, the unanswered one's at least.
+    assert set(requested[2 * SMALL_BATCH :]) <= unknown <= set(requested)
+    assert SMALL_BATCH <= tally.unknown <= 3 * SMALL_BATCH
+    # Everyone never requested before the kill was sent by the relaunch, once.
+    never_requested = {f"user{i}@example.com" for i in range(CONTACTS)} - set(requested)
+    assert never_requested <= states.get(SENT, set())
+    counts = deliveries(strict_fake.state)
+    assert all(counts[email] == 1 for email in never_requested)
+    assert (tally.delivered, tally.sent + tally.unknown) == (CONTACTS, CONTACTS)
+    # The relaunch made only the calls for those never requested.
+    assert len(strict_fake.state.calls("sendgrid")) == 3 + len(never_requested) // SMALL_BATCH
