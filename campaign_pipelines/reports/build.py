@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def build_report(
         links=links,
     )
     notes = _notes(report, facts, imported=imported, events=bool(event_hours), lines=bool(lines))
-    return CampaignReport(**{**report.__dict__, "notes": notes})
+    return replace(report, notes=notes)
 
 
 def _funnel(row: outcome_sql.FunnelRow) -> Funnel:

@@ -5,7 +5,7 @@ delivery events once each (plain SELECTs streamed by PostgreSQL's COPY, on a ses
 read-only and never JIT-compiles), folds the events per contact, joins them to the contacts and
 writes one row per contact to a Parquet file; every funnel of the report (whole campaign, per line,
 per domain, per hour) is then counted from that file. PostgreSQL's own hash aggregation of a
-million events per contact took 3-5x longer than DuckDB's on the same machine, and the Parquet file
+million events per contact took about 3x longer than DuckDB's on the same machine, and the Parquet file
 is needed anyway. Table names are built only from the campaign's integer id.
 """
 
