@@ -5,6 +5,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from campaign_pipelines.ops.admin import refused_as_failure
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.sending import campaign as lifecycle
 
@@ -22,7 +23,7 @@ class ControlConfig(dg.Config):
 
 @dg.op(description="Apply an operator's decision to a campaign.")
 def apply_control(context: dg.OpExecutionContext, config: ControlConfig, database: PostgresResource) -> str:
-    with database.connect() as conn:
+    with refused_as_failure(), database.connect() as conn:
         result = lifecycle.apply(conn, config.campaign_id, config.action)
     context.log.info(f"campaign {config.campaign_id}: {config.action} → {result}")
     return result

@@ -12,6 +12,7 @@ import psycopg
 from pydantic import Field
 
 from campaign_pipelines.assets.sends import sends_materialization
+from campaign_pipelines.ops.admin import refused_as_failure
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
@@ -52,7 +53,7 @@ class SendConfig(dg.Config):
 def plan_channels(
     context: dg.OpExecutionContext, config: SendConfig, database: PostgresResource
 ) -> Iterator[dg.Output | dg.DynamicOutput]:
-    with database.connect() as conn:
+    with refused_as_failure(), database.connect() as conn:
         campaign = lifecycle.launch(conn, config.campaign_id)
         lines = lifecycle.lines_to_run(
             conn, campaign.id, config.channel_ids, run_id=context.run_id, stale_after_s=STALE_AFTER_S

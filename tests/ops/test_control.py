@@ -241,3 +241,18 @@ def test_a_pause_stops_a_sending_line_within_seconds_and_loses_nothing(
     table = contact_table(setup.campaign_id)
     recorded = db.execute(sql.SQL("SELECT id FROM {} WHERE send_status = %s").format(table), (SENT,)).fetchall()
     assert {message.custom_id for message in fakes.messages()} == {f"{setup.campaign_id}-{id_}" for (id_,) in recorded}
+
+
+def test_a_campaign_id_below_1_is_refused(instance: dg.DagsterInstance, database_url: str) -> None:
+    # The Launchpad's scaffold fills a required int with 0: it is not taken for a campaign.
+    result = control_campaign.execute_in_process(
+        run_config={"ops": {"apply_control": {"config": {"campaign_id": 0, "action": "cancel"}}}},
+        instance=instance,
+        resources={"database": PostgresResource(url=database_url)},
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    message = str(failure.step_failure_data.error.to_string())
+    assert "campaign_id" in message and "greater than 0" in message

@@ -310,5 +310,6 @@ def test_a_campaign_id_below_1_is_refused_before_anything_is_sent(
 
     assert not result.success
     assert fakes.calls() == []
-    message = failure_message(result)
+    (failure,) = result.get_step_failure_events()
+    message = str(failure.step_failure_data.error.to_string())
     assert "campaign_id" in message and "greater than 0" in message
