@@ -7,6 +7,7 @@ CLI alike. Validation reports every problem at once and changes nothing when any
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,16 +155,25 @@ def _channel_problems(
     return problems, lines
 
 
-def _configurable(conn: psycopg.Connection) -> str:
-    """The campaigns a configure step may name, for an error that names none of them."""
+def campaign_choices(conn: psycopg.Connection, statuses: Collection[str], able: str, *, none: str) -> str:
+    """The campaigns an action may name (`able`: "be configured", "be sent"...), for an error
+    that names none of them; `none` when there is no such campaign."""
     found = [
-        f"{row.id} '{row.name}' ({row.status})"
-        for row in campaign_sql.list_campaigns(conn)
-        if row.status in campaign_sql.CONFIGURABLE
+        f"{row.id} '{row.name}' ({row.status})" for row in campaign_sql.list_campaigns(conn) if row.status in statuses
     ]
     if not found:
-        return "no campaign can be configured: create one with create_campaign first"
-    return f"campaigns that can be configured: {', '.join(found[:10])}" + (" and more" if len(found) > 10 else "")
+        return none
+    return f"campaigns that can {able}: {', '.join(found[:10])}" + (" and more" if len(found) > 10 else "")
+
+
+def _configurable(conn: psycopg.Connection) -> str:
+    """The campaigns a configure step may name."""
+    return campaign_choices(
+        conn,
+        campaign_sql.CONFIGURABLE,
+        "be configured",
+        none="no campaign can be configured: create one with create_campaign first",
+    )
 
 
 def newest_draft(conn: psycopg.Connection) -> int:

@@ -11,7 +11,7 @@ from campaign_pipelines.sending import campaign as lifecycle
 
 
 class ControlConfig(dg.Config):
-    campaign_id: int = Field(gt=0, description="Id of the campaign, e.g. 1 (`campaigns campaign list` shows them).")
+    campaign_id: int = Field(description="Id of the campaign, e.g. 1 (`campaigns campaign list` shows them).")
     action: Literal["pause", "resume", "cancel", "resend_unknown"] = Field(
         description=(
             "pause: running lines stop within seconds, nothing is lost; resume: sending starts again;"

@@ -34,7 +34,6 @@ class SendConfig(dg.Config):
     """What the Launchpad asks to send a campaign by hand; the sensors fill it in themselves."""
 
     campaign_id: int = Field(
-        gt=0,
         description=(
             "Id of the campaign to send, e.g. 1 (`campaigns campaign list` shows them); its status must be"
             " scheduled (contacts imported) or running."

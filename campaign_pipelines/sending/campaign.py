@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from campaign_pipelines.campaigns import campaign_choices
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
@@ -29,7 +30,10 @@ def launch(conn: psycopg.Connection, campaign_id: int) -> campaign_sql.CampaignR
     with conn.transaction():
         campaign = campaign_sql.campaign_by_id(conn, campaign_id, for_update=True)
         if campaign is None:
-            raise NotFoundError(f"campaign {campaign_id} does not exist")
+            sendable = campaign_choices(
+                conn, ("scheduled", "running"), "be sent", none="no campaign can be sent yet: configure one first"
+            )
+            raise NotFoundError(f"campaign {campaign_id} does not exist; {sendable}")
         if campaign.status == "running":
             return campaign
         problems = []
@@ -108,7 +112,9 @@ def control(conn: psycopg.Connection, campaign_id: int, action: str) -> str:
     with conn.transaction():
         campaign = campaign_sql.campaign_by_id(conn, campaign_id, for_update=True)
         if campaign is None:
-            raise NotFoundError(f"campaign {campaign_id} does not exist")
+            past = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]
+            choices = campaign_choices(conn, allowed, f"be {past}", none=f"no campaign can be {past}")
+            raise NotFoundError(f"campaign {campaign_id} does not exist; {choices}")
         if campaign.status not in allowed:
             raise ValidationError(
                 f"campaign {campaign_id}", [f"cannot {action} a campaign whose status is '{campaign.status}'"]

@@ -210,11 +210,16 @@ def test_a_draft_campaign_fails_the_plan(db: psycopg.Connection, send) -> None:
     assert campaign is not None and campaign.status == "draft"
 
 
-def test_an_unknown_campaign_fails_the_plan(db: psycopg.Connection, send) -> None:
+def test_an_unknown_campaign_fails_the_plan_naming_those_that_can_be_sent(
+    db: psycopg.Connection, send, make_campaign
+) -> None:
+    setup = make_campaign(3, [BREVO], launch=False)
     result = send(4242)
 
     assert not result.success
-    assert "campaign 4242 does not exist" in failure_message(result)
+    assert failure_message(result) == (
+        f"campaign 4242 does not exist; campaigns that can be sent: {setup.campaign_id} 'Black Friday' (scheduled)"
+    )
 
 
 def test_a_refused_api_key_stops_that_line_while_the_other_sends_everything(
@@ -310,6 +315,4 @@ def test_a_campaign_id_below_1_is_refused_before_anything_is_sent(
 
     assert not result.success
     assert fakes.calls() == []
-    (failure,) = result.get_step_failure_events()
-    message = str(failure.step_failure_data.error.to_string())
-    assert "campaign_id" in message and "greater than 0" in message
+    assert failure_message(result) == "campaign 0 does not exist; no campaign can be sent yet: configure one first"
