@@ -122,6 +122,16 @@ def test_register_server_creates_then_updates(
 
     assert created.success
     server_id = created.output_for_node("save_server")
+    (output,) = [event for event in created.all_node_events if event.is_successful_output]
+    metadata = {key: value.value for key, value in output.step_output_data.metadata.items()}
+    assert metadata == {
+        "server": BREVO,
+        "server_id": server_id,
+        "provider": "brevo",
+        "url": servers.DEFAULT_URLS["brevo"],
+        "api_key": "env var BREVO_API_KEY",
+        "active": True,
+    }
     assert f"server '{BREVO}' registered (id {server_id})" in log_messages(instance, created.run_id)
     server = catalog.server_by_name(db, BREVO)
     assert server is not None
