@@ -25,14 +25,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(home: Path, log: Path, dagster_port: int, tracking_port: int) -> subprocess.Popen:
+def start(
+    home: Path, log: Path, dagster_port: int, tracking_port: int, settings: dict[str, str] | None = None
+) -> subprocess.Popen:
     """The devserver on the embedded PostgreSQL of `home` (its own CAMPAIGNS_HOME), whatever DATABASE_URL says.
 
-    Its contacts folder is `home`/contacts, where it writes the demo's contact file.
+    Its contacts folder is `home`/contacts, where it writes the demo's contact file; `settings` are
+    more environment variables (the README's Configuration table).
     """
     env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
     env.update(CAMPAIGNS_HOME=str(home), DAGSTER_PORT=str(dagster_port), TRACKING_PORT=str(tracking_port))
-    env.update(CONTACTS_DIR=str(home / "contacts"), CAMPAIGNS_DEMO="1")
+    env.update(CONTACTS_DIR=str(home / "contacts"), CAMPAIGNS_DEMO="1", **(settings or {}))
     with log.open("wb") as out:  # a file, not a pipe: dagster's logs would fill a pipe nobody reads
         return subprocess.Popen(
             [sys.executable, "-m", "campaign_pipelines.devserver"], env=env, stdout=out, stderr=subprocess.STDOUT
