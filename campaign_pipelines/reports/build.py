@@ -31,12 +31,19 @@ _HOUR = timedelta(hours=1)
 
 
 def build_report(
-    database_url: str, campaign_id: int, *, outcomes: Path | None = None, top_domains: int = TOP_DOMAINS
+    database_url: str,
+    campaign_id: int,
+    *,
+    outcomes: Path | None = None,
+    outcomes_while_running: bool = False,
+    top_domains: int = TOP_DOMAINS,
 ) -> CampaignReport:
     """The report of one campaign now. Read-only; never fails for lack of data (its notes say why).
 
-    `outcomes`: where to keep the per-contact Parquet file the funnels are counted from (else a
-    temporary file). Raises NotFoundError when the campaign does not exist.
+    `outcomes`: where to write the per-contact Parquet file, when the campaign is not running (or
+    `outcomes_while_running`); without it, or while it runs, the funnels are counted as the contacts
+    stream from PostgreSQL and nothing per contact is kept. Raises NotFoundError when the campaign
+    does not exist.
     """
     generated_at = datetime.now(UTC)
     with connect(database_url) as conn, report_sql.report_snapshot(conn):
@@ -52,14 +59,22 @@ def build_report(
     event_hours: list[outcome_sql.EventHourRow] = []
     link_rows: list[outcome_sql.LinkRow] = []
     if imported:
-        with tempfile.TemporaryDirectory(prefix="campaign-report-") as tmp:
-            path = outcomes or Path(tmp) / "outcomes.parquet"
-            with outcome_sql.duckdb_over(database_url, Path(tmp)) as duck:
-                outcome_sql.load_events(duck, campaign_id)
-                outcome_sql.write_outcomes(duck, campaign_id, path)
-                funnel_rows = outcome_sql.funnels(duck, path, top_domains=top_domains)
-                event_hours = outcome_sql.events_by_hour(duck)
-                link_rows = outcome_sql.clicks_by_link(duck)
+        export = outcomes if outcomes is not None and (outcomes_while_running or facts.status != "running") else None
+        with (
+            tempfile.TemporaryDirectory(prefix="campaign-report-") as tmp,
+            outcome_sql.duckdb_over(database_url, Path(tmp)) as duck,
+        ):
+            outcome_sql.load_events(duck, campaign_id)
+            event_hours = outcome_sql.events_by_hour(duck)
+            link_rows = outcome_sql.clicks_by_link(duck)
+            outcome_sql.prepare_outcomes(duck, campaign_id)
+            outcome_sql.drop_events(duck)
+            source = "outcomes"
+            if export is not None:
+                # One read of the contacts: streamed to the file, then counted from it.
+                outcome_sql.write_outcomes(duck, export)
+                source = outcome_sql.outcomes_file(export)
+            funnel_rows = outcome_sql.funnels(duck, top_domains=top_domains, source=source)
 
     by_group: dict[int, list[outcome_sql.FunnelRow]] = {}
     for row in funnel_rows:

@@ -1,12 +1,15 @@
 """SQL of a campaign's per-contact outcomes, run by DuckDB over PostgreSQL (DuckDB's postgres scanner).
 
-Called by campaign_pipelines.reports. DuckDB reads the contact table and the campaign's tracking and
-delivery events once each (plain SELECTs streamed by PostgreSQL's COPY, on a session that is
-read-only and never JIT-compiles), folds the events per contact, joins them to the contacts and
-writes one row per contact to a Parquet file; every funnel of the report (whole campaign, per line,
-per domain, per hour) is then counted from that file. PostgreSQL's own hash aggregation of a
-million events per contact took about 3x longer than DuckDB's on the same machine, and the Parquet file
-is needed anyway. Table names are built only from the campaign's integer id.
+Called by campaign_pipelines.reports. DuckDB reads the campaign's tracking and delivery events once
+each (plain SELECTs streamed by PostgreSQL's COPY, on sessions that are read-only and never
+JIT-compile), folds them per contact, and joins the contact table to them as it streams (its
+parallel scan): every funnel of the report (whole campaign, per line, per domain, per hour) is
+counted in that one pass, or, when the per-contact Parquet file is written, from the file the pass
+wrote. Nothing per contact is held in Python or in DuckDB's memory but the folded events.
+Measured on 1M contacts and 1M events: the same funnels computed set-based inside PostgreSQL (one
+pass per table, a MATERIALIZED CTE of the events per contact, GROUPING SETS over the contacts)
+took 12-15 s against 2-4 s here; its hash aggregation of the events per contact alone took 2 s.
+Table names are built only from the campaign's integer id.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ _THREADS = 2
 # Every PostgreSQL session DuckDB opens: read-only, and no JIT (it compiled for 13 s a query that runs in 3).
 _SESSION_OPTIONS = "-c default_transaction_read_only=on -c jit=off -c lock_timeout=5s"
 _EXTENSION = "postgres_scanner.duckdb_extension"
+# Snappy: zstd made the file a third smaller and took 3x longer to write (1M contacts: 2.2 s against 0.7 s).
+_PARQUET = "FORMAT parquet, COMPRESSION snappy"
 
 # GROUPING(line_id, domain, hour) of each grouping set of `funnels`.
 ALL, BY_LINE, BY_DOMAIN, BY_HOUR = 7, 3, 5, 6
@@ -84,14 +89,6 @@ def _in_postgres(query: sql.Composable) -> str:
     return f"postgres_query('pg', {_literal(query.as_string())})"
 
 
-def _contacts(campaign_id: int) -> str:
-    return _in_postgres(
-        sql.SQL(
-            "SELECT id, email, channel_id, send_status, attempted_at AT TIME ZONE 'UTC' AS attempted_at FROM {}"
-        ).format(contact_table(campaign_id))
-    )
-
-
 def _events(campaign_id: int) -> str:
     return _in_postgres(
         sql.SQL(
@@ -117,41 +114,63 @@ def load_events(duck: duckdb.DuckDBPyConnection, campaign_id: int) -> None:
 _STATUS_WORDS = " ".join(f"WHEN {code} THEN '{word}'" for code, word in SEND_STATES.items())
 
 
-def write_outcomes(duck: duckdb.DuckDBPyConnection, campaign_id: int, path: Path) -> None:
-    """One row per contact to a Parquet file: its line, state, send time (UTC) and what followed.
+def prepare_outcomes(duck: duckdb.DuckDBPyConnection, campaign_id: int) -> None:
+    """View `outcomes`: one row per contact, its line, state, send time (UTC) and what followed.
 
-    Needs `load_events` first. Columns: contact_id, email, domain, line_id, status (pending, reserved,
-    sent, failed, unknown, suppressed), attempted_at (UTC), delivered, hard_bounced, soft_bounced,
-    complained, opens, human_opens, clicks, human_clicks, unsubscribed.
+    Needs `load_events` first. The campaign's events and provider events are folded per contact
+    (tables `contact_events`, `contact_deliveries`, a few bytes a contact); the view joins the
+    contacts to them as PostgreSQL streams them (DuckDB's parallel scan of the table), so whatever
+    reads it keeps nothing per contact in memory. Columns: contact_id, email, domain, line_id,
+    status (pending, reserved, sent, failed, unknown, suppressed), attempted_at (UTC), delivered,
+    hard_bounced, soft_bounced, complained, opens, human_opens, clicks, human_clicks, unsubscribed.
     """
     duck.execute(
-        f"COPY (WITH ev AS ("
-        f" SELECT contact_id,"
-        f" count(*) FILTER (WHERE kind = {OPEN}) AS opens,"
-        f" count(*) FILTER (WHERE kind = {OPEN} AND flag = {HUMAN_FLAG}) AS human_opens,"
-        f" count(*) FILTER (WHERE kind = {CLICK}) AS clicks,"
-        f" count(*) FILTER (WHERE kind = {CLICK} AND flag = {HUMAN_FLAG}) AS human_clicks,"
+        "CREATE OR REPLACE TEMP TABLE contact_events AS SELECT contact_id,"
+        f" sum((kind = {OPEN})::int) AS opens,"
+        f" sum((kind = {OPEN} AND flag = {HUMAN_FLAG})::int) AS human_opens,"
+        f" sum((kind = {CLICK})::int) AS clicks,"
+        f" sum((kind = {CLICK} AND flag = {HUMAN_FLAG})::int) AS human_clicks,"
         f" bool_or(kind = {UNSUBSCRIBE_KIND}) AS unsubscribed"
-        f" FROM events GROUP BY contact_id),"
-        f" dv AS ("
-        f" SELECT contact_id,"
+        " FROM events GROUP BY contact_id"
+    )
+    duck.execute(
+        "CREATE OR REPLACE TEMP TABLE contact_deliveries AS SELECT contact_id,"
         f" bool_or(event = '{DELIVERED}') AS delivered,"
         f" bool_or(event = '{HARD_BOUNCE}') AS hard_bounced,"
         f" bool_or(event = '{SOFT_BOUNCE}') AS soft_bounced,"
         f" bool_or(event = '{COMPLAINT}') AS complained,"
         f" bool_or(event = '{UNSUBSCRIBE}') AS unsubscribed"
-        f" FROM {_deliveries(campaign_id)} GROUP BY contact_id)"
-        f" SELECT c.id AS contact_id, c.email, split_part(c.email, '@', 2) AS domain, c.channel_id AS line_id,"
-        f" CASE c.send_status {_STATUS_WORDS} END AS status, c.attempted_at,"
-        f" coalesce(dv.delivered, false) AS delivered, coalesce(dv.hard_bounced, false) AS hard_bounced,"
-        f" coalesce(dv.soft_bounced, false) AS soft_bounced, coalesce(dv.complained, false) AS complained,"
-        f" coalesce(ev.opens, 0) AS opens, coalesce(ev.human_opens, 0) AS human_opens,"
-        f" coalesce(ev.clicks, 0) AS clicks, coalesce(ev.human_clicks, 0) AS human_clicks,"
-        f" coalesce(ev.unsubscribed, false) OR coalesce(dv.unsubscribed, false) AS unsubscribed"
-        f" FROM {_contacts(campaign_id)} c"
-        f" LEFT JOIN ev ON ev.contact_id = c.id LEFT JOIN dv ON dv.contact_id = c.id)"
-        f" TO {_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+        f" FROM {_deliveries(campaign_id)} GROUP BY contact_id"
     )
+    contacts = f"pg.public.{contact_table(campaign_id).as_string()}"
+    duck.execute(
+        "CREATE OR REPLACE TEMP VIEW outcomes AS"
+        " SELECT c.id AS contact_id, c.email, split_part(c.email, '@', 2) AS domain, c.channel_id AS line_id,"
+        f" CASE c.send_status {_STATUS_WORDS} END AS status,"
+        " timezone('UTC', c.attempted_at) AS attempted_at,"
+        " coalesce(dv.delivered, false) AS delivered, coalesce(dv.hard_bounced, false) AS hard_bounced,"
+        " coalesce(dv.soft_bounced, false) AS soft_bounced, coalesce(dv.complained, false) AS complained,"
+        " coalesce(ev.opens, 0) AS opens, coalesce(ev.human_opens, 0) AS human_opens,"
+        " coalesce(ev.clicks, 0) AS clicks, coalesce(ev.human_clicks, 0) AS human_clicks,"
+        " coalesce(ev.unsubscribed, false) OR coalesce(dv.unsubscribed, false) AS unsubscribed"
+        f" FROM {contacts} c"
+        " LEFT JOIN contact_events ev ON ev.contact_id = c.id LEFT JOIN contact_deliveries dv ON dv.contact_id = c.id"
+    )
+
+
+def drop_events(duck: duckdb.DuckDBPyConnection) -> None:
+    """Free the raw events once folded (`prepare_outcomes`) and counted (`events_by_hour`, `clicks_by_link`)."""
+    duck.execute("DROP TABLE events")
+
+
+def write_outcomes(duck: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """The `outcomes` view streamed to a Parquet file, one row per contact (needs `prepare_outcomes`)."""
+    duck.execute(f"COPY outcomes TO {_literal(str(path))} ({_PARQUET})")
+
+
+def outcomes_file(path: Path) -> str:
+    """A Parquet file `write_outcomes` wrote, as a relation `funnels` counts from (same columns as the view)."""
+    return f"read_parquet({_literal(str(path))})"
 
 
 @dataclass(frozen=True)
@@ -186,9 +205,10 @@ class FunnelRow:
 _FUNNEL_COLUMNS = [name for name in FunnelRow.__dataclass_fields__]
 
 
-def funnels(duck: duckdb.DuckDBPyConnection, outcomes: Path, *, top_domains: int) -> list[FunnelRow]:
-    """From the outcomes file: the funnel of the whole campaign, of each line, of its `top_domains`
-    largest recipient domains and of each hour of sending (UTC, by attempted_at)."""
+def funnels(duck: duckdb.DuckDBPyConnection, *, top_domains: int, source: str = "outcomes") -> list[FunnelRow]:
+    """The funnel of the whole campaign, of each line, of its `top_domains` largest recipient domains
+    and of each hour of sending (UTC, by attempted_at), from `source`: the `outcomes` view, or the
+    `outcomes_file` it was written to."""
     state = {
         "pending": f"status IN ('{SEND_STATES[PENDING]}', '{SEND_STATES[RESERVED]}')",
         "sent": f"status = '{SEND_STATES[SENT]}'",
@@ -196,26 +216,30 @@ def funnels(duck: duckdb.DuckDBPyConnection, outcomes: Path, *, top_domains: int
         "unknown": f"status = '{SEND_STATES[UNKNOWN]}'",
         "suppressed": f"status = '{SEND_STATES[SUPPRESSED]}'",
     }
+    flags = {
+        **state,
+        "delivered": "delivered",
+        "hard_bounced": "hard_bounced",
+        "soft_bounced": "soft_bounced",
+        "complained": "complained",
+    }
     rows = duck.execute(
         "WITH grouped AS ("
         " SELECT GROUPING(line_id, domain, date_trunc('hour', attempted_at))::int AS grouping,"
         " line_id, domain, date_trunc('hour', attempted_at) AS hour,"
         " count(*) AS contacts,"
-        + "".join(f" count(*) FILTER (WHERE {condition}) AS {name}," for name, condition in state.items())
-        + " count(*) FILTER (WHERE delivered) AS delivered,"
-        " count(*) FILTER (WHERE hard_bounced) AS hard_bounced,"
-        " count(*) FILTER (WHERE soft_bounced) AS soft_bounced,"
-        " count(*) FILTER (WHERE complained) AS complained,"
-        " count(*) FILTER (WHERE opens > 0) AS unique_opens, coalesce(sum(opens), 0) AS opens,"
-        " count(*) FILTER (WHERE human_opens > 0) AS human_unique_opens,"
-        " coalesce(sum(human_opens), 0) AS human_opens,"
-        " count(*) FILTER (WHERE clicks > 0) AS unique_clicks, coalesce(sum(clicks), 0) AS clicks,"
-        " count(*) FILTER (WHERE human_clicks > 0) AS human_unique_clicks,"
-        " coalesce(sum(human_clicks), 0) AS human_clicks,"
-        " count(*) FILTER (WHERE unsubscribed) AS unsubscribed"
-        f" FROM read_parquet({_literal(str(outcomes))})"
+        # sum of 0/1 rather than count(*) FILTER: DuckDB runs it about 1.5x faster.
+        + "".join(f" sum(({condition})::int) AS {name}," for name, condition in flags.items())
+        + " sum((opens > 0)::int) AS unique_opens, sum(opens) AS opens,"
+        " sum((human_opens > 0)::int) AS human_unique_opens, sum(human_opens) AS human_opens,"
+        " sum((clicks > 0)::int) AS unique_clicks, sum(clicks) AS clicks,"
+        " sum((human_clicks > 0)::int) AS human_unique_clicks, sum(human_clicks) AS human_clicks,"
+        " sum(unsubscribed::int) AS unsubscribed"
+        f" FROM {source}"
         " GROUP BY GROUPING SETS ((), (line_id), (domain), (date_trunc('hour', attempted_at))))"
-        f" SELECT {', '.join(_FUNNEL_COLUMNS)} FROM ("
+        f" SELECT {', '.join(_FUNNEL_COLUMNS[:4])}, "
+        + ", ".join(f"coalesce({name}, 0)" for name in _FUNNEL_COLUMNS[4:])
+        + " FROM ("
         " SELECT *, row_number() OVER (PARTITION BY grouping ORDER BY contacts DESC, domain) AS rank FROM grouped)"
         f" WHERE grouping <> {BY_DOMAIN} OR rank <= ?"
         " ORDER BY grouping, line_id, rank, hour",

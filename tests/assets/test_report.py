@@ -28,9 +28,15 @@ def materialize(instance: dg.DagsterInstance, database_url: str, tmp_path: Path)
         "report_files": ReportFilesResource(directory=str(tmp_path / "reports")),
     }
 
-    def run(campaign_id: int) -> dg.ExecuteInProcessResult:
+    def run(campaign_id: int, **config: object) -> dg.ExecuteInProcessResult:
         instance.add_dynamic_partitions("campaign", [str(campaign_id)])
-        return dg.materialize([campaign_report], partition_key=str(campaign_id), instance=instance, resources=resources)
+        return dg.materialize(
+            [campaign_report],
+            partition_key=str(campaign_id),
+            instance=instance,
+            resources=resources,
+            run_config={"ops": {"campaign_report": {"config": config}}},
+        )
 
     return run
 
@@ -49,6 +55,7 @@ def test_a_sent_campaign_gets_metadata_files_and_warnings(db, make_campaign, run
     for line_id in setup.line_ids:
         run_line(line_id)
     _delivery(db, setup.campaign_id, 1, blacklist.COMPLAINT)  # line 1, run first, sends all ten
+    db.execute("UPDATE campaigns SET status = 'completed', finished_at = now() WHERE id = %s", (setup.campaign_id,))
 
     result = materialize(setup.campaign_id)
 
@@ -73,6 +80,22 @@ def test_a_sent_campaign_gets_metadata_files_and_warnings(db, make_campaign, run
     assert not checks[COMPLAINT_CHECK].passed and checks[COMPLAINT_CHECK].severity == dg.AssetCheckSeverity.WARN
     assert "line 1 (10.00%)" in checks[COMPLAINT_CHECK].description
     assert checks[HARD_BOUNCE_CHECK].passed and checks[SENDABLE_CHECK].passed
+
+
+def test_a_running_campaign_writes_its_parquet_file_only_when_asked(make_campaign, run_line, materialize, tmp_path):
+    setup = make_campaign(10, [BREVO])
+    run_line(setup.line_ids[0])
+    outcomes = tmp_path / "reports" / f"campaign-{setup.campaign_id}" / "outcomes.parquet"
+
+    every_minute = _materialization(materialize(setup.campaign_id)).metadata
+
+    assert every_minute["status"].value == "running" and every_minute["sent"].value == 10
+    assert "outcomes_parquet" not in every_minute and not outcomes.exists()
+
+    asked = _materialization(materialize(setup.campaign_id, outcomes_while_running=True)).metadata
+
+    assert asked["outcomes_parquet"].value == str(outcomes) and asked["sent"].value == 10
+    assert duckdb.sql(f"SELECT count(*) FILTER (WHERE status = 'sent') FROM '{outcomes}'").fetchone() == (10,)
 
 
 def test_a_campaign_not_imported_materializes_zeros_and_fails_only_its_sendable_check(db, materialize):
