@@ -243,7 +243,9 @@ def test_a_pause_stops_a_sending_line_within_seconds_and_loses_nothing(
     assert {message.custom_id for message in fakes.messages()} == {f"{setup.campaign_id}-{id_}" for (id_,) in recorded}
 
 
-def test_a_campaign_id_below_1_is_refused(instance: dg.DagsterInstance, database_url: str) -> None:
+def test_a_campaign_id_below_1_is_refused(
+    db: psycopg.Connection, instance: dg.DagsterInstance, database_url: str
+) -> None:
     # The Launchpad's scaffold fills a required int with 0: it is not taken for a campaign.
     result = control_campaign.execute_in_process(
         run_config={"ops": {"apply_control": {"config": {"campaign_id": 0, "action": "cancel"}}}},
