@@ -39,9 +39,12 @@ from campaign_pipelines.store.tracking import CLICK, OPEN
 from campaign_pipelines.store.tracking import UNSUBSCRIBE as UNSUBSCRIBE_KIND
 
 HUMAN_FLAG = 0  # tracking_app.flags.HUMAN: every other flag is a machine's (Apple MPP, scanner, prefetch)
-# DuckDB's own memory; past it, joins and aggregates spill to `temp_directory`.
-_MEMORY_LIMIT = "160MB"
-_THREADS = 2
+# DuckDB's own memory; past it, joins and aggregates spill to `temp_directory`. One thread: on the
+# 2-core bench machine a second one was no faster (PostgreSQL streams on the other core) and took
+# 30-40 MB more (report of 1M contacts: peak RSS about 280 MB against 310-330 MB with 2 threads
+# and 160 MB; 100 MB with 2 threads ran out of memory folding the events).
+_MEMORY_LIMIT = "128MB"
+_THREADS = 1
 # Every PostgreSQL session DuckDB opens: read-only, and no JIT (it compiled for 13 s a query that runs in 3).
 _SESSION_OPTIONS = "-c default_transaction_read_only=on -c jit=off -c lock_timeout=5s"
 _EXTENSION = "postgres_scanner.duckdb_extension"
