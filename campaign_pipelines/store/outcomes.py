@@ -150,7 +150,9 @@ def prepare_outcomes(duck: duckdb.DuckDBPyConnection, campaign_id: int) -> None:
         "CREATE OR REPLACE TEMP VIEW outcomes AS"
         " SELECT c.id AS contact_id, c.email, split_part(c.email, '@', 2) AS domain, c.channel_id AS line_id,"
         f" CASE c.send_status {_STATUS_WORDS} END AS status,"
-        " timezone('UTC', c.attempted_at) AS attempted_at,"
+        # UTC by arithmetic: timezone('UTC', …) goes through ICU, 0.9 s per million rows, and a view's
+        # expression is evaluated wherever the funnels name it.
+        " make_timestamp(epoch_us(c.attempted_at)) AS attempted_at,"
         " coalesce(dv.delivered, false) AS delivered, coalesce(dv.hard_bounced, false) AS hard_bounced,"
         " coalesce(dv.soft_bounced, false) AS soft_bounced, coalesce(dv.complained, false) AS complained,"
         " coalesce(ev.opens, 0) AS opens, coalesce(ev.human_opens, 0) AS human_opens,"
