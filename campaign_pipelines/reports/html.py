@@ -8,7 +8,6 @@ from __future__ import annotations
 import jinja2
 from markupsafe import Markup
 
-from campaign_pipelines.reports.charts import funnel_chart, hourly_chart
 from campaign_pipelines.reports.model import CampaignReport
 
 _TEMPLATE = """<!doctype html>
@@ -83,6 +82,10 @@ def _pct(rate: float) -> str:
 
 
 def render_html(report: CampaignReport) -> str:
+    # matplotlib takes ~1.5 s to import: only the report's own step pays it, not every run
+    # of the code location (the admin forms, the send steps) that imports the definitions.
+    from campaign_pipelines.reports.charts import funnel_chart, hourly_chart
+
     return _PAGE.render(
         r=report,
         t=report.totals,

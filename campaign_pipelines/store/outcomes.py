@@ -36,10 +36,9 @@ from campaign_pipelines.store.contacts import (
     UNKNOWN,
     contact_table,
 )
-from campaign_pipelines.store.tracking import CLICK, OPEN
+from campaign_pipelines.store.tracking import CLICK, HUMAN_FLAG, OPEN
 from campaign_pipelines.store.tracking import UNSUBSCRIBE as UNSUBSCRIBE_KIND
 
-HUMAN_FLAG = 0  # tracking_app.flags.HUMAN: every other flag is a machine's (Apple MPP, scanner, prefetch)
 # DuckDB's own memory; past it, joins and aggregates spill to `temp_directory`. One thread: on the
 # 2-core bench machine a second one was no faster (PostgreSQL streams on the other core) and took
 # 30-40 MB more (report of 1M contacts: peak RSS about 280 MB against 310-330 MB with 2 threads
