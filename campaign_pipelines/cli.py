@@ -327,7 +327,7 @@ def _server_add(args: argparse.Namespace, db: _Database) -> None:
 def _server_update(args: argparse.Namespace, db: _Database) -> None:
     current = catalog.server_by_name(db.conn, args.name.strip())
     if current is None:
-        raise NotFoundError(f"no server named '{args.name}'")
+        raise servers.unknown_server(db.conn, args.name.strip())
     provider = args.provider or current.provider
     # A custom endpoint belongs to its provider: changing provider falls back to the new one's default.
     url = args.url if args.url is not None else current.url if provider == current.provider else None

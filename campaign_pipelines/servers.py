@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 
-from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.errors import NotFoundError, ValidationError, unknown
 from campaign_pipelines.store import catalog
 
 # Each provider's documented send endpoint (Mailgun: the API base; the sending domain
@@ -130,9 +130,14 @@ def set_active(conn: psycopg.Connection, name: str, active: bool) -> list[int]:
     with conn.transaction():
         server = catalog.server_by_name(conn, name)
         if server is None:
-            raise NotFoundError(f"no server named '{name}'")
+            raise unknown_server(conn, name)
         catalog.set_server_active(conn, server.id, active)
         return catalog.campaigns_using_server(conn, server.id)
+
+
+def unknown_server(conn: psycopg.Connection, name: str) -> NotFoundError:
+    """`server 'X' does not exist; existing servers: ...`, for a name the user typed."""
+    return NotFoundError(unknown("server", name, [server.name for server in catalog.list_servers(conn)]))
 
 
 def describe_key_ref(ref: str) -> str:

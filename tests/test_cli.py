@@ -569,7 +569,7 @@ def test_server_update_changes_only_what_is_given(db: psycopg.Connection, run, k
 def test_server_update_of_an_unknown_server_exits_1(db: psycopg.Connection, run, keys: None) -> None:
     code, _, err = run("server", "update", "Absent", "--provider", "brevo", "--api-key-env", "BREVO_API_KEY")
     assert code == 1
-    assert "no server named 'Absent'" in err
+    assert "server 'Absent' does not exist; no server exists yet" in err
     assert catalog.list_servers(db) == []
 
 
@@ -611,10 +611,11 @@ def test_disable_an_unused_server_does_not_warn(db: psycopg.Connection, run, key
     assert run("server", "disable", BREVO) == (0, f"server '{BREVO}' disabled\n", "")
 
 
-def test_disable_an_unknown_server_exits_1(db: psycopg.Connection, run) -> None:
+def test_disable_an_unknown_server_exits_1_naming_the_existing_ones(db: psycopg.Connection, run, keys: None) -> None:
+    run("server", "add", BREVO, "--provider", "brevo", "--api-key-env", "BREVO_API_KEY")
     code, _, err = run("server", "disable", "Absent")
     assert code == 1
-    assert "no server named 'Absent'" in err
+    assert f"server 'Absent' does not exist; existing servers: '{BREVO}'" in err
 
 
 # --- templates ---------------------------------------------------------------------------
