@@ -40,18 +40,38 @@ LOCATION = "campaign_pipelines"
 _LOCATION_STATUS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 
 
+# Opens and clicks made right after the send count as a person's, not a prefetcher's: the test
+# plays its recipients within seconds.
+SETTINGS = {"TRACKING_PREFETCH_SECONDS": "0"}
+
+
 @dataclass(frozen=True)
 class DevServer:
     url: str
+    tracking_url: str
     database_url: str
     home: Path
     log: Path
 
+    @property
+    def contacts_dir(self) -> Path:
+        return self.home / "contacts"
+
+    @property
+    def outbox(self) -> Path:
+        """Where the demo's sandbox server writes each message as an .eml file."""
+        return self.home / "outbox"
+
     def campaigns(self, *args: str) -> str:
-        """The `campaigns` CLI on this devserver's database; its standard output."""
+        """The `campaigns` CLI on this devserver's database and contacts folder; its standard output."""
         result = subprocess.run(
             [str(Path(sys.executable).parent / "campaigns"), *args],
-            env={**os.environ, "DATABASE_URL": self.database_url, "CAMPAIGNS_HOME": str(self.home)},
+            env={
+                **os.environ,
+                "DATABASE_URL": self.database_url,
+                "CAMPAIGNS_HOME": str(self.home),
+                "CONTACTS_DIR": str(self.contacts_dir),
+            },
             capture_output=True,
             text=True,
             timeout=120,
@@ -66,14 +86,15 @@ def devserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     home, log = folder / "home", folder / "devserver.log"
     dagster_port, tracking_port = free_port(), free_port()
     url = f"http://127.0.0.1:{dagster_port}"
-    process = start(home, log, dagster_port, tracking_port)
+    process = start(home, log, dagster_port, tracking_port, SETTINGS)
     try:
         wait_until_up(process, log, [f"{url}/server_info", f"http://127.0.0.1:{tracking_port}/healthz"])
         _wait_for_code_location(url, log)
         # Dagster asks a localhost user once to join its community, in a dialog over the page.
         httpx.post(f"{url}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=10).raise_for_status()
         database_url = re.search(r"DATABASE_URL=(\S+)", log.read_text()).group(1)
-        yield DevServer(url=url, database_url=database_url, home=home, log=log)
+        tracking_url = f"http://localhost:{tracking_port}"  # TRACKING_BASE_URL: what the emails link to
+        yield DevServer(url=url, tracking_url=tracking_url, database_url=database_url, home=home, log=log)
     finally:
         ensure_stopped(process)
 
@@ -98,11 +119,25 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, request: pytest.FixtureRequest, screenshot: Callable[[Page, str], Path]) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(UI_TIMEOUT_MS)
-    yield context.new_page()
+    page = context.new_page()
+    yield page
+    if request.node.stash.get(_FAILED, False):
+        screenshot(page, f"failed-{request.node.name}")
     context.close()
 
 
