@@ -21,6 +21,7 @@ from tests.browser.conftest import CHROMIUM, LOCATION, DevServer
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(
         not CHROMIUM.exists(), reason=f"{CHROMIUM} missing: apt-get install chromium chromium-driver (.ci/run does)"
     ),
