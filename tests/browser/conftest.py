@@ -90,8 +90,6 @@ def devserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     try:
         wait_until_up(process, log, [f"{url}/server_info", f"http://127.0.0.1:{tracking_port}/healthz"])
         _wait_for_code_location(url, log)
-        # Dagster asks a localhost user once to join its community, in a dialog over the page.
-        httpx.post(f"{url}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=10).raise_for_status()
         database_url = re.search(r"DATABASE_URL=(\S+)", log.read_text()).group(1)
         tracking_url = f"http://localhost:{tracking_port}"  # TRACKING_BASE_URL: what the emails link to
         yield DevServer(url=url, tracking_url=tracking_url, database_url=database_url, home=home, log=log)
