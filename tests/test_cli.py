@@ -178,6 +178,17 @@ def test_console_script_help_runs() -> None:
     assert "campaign" in result.stdout and "template" in result.stdout and "server" in result.stdout
 
 
+def test_output_cut_short_by_its_reader_ends_quietly(database_url: str) -> None:
+    script = Path(sys.executable).with_name("campaigns")
+    command = [str(script), "--database-url", database_url, "server", "list"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stderr is not None
+        child.stdout.close()  # as `| head -0`: the reader is gone before anything is written
+        err = child.stderr.read().decode()
+    assert child.returncode == 1
+    assert err == ""
+
+
 def test_a_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main(["server"])
