@@ -293,25 +293,10 @@ def test_each_line_records_the_campaigns_sends_with_stable_keys_and_a_true_rate(
 
 
 def test_a_campaign_id_below_1_is_refused_before_anything_is_sent(
-    db: psycopg.Connection,
-    instance: dg.DagsterInstance,
-    database_url: str,
-    quota_resource: QuotaResource,
-    fake_http: HttpClientResource,
-    fakes: FakeProviders,
+    db: psycopg.Connection, send, fakes: FakeProviders
 ) -> None:
     # The Launchpad's scaffold fills a required int with 0: the run must not take it for a campaign.
-    result = send_campaign.execute_in_process(
-        run_config={"ops": {"plan_channels": {"config": {"campaign_id": 0}}}},
-        instance=instance,
-        resources={
-            "database": PostgresResource(url=database_url),
-            "quotas": quota_resource,
-            "http": fake_http,
-            "tracking": TrackingResource(base_url="https://t.example.com", secret="test-secret"),
-        },
-        raise_on_error=False,
-    )
+    result = send(0)
 
     assert not result.success
     assert fakes.calls() == []
