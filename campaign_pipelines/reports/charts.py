@@ -11,6 +11,7 @@ import io
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from campaign_pipelines.reports.model import CampaignReport
 
@@ -71,6 +72,10 @@ def hourly_chart(report: CampaignReport) -> str:
     ]
     for label, values, colour, style in series:
         axes.plot(hours, values, label=label, color=colour, linestyle=style, marker="o", markersize=3)
+    # Whole hours, half an hour of room either side: one hour's point is not drawn on a ±0.04 h axis.
+    axes.set_xlim(min(hours) - 0.5, max(hours) + 0.5)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axes.set_ylim(bottom=0)
     axes.set_xlabel("hours since launch")
     axes.legend(fontsize=7, frameon=False)
     axes.spines[["top", "right"]].set_visible(False)
