@@ -19,6 +19,7 @@ import pytest
 from psycopg import sql
 
 from campaign_pipelines import cli
+from campaign_pipelines.cli import watch as cli_watch
 from campaign_pipelines.contacts import campaign_import
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
@@ -1059,7 +1060,7 @@ def test_watch_ends_at_once_when_the_campaign_is_over(
     def no_sleep(seconds: float) -> None:
         raise AssertionError("a finished campaign is not watched")
 
-    monkeypatch.setattr(cli.time, "sleep", no_sleep)
+    monkeypatch.setattr(cli_watch.time, "sleep", no_sleep)
     _set_progress(db, launched, 1, status="done", sent_count=5)
     _set_progress(db, launched, 2, status="done", sent_count=2)
     db.execute("UPDATE campaigns SET status = 'completed', sent_count = 7 WHERE id = %s", (launched,))
@@ -1085,7 +1086,7 @@ def test_watch_reads_again_until_the_campaign_is_over(
         if len(waits) == 2:
             db.execute("UPDATE campaigns SET status = 'cancelled' WHERE id = %s", (launched,))
 
-    monkeypatch.setattr(cli.time, "sleep", sending_meanwhile)
+    monkeypatch.setattr(cli_watch.time, "sleep", sending_meanwhile)
 
     code, out, err = run("campaign", "watch", str(launched), "--interval", "0.5")
 
@@ -1102,7 +1103,7 @@ def test_ctrl_c_stops_watching_with_exit_0(
     def interrupted(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.time, "sleep", interrupted)
+    monkeypatch.setattr(cli_watch.time, "sleep", interrupted)
 
     code, out, _ = run("campaign", "watch", str(launched))
 
@@ -1289,7 +1290,7 @@ def test_watch_rates_span_the_last_minute_of_reads(
     # nothing, yet its rate is 2 a minute. Reads are 30 s apart on a shifted monotonic clock.
     shift = [0.0]
     real_monotonic = time.monotonic
-    monkeypatch.setattr(cli.time, "monotonic", lambda: real_monotonic() + shift[0])
+    monkeypatch.setattr(cli_watch.time, "monotonic", lambda: real_monotonic() + shift[0])
     reads: list[float] = []
 
     def thirty_seconds_later(seconds: float) -> None:
@@ -1300,7 +1301,7 @@ def test_watch_rates_span_the_last_minute_of_reads(
         if len(reads) == 4:
             db.execute("UPDATE campaigns SET status = 'cancelled' WHERE id = %s", (launched,))
 
-    monkeypatch.setattr(cli.time, "sleep", thirty_seconds_later)
+    monkeypatch.setattr(cli_watch.time, "sleep", thirty_seconds_later)
 
     code, out, _ = run("campaign", "watch", str(launched), "--interval", "30")
 
