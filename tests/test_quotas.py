@@ -3,13 +3,8 @@ it are seeded from that record when missing and never go below zero."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-
-import pytest
-import redis
 
 from campaign_pipelines.quotas import RedisQuotas, quota_day
 from campaign_pipelines.store import quotas as quota_sql
@@ -17,39 +12,10 @@ from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.connection import connect
 from campaign_pipelines.store.contacts import PENDING
 from campaign_pipelines.store.quotas import Quota
-from tests.sending.fixtures import REDIS_URL
+from tests.sending.fixtures import lose_counters
 from tests.sending.test_line import BREVO, SENDGRID
 
 DAY = date(2026, 11, 30)
-
-
-@pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail("Redis must run on 127.0.0.1:6379 (make test uses the real one)")
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def namespace(client: redis.Redis) -> Iterator[str]:
-    namespace = uuid.uuid4().hex
-    yield namespace
-    _lose(client, namespace)
-
-
-@pytest.fixture
-def cache(client: redis.Redis, namespace: str) -> RedisQuotas:
-    return RedisQuotas(client, namespace)
-
-
-def _lose(client: redis.Redis, namespace: str) -> None:
-    """What a Redis restarted empty keeps of a namespace's counters: nothing."""
-    for key in client.scan_iter(f"campaigns:{namespace}:*"):
-        client.delete(key)
 
 
 def test_a_redis_counter_grants_up_to_the_limit_and_gives_back(cache: RedisQuotas) -> None:
@@ -66,7 +32,7 @@ def test_a_redis_counter_grants_up_to_the_limit_and_gives_back(cache: RedisQuota
 
 def test_a_lost_counter_is_seeded_from_what_postgresql_recorded(cache: RedisQuotas, client, namespace) -> None:
     assert cache.reserve("line:1", DAY, 400, 3000, lambda: 0) == 400
-    _lose(client, namespace)
+    lose_counters(client, namespace)
     # 2,900 were recorded in PostgreSQL that day: only 100 are left, not 3,000.
     assert cache.reserve("line:1", DAY, 400, 3000, lambda: 2900) == 100
     assert cache.used("line:1", DAY) == 3000
@@ -76,7 +42,7 @@ def test_a_give_back_on_a_lost_counter_neither_recreates_it_nor_goes_negative(
     cache: RedisQuotas, client, namespace
 ) -> None:
     assert cache.reserve("line:1", DAY, 400, 3000, lambda: 0) == 400
-    _lose(client, namespace)
+    lose_counters(client, namespace)
     cache.give_back("line:1", DAY, 400)
     assert cache.used("line:1", DAY) is None
     assert cache.reserve("line:1", DAY, 5000, 3000, lambda: 1000) == 2000

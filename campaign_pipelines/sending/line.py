@@ -9,8 +9,6 @@ Sensors and the daily schedule relaunch it; it then resumes exactly where it was
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -18,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import psycopg
-import redis
 
 from campaign_pipelines import providers, servers
 from campaign_pipelines.errors import ValidationError
@@ -39,8 +36,9 @@ from campaign_pipelines.providers import (
 from campaign_pipelines.quotas import RedisQuotas, quota_day
 from campaign_pipelines.rendering import MessageRenderer, Tracking
 from campaign_pipelines.sending.clock import Clock
+from campaign_pipelines.sending.recorder import Recorder
+from campaign_pipelines.sending.reservations import Reservations
 from campaign_pipelines.store import campaigns as campaign_sql
-from campaign_pipelines.store import quotas as quota_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.store.contacts import FAILED, SENT, SUPPRESSED, UNKNOWN
@@ -132,43 +130,6 @@ class _Lost(Exception):
     """Another run owns the line now: stop without touching its state."""
 
 
-class _Recorder(threading.Thread):
-    """Records finished batches on a second connection while the loop sends the next one.
-
-    A batch sent but not yet recorded when the process dies stays reserved, hence `unknown`:
-    the same guarantee as a batch whose answer never came.
-    """
-
-    def __init__(self, conn: psycopg.Connection) -> None:
-        super().__init__(daemon=True, name="results-recorder")
-        self._conn = conn
-        # One batch recording while the next is sent; a third waits.
-        self._jobs: queue.Queue[Callable[[psycopg.Connection], None] | None] = queue.Queue(maxsize=1)
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if self.error is None:
-                try:
-                    job(self._conn)
-                except BaseException as error:  # raised again in the sending thread
-                    self.error = error
-
-    def submit(self, job: Callable[[psycopg.Connection], None]) -> None:
-        self._raise()
-        self._jobs.put(job)
-
-    def drain(self) -> None:
-        """Wait until everything submitted is recorded."""
-        self._jobs.put(None)
-        self.join()
-        self._raise()
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-
 class LineSender:
     def __init__(
         self,
@@ -187,7 +148,7 @@ class LineSender:
         alone). `results_conn`, a second connection, lets results be recorded while the next
         batch is sent (faster); without it they are recorded in turn on `conn`."""
         self._conn = conn
-        self._recorder = _Recorder(results_conn) if results_conn is not None else None
+        self._recorder = Recorder(results_conn) if results_conn is not None else None
         self._line_id = line_id
         self._run_id = run_id
         self._quotas = quotas
@@ -208,6 +169,7 @@ class LineSender:
         assert campaign is not None
         outcome = LineOutcome(line_id=line.id, status="sending")
         self._line, self._campaign, self._outcome = line, campaign, outcome
+        self._reservations = Reservations(self._conn, self._quotas, outcome.warnings.append)
         self._renderer: MessageRenderer | None = None
         if not send_sql.claim_line(self._conn, line.id, self._run_id, stale_after_s=STALE_AFTER_S):
             outcome.reason = "another run is sending this line"
@@ -343,73 +305,13 @@ class LineSender:
             next_run_at=next_day,
         )
 
-    def _reserve(self, quotas: list[Quota], wanted: int, next_day: datetime) -> tuple[int, Callable[[int], None]]:
-        """Reserve up to `wanted` sends on the Redis counters of `quotas` (all of them, or none).
-
-        Returns what was granted and a function giving back an unused part of it. Without Redis
-        everything is granted here: the claim takes what PostgreSQL's record leaves.
-        """
-        cache = self._quotas
-        if cache is None or not quotas:
-            return wanted, lambda unused: None
-        granted = wanted
-        taken: list[Quota] = []
-        for quota in quotas:
-
-            def recorded(quota: Quota = quota) -> int:
-                return quota_sql.used(self._conn, quota.counter, quota.day)
-
-            try:
-                got = cache.reserve(quota.counter, quota.day, granted, quota.limit, recorded)
-            except redis.RedisError as error:
-                for earlier in taken:
-                    self._give_back_to_cache(earlier, granted)
-                self._lose_cache(error)
-                return wanted, lambda unused: None
-            for earlier in taken:
-                self._give_back_to_cache(earlier, granted - got)
-            taken.append(quota)
-            granted = got
-            if granted == 0:
-                raise self._quota_reached(quota, next_day)
-
-        def give_back(unused: int) -> None:
-            for quota in taken:
-                self._give_back_to_cache(quota, unused)
-
-        return granted, give_back
-
-    def _give_back_to_cache(self, quota: Quota, unused: int) -> None:
-        """Best effort: a counter left too high only ends a line's day early."""
-        if self._quotas is not None:
-            try:
-                self._quotas.give_back(quota.counter, quota.day, unused)
-            except redis.RedisError as error:
-                self._lose_cache(error)
-
-    def _raise_cache(self, quotas: list[Quota]) -> None:
-        """Redis held less than PostgreSQL recorded (seeded while another claim was in flight)."""
-        if self._quotas is not None:
-            try:
-                for quota in quotas:
-                    self._quotas.raise_to(
-                        quota.counter, quota.day, quota_sql.used(self._conn, quota.counter, quota.day)
-                    )
-            except redis.RedisError as error:
-                self._lose_cache(error)
-
-    def _lose_cache(self, error: redis.RedisError) -> None:
-        # PostgreSQL enforces every quota at the claim: the line goes on without the cache.
-        self._quotas = None
-        self._outcome.warnings.append(
-            f"Redis is unreachable ({error}); the rest of this run counts its quotas in PostgreSQL alone"
-        )
-
     def _claim_batch(self) -> _Batch | None:
         """Quota, claim and render the next contacts; None when none is left to call for
         (all suppressed, or failed to render: recorded)."""
         quotas, next_day = self._day_quotas()
-        granted, give_back = self._reserve(quotas, self._claim_size, next_day)
+        granted, full, give_back = self._reservations.reserve(quotas, self._claim_size)
+        if full is not None:
+            raise self._quota_reached(full, next_day)
         claim = send_sql.claim(self._conn, self._campaign.id, self._line_id, self._run_id, granted, quotas)
         if claim.lost:
             give_back(granted)
@@ -417,7 +319,7 @@ class LineSender:
         sendable = [c for c in claim.contacts if c.send_status != SUPPRESSED]
         give_back(granted - len(sendable))
         if claim.room is not None and claim.room < granted:
-            self._raise_cache(quotas)
+            self._reservations.raise_to_recorded(quotas)
         if not claim.contacts:
             if claim.room == 0 and claim.tightest is not None:
                 raise self._quota_reached(claim.tightest, next_day)

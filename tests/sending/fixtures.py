@@ -179,3 +179,34 @@ def fake_http(fakes: FakeProviders) -> HttpClientResource:
             return ProviderClient(fakes.transport(), timeout=self.timeout_s)
 
     return FakeHttpClientResource(timeout_s=5.0)
+
+
+def lose_counters(client: redis.Redis, namespace: str) -> None:
+    """What a Redis restarted empty keeps of a namespace's counters: nothing."""
+    for key in client.scan_iter(f"campaigns:{namespace}:*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    """The real Redis make test runs against."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail("Redis must run on 127.0.0.1:6379 (make test uses the real one)")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(client: redis.Redis) -> Iterator[str]:
+    namespace = uuid.uuid4().hex
+    yield namespace
+    lose_counters(client, namespace)
+
+
+@pytest.fixture
+def cache(client: redis.Redis, namespace: str) -> RedisQuotas:
+    """Quota counters of their own namespace, emptied afterwards."""
+    return RedisQuotas(client, namespace)
