@@ -55,7 +55,7 @@ def quote(text: str) -> str:
 
 def retry_after(headers: httpx.Headers, *, now: float | None = None) -> float | None:
     """Seconds to wait from the standard headers: `Retry-After` (seconds or an HTTP date) or
-    `X-RateLimit-Reset` (an epoch in seconds, SendGrid's v3 convention)."""
+    `X-RateLimit-Reset` (an epoch in seconds)."""
     now = time.time() if now is None else now
     value = headers.get("retry-after")
     if value:

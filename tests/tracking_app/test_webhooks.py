@@ -26,11 +26,12 @@ from psycopg import sql
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from campaign_pipelines.providers.sendgrid import SIGNATURE_HEADER as SENDGRID_SIGNATURE_HEADER
+from campaign_pipelines.providers.sendgrid import TIMESTAMP_HEADER as SENDGRID_TIMESTAMP_HEADER
 from campaign_pipelines.store import blacklist as blacklist_sql
 from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes
 from tracking_app import webhooks
 from tracking_app.webhooks import WebhookSettings
-from tracking_app.webhooks_auth import SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER
 
 CAMPAIGN = 12
 SENDGRID_KEY = ec.generate_private_key(ec.SECP256R1())

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from tracking_app import webhooks_payloads as payloads
-from tracking_app.webhooks_payloads import MailgunSignature, MalformedPayload
+from campaign_pipelines.providers import brevo, mailgun, postmark, sendgrid
+from campaign_pipelines.providers.mailgun import Signature as MailgunSignature
+from campaign_pipelines.providers.webhook import MalformedPayload, Parsed
 
 NOW = datetime(2025, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -19,7 +20,7 @@ def body(document: Any) -> bytes:
 
 
 def test_brevo_times_fall_back_from_ts_epoch_to_ts_event_to_now() -> None:
-    parsed = payloads.brevo_events(
+    parsed = brevo.events(
         body(
             [
                 {"event": "delivered", "email": "a@example.com", "ts_epoch": 1764318600123, "ts_event": 1},
@@ -33,17 +34,17 @@ def test_brevo_times_fall_back_from_ts_epoch_to_ts_event_to_now() -> None:
 
 
 def test_brevo_reads_its_custom_header_whatever_its_case() -> None:
-    parsed = payloads.brevo_events(body({"event": "spam", "email": "a@example.com", "x-mailin-custom": "12-3"}), NOW)
+    parsed = brevo.events(body({"event": "spam", "email": "a@example.com", "x-mailin-custom": "12-3"}), NOW)
     assert (parsed.events[0].event, parsed.events[0].send_id) == ("complaint", "12-3")
 
 
 def test_a_send_id_that_is_not_text_is_not_ours() -> None:
-    parsed = payloads.sendgrid_events(body([{"event": "delivered", "email": "a@example.com", "send_id": 12}]), NOW)
+    parsed = sendgrid.events(body([{"event": "delivered", "email": "a@example.com", "send_id": 12}]), NOW)
     assert parsed.events[0].send_id is None
 
 
 def test_sendgrid_bounce_types() -> None:
-    parsed = payloads.sendgrid_events(
+    parsed = sendgrid.events(
         body(
             [
                 {"event": "bounce", "email": "a@example.com", "type": "blocked", "status": "4.2.2"},
@@ -65,17 +66,17 @@ def test_sendgrid_bounce_types() -> None:
 
 def test_mailgun_signature_block() -> None:
     document = {"signature": {"timestamp": 1764318600, "token": "t" * 50, "signature": "ab" * 32}}
-    assert payloads.mailgun_signature(document) == MailgunSignature("1764318600", "t" * 50, "ab" * 32)
+    assert mailgun.signature(document) == MailgunSignature("1764318600", "t" * 50, "ab" * 32)
     for broken in ({}, {"signature": "x"}, {"signature": {"timestamp": True, "token": "t", "signature": "s"}}):
-        assert payloads.mailgun_signature(broken) is None
+        assert mailgun.signature(broken) is None
     with pytest.raises(MalformedPayload, match="not a JSON object"):
-        payloads.mailgun_document(b"[]")
+        mailgun.document(b"[]")
 
 
 def test_mailgun_failures_by_severity_and_their_words() -> None:
-    def failure(**fields: Any) -> payloads.Parsed:
+    def failure(**fields: Any) -> Parsed:
         data = {"event": "failed", "recipient": "a@example.com", "timestamp": 1764318600.5, **fields}
-        return payloads.mailgun_events({"event-data": data}, NOW)
+        return mailgun.events({"event-data": data}, NOW)
 
     hard = failure(
         severity="permanent", reason="suppress-bounce", **{"delivery-status": {"message": "", "description": ""}}
@@ -88,7 +89,7 @@ def test_mailgun_failures_by_severity_and_their_words() -> None:
 
 
 def test_postmark_subscription_changes() -> None:
-    def change(suppress: bool, reason: str) -> payloads.Parsed:
+    def change(suppress: bool, reason: str) -> Parsed:
         record = {
             "RecordType": "SubscriptionChange",
             "Recipient": "a@example.com",
@@ -96,7 +97,7 @@ def test_postmark_subscription_changes() -> None:
             "SuppressSending": suppress,
             "SuppressionReason": reason,
         }
-        return payloads.postmark_events(body(record), NOW)
+        return postmark.events(body(record), NOW)
 
     assert change(True, "ManualSuppression").events[0].event == "unsubscribe"
     # Bounce and SpamComplaint records say these themselves; a reactivation is not an event of ours.
@@ -120,7 +121,7 @@ def test_postmark_subscription_changes() -> None:
 )
 def test_postmark_bounce_types(bounce_type: str | None, expected: str | None) -> None:
     record = {"RecordType": "Bounce", "Type": bounce_type, "TypeCode": 16, "Email": "a@example.com"}
-    parsed = payloads.postmark_events(body(record), NOW)
+    parsed = postmark.events(body(record), NOW)
     assert [(event.event, event.occurred_at) for event in parsed.events] == (
         [] if expected is None else [(expected, NOW)]
     )
@@ -129,9 +130,7 @@ def test_postmark_bounce_types(bounce_type: str | None, expected: str | None) ->
 
 def test_sendgrid_event_ids_are_its_own_or_derived() -> None:
     item = {"event": "delivered", "email": "a@example.com", "timestamp": 1764318600, "sg_message_id": "m.1"}
-    own, derived, again = payloads.sendgrid_events(
-        body([{**item, "sg_event_id": "ZGVsaXZlcmVk"}, item, item]), NOW
-    ).events
+    own, derived, again = sendgrid.events(body([{**item, "sg_event_id": "ZGVsaXZlcmVk"}, item, item]), NOW).events
     assert own.event_id == "ZGVsaXZlcmVk"
     assert derived.event_id == again.event_id and derived.event_id.startswith("sha256:")
 
@@ -146,7 +145,7 @@ def test_brevo_event_ids_are_derived_from_what_identifies_the_event() -> None:
     }
 
     def event_id(**changes: Any) -> str:
-        return payloads.brevo_events(body({**event, **changes}), NOW).events[0].event_id
+        return brevo.events(body({**event, **changes}), NOW).events[0].event_id
 
     assert event_id() == event_id()
     # The webhook's own id names the webhook, not the event: two webhooks bring one event.
@@ -158,7 +157,7 @@ def test_brevo_event_ids_are_derived_from_what_identifies_the_event() -> None:
 def test_mailgun_event_ids_hold_the_event_time() -> None:
     def event_id(**changes: Any) -> str:
         data = {"event": "delivered", "id": "Ase7i2zsRYeDXztHGENqRA", "timestamp": 1764318600.5, "recipient": "a@x.com"}
-        return payloads.mailgun_events({"event-data": {**data, **changes}}, NOW).events[0].event_id
+        return mailgun.events({"event-data": {**data, **changes}}, NOW).events[0].event_id
 
     assert event_id() == event_id()
     # Mailgun's id is unique within a day only.
@@ -167,6 +166,6 @@ def test_mailgun_event_ids_hold_the_event_time() -> None:
 
 def test_postmark_event_ids_are_derived() -> None:
     record = {"RecordType": "Bounce", "Type": "SoftBounce", "ID": 42, "Email": "a@example.com", "MessageID": "m-1"}
-    first, again = (payloads.postmark_events(body(record), NOW).events[0] for _ in range(2))
-    other = payloads.postmark_events(body({**record, "ID": 43}), NOW).events[0]
+    first, again = (postmark.events(body(record), NOW).events[0] for _ in range(2))
+    other = postmark.events(body({**record, "ID": 43}), NOW).events[0]
     assert first.event_id == again.event_id != other.event_id
