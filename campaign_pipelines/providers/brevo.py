@@ -158,6 +158,8 @@ def _version(message: OutgoingMessage) -> dict[str, Any]:
 def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
     status = response.status_code
     if status in (200, 201, 202):
+        if not _http.is_json(response):
+            raise _http.not_its_answer(Brevo.name, response)
         payload = _http.json_object(response)
         ids = payload.get("messageIds") or ([payload["messageId"]] if payload.get("messageId") else [])
         return [

@@ -240,9 +240,13 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     status = response.status_code
     payload: dict[str, Any] = _http.json_object(response)
     if status == 200:
+        if not _http.is_json(response):
+            raise _http.not_its_answer(
+                Mailgun.name, response, " (is the server URL the API base, like https://api.mailgun.net/v3?)"
+            )
         message_id = payload.get("id")
         if not message_id:
-            # A wrong base URL can answer 200 "Mailgun Magnificent API" without sending anything.
+            # Mailgun's JSON without a message id: not its answer to a send, nothing was sent.
             raise Rejected(
                 f"mailgun: the server URL answered without a message id ({_http.quote(response.text)}); "
                 "is it the API base, like https://api.mailgun.net/v3?",

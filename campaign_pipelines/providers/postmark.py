@@ -153,7 +153,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         try:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            raise ServerError(f"postmark: unreadable answer {_http.quote(response.text)!r}", status=status) from None
+            raise _http.not_its_answer(Postmark.name, response) from None
         results = payload if isinstance(payload, list) else [payload]
         if len(results) != len(messages) or not all(isinstance(result, dict) for result in results):
             raise ServerError(

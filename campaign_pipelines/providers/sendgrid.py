@@ -234,6 +234,9 @@ def _content(text: str, html: str) -> list[dict[str, str]]:
 def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
     status = response.status_code
     if 200 <= status < 300:
+        # The documented answer has no body (202), or a JSON one.
+        if response.content.strip() and not _http.is_json(response):
+            raise _http.not_its_answer(SendGrid.name, response)
         message_id = response.headers.get("x-message-id")
         return [Delivery.accepted(message.send_id, message_id) for message in messages]
     errors = _http.json_object(response).get("errors")

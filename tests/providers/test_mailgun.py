@@ -9,7 +9,7 @@ import pytest
 
 from campaign_pipelines import providers
 from campaign_pipelines.providers import RateLimited
-from tests.fakes.providers import form_fields
+from tests.fakes.providers.mailgun import form_fields
 from tests.providers.support import Recorder, Wire, message, messages
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from campaign_pipelines import providers
 from campaign_pipelines.providers import RateLimited, Rejected
+from campaign_pipelines.providers.client import ProviderClient
 from tests.providers.support import SENDER, Recorder, Wire, message, messages
 
 
@@ -47,3 +49,25 @@ def test_a_429_waits_for_retry_after_when_given(wire: Wire, hint: float | None, 
         wire.send("postmark", messages(1))
 
     assert caught.value.retry_after_s == expected
+
+
+def test_a_refused_recipient_in_a_batch_fails_with_its_error_code(wire: Wire) -> None:
+    wire.state.reject_recipient("reader2@example.org")
+
+    deliveries = wire.send("postmark", messages(4))
+
+    assert "Invalid 'To' address: 'reader2@example.org'." in deliveries[2].error
+    assert "ErrorCode 300" in deliveries[2].error
+
+
+def test_a_key_that_cannot_be_written_as_a_header_is_rejected_without_being_quoted(fake_server) -> None:
+    with ProviderClient(timeout=2.0) as client, pytest.raises(Rejected) as caught:
+        providers.get("postmark").send(
+            client,
+            url=fake_server.url,
+            api_key="abc\nsecret-part",
+            sender=SENDER,
+            messages=[message(1)],
+            idempotency_key=None,
+        )
+    assert "secret-part" not in str(caught.value)
