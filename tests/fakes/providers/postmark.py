@@ -28,7 +28,7 @@ from tests.fakes.providers.base import (
 if TYPE_CHECKING:
     from tests.fakes.providers import FakeProviders
 
-USER, PASSWORD = "postmark", secrets.token_urlsafe(16)
+USER, PASSWORD = f"hooks-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
 _ROUTES = {"/email": "single", "/email/batch": "batch"}
 _BAD_TOKEN = {"ErrorCode": 10, "Message": "Request does not contain a valid Server token."}
 
