@@ -11,7 +11,7 @@ in one transaction (campaign_pipelines.blacklist). Answers:
   still 200, so the provider stops retrying it;
 - 400: the body is not what the provider sends; nothing recorded;
 - 401: bad signature or credentials, or a signature out of its provider's window; nothing recorded;
-- 406: a one-time token already used (a replay; Mailgun's, which it never retries);
+- 406: a one-time token already used (a replay; a provider that signs with tokens does not retry it);
 - 413: a body over MAX_BODY_BYTES;
 - 503: the provider's secret is not configured here (logged as an error): the providers retry
   on 503, so no event is lost while someone sets it.

@@ -17,7 +17,7 @@ import orjson
 
 from campaign_pipelines.providers.webhook import MalformedPayload
 
-# Derived ids are "sha256:<hex>": providers' own ids (SendGrid's are base64url) have no ':', so the two never meet.
+# Derived ids are "sha256:<hex>": a provider's own id must have no ':' (base64url, hex, a UUID), so the two never meet.
 _DERIVED_ID_PREFIX = "sha256:"
 
 

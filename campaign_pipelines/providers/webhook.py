@@ -62,7 +62,7 @@ class Parsed:
     events: list[DeliveryEvent] = field(default_factory=list)
     # Provider events we do not keep (opens, clicks, deferrals, …): answered 200 all the same.
     ignored: int = 0
-    # A one-time token the request was signed with (Mailgun's): spent with the events, in one
+    # A one-time token the request was signed with: spent with the events, in one
     # transaction; a second request with it is a replay, answered 406.
     token: str | None = None
 
