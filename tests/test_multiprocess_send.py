@@ -24,7 +24,7 @@ from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import SENT
-from tests.fakes.providers import BREVO_PATH, SENDGRID_PATH, FakeProviders, Reply
+from tests.fakes.providers import FakeProviders, Reply
 from tests.fakes.server import running_fakes
 from tests.sending.fixtures import REDIS_URL
 from tests.sending.test_line import BREVO, SENDGRID
@@ -38,7 +38,6 @@ CONTACTS = 1_500
 BATCH = 10
 # Each call is answered this late: ~50 calls per line make a few seconds of sending.
 CALL_DELAY_S = 0.08
-PROVIDER_OF_PATH = {BREVO_PATH: "brevo", SENDGRID_PATH: "sendgrid", "/email/batch": "postmark", "/email": "postmark"}
 
 
 class TimedFakes(FakeProviders):
@@ -49,7 +48,7 @@ class TimedFakes(FakeProviders):
         self.arrivals: dict[str, list[float]] = {provider: [] for provider in ("brevo", "sendgrid", "postmark")}
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        self.arrivals[PROVIDER_OF_PATH[path]].append(time.time())
+        self.arrivals[self.provider_of(path)].append(time.time())
         return super().handle(method, path, headers, body)
 
 

@@ -35,6 +35,7 @@ from campaign_pipelines.providers import (
 )
 from campaign_pipelines.quotas import RedisQuotas, quota_day
 from campaign_pipelines.rendering import MessageRenderer, Tracking
+from campaign_pipelines.send_ids import send_id
 from campaign_pipelines.sending.clock import Clock
 from campaign_pipelines.sending.recorder import Recorder
 from campaign_pipelines.sending.reservations import Reservations
@@ -109,11 +110,6 @@ class _Calls:
     failed_call: int | None = None
     not_attempted: list[int] = field(default_factory=list)
     lost: bool = False
-
-
-def send_id(campaign_id: int, contact_id: int) -> str:
-    """Our per-recipient id, carried by the provider and back in its webhooks."""
-    return f"{campaign_id}-{contact_id}"
 
 
 class _Stop(Exception):
