@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
             f"--loglevel={args.loglevel}",
             f"--hostname={args.name}@%h",
             f"--concurrency={args.concurrency}",
-            # One step per free process: a long line never waits behind another on a busy worker.
+            # Reserve as few steps ahead as Celery allows: a step a busy worker holds waits for one
+            # of its lines to end, which may take hours (docs/deploy.md: size the concurrency).
             "--prefetch-multiplier=1",
             f"--queues={execution.STEP_QUEUE}",
         ]
