@@ -20,8 +20,9 @@ from psycopg import sql
 from campaign_pipelines.settings import start_embedded_postgres, with_database
 from campaign_pipelines.store.connection import connect, ensure_schema
 
-# Campaigns with imported contacts, fake providers and a send loop runner, for every test folder.
-pytest_plugins = ["tests.sending.fixtures"]
+# Campaigns with imported contacts, fake providers and a send loop runner, for every test folder;
+# servers of their own for the fault and cluster tests (started only when asked for).
+pytest_plugins = ["tests.sending.fixtures", "tests.faults.fixtures"]
 
 _DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 _TABLES = (

@@ -11,6 +11,7 @@ import dagster as dg
 import psycopg
 from pydantic import Field
 
+from campaign_pipelines import execution
 from campaign_pipelines.assets.sends import sends_materialization
 from campaign_pipelines.ops.admin import refused_as_failure
 from campaign_pipelines.resources.database import PostgresResource
@@ -156,7 +157,8 @@ def finalize(context: dg.OpExecutionContext, campaign_id: int, outcomes: list[di
 
 
 @dg.job(
-    executor_def=dg.multiprocess_executor.configured({"max_concurrent": MAX_PARALLEL_LINES}),
+    # Lines in processes of this machine, or steps on the Celery workers (CAMPAIGNS_EXECUTOR).
+    executor_def=execution.send_executor(MAX_PARALLEL_LINES),
     description="Send a campaign: every sending line in parallel, at its own pace and quota.",
 )
 def send_campaign() -> None:
