@@ -195,9 +195,9 @@ def add_slice(duck: duckdb.DuckDBPyConnection, campaign_id: int, lo: int, hi: in
         f" bool_or(event = '{UNSUBSCRIBE}') AS unsubscribed"
         f" FROM {deliveries} GROUP BY contact_id"
     )
+    table = f"pg.public.{contact_table(campaign_id).as_string()}"
     contacts = (
-        f"(SELECT id, email, channel_id, send_status, attempted_at FROM pg.public.{contact_table(campaign_id).as_string()}"
-        f" WHERE id >= {int(lo)} AND id < {int(hi)})"
+        f"(SELECT id, email, channel_id, send_status, attempted_at FROM {table} WHERE id >= {int(lo)} AND id < {int(hi)})"
     )
     # The slice streams from PostgreSQL into the file, joined to the folded events as it comes.
     duck.execute(
