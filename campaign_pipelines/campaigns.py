@@ -17,6 +17,7 @@ import psycopg
 from campaign_pipelines.contacts.records import normalize_email
 from campaign_pipelines.errors import NotFoundError, ValidationError, existing_names, unknown
 from campaign_pipelines.headers import header_problem
+from campaign_pipelines.statuses import CONFIGURE
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
 
@@ -170,7 +171,7 @@ def _configurable(conn: psycopg.Connection) -> str:
     """The campaigns a configure step may name."""
     return campaign_choices(
         conn,
-        campaign_sql.CONFIGURABLE,
+        CONFIGURE.sources,
         "be configured",
         none="no campaign can be configured: create one with create_campaign first",
     )
@@ -201,10 +202,8 @@ def configure_campaign(
     if campaign is None:
         raise NotFoundError(f"campaign {campaign_id} does not exist; {_configurable(conn)}")
     problems = []
-    if campaign.status not in campaign_sql.CONFIGURABLE:
-        problems.append(
-            f"status is '{campaign.status}': only a {'/'.join(campaign_sql.CONFIGURABLE)} campaign can be configured"
-        )
+    if not CONFIGURE.allows(campaign.status):
+        problems.append(f"status is '{campaign.status}': only a {CONFIGURE.from_words} campaign can be configured")
     problems += _contact_file_problems(contacts_dir, contact_files)
     channel_problems, lines = _channel_problems(conn, channels)
     problems += channel_problems
@@ -214,7 +213,7 @@ def configure_campaign(
     with conn.transaction():
         locked = campaign_sql.campaign_by_id(conn, campaign_id, for_update=True)
         assert locked is not None
-        if locked.status not in campaign_sql.CONFIGURABLE:
+        if not CONFIGURE.allows(locked.status):
             raise ValidationError(what, [f"status changed to '{locked.status}' meanwhile"])
         template = catalog.template_by_id(conn, locked.template_id)
         campaign_sql.save_configuration(

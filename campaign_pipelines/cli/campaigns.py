@@ -17,7 +17,7 @@ from campaign_pipelines.contacts.campaign_import import failure_message, import_
 from campaign_pipelines.contacts.reader import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.sending import campaign as lifecycle
-from campaign_pipelines.store import contacts as contact_sql
+from campaign_pipelines.statuses import CampaignStatus, ContactStatus
 from campaign_pipelines.store import sending as send_sql
 
 # The operator's controls (their help), and what to say once each is done.
@@ -27,9 +27,13 @@ _CONTROLS = {
     "cancel": "Cancel a campaign for good: its lines stop within seconds and the contacts not sent yet never are.",
 }
 _CONTROL_DONE = {
-    "paused": "its running lines stop within seconds; nothing is lost. Resume with 'campaigns campaign resume {id}'",
-    "running": "Dagster's stalled_lines_sensor restarts its lines; follow with 'campaigns campaign watch {id}'",
-    "cancelled": "its running lines stop within seconds; the contacts not sent yet will not be sent",
+    CampaignStatus.PAUSED: (
+        "its running lines stop within seconds; nothing is lost. Resume with 'campaigns campaign resume {id}'"
+    ),
+    CampaignStatus.RUNNING: (
+        "Dagster's stalled_lines_sensor restarts its lines; follow with 'campaigns campaign watch {id}'"
+    ),
+    CampaignStatus.CANCELLED: "its running lines stop within seconds; the contacts not sent yet will not be sent",
 }
 
 _CONFIGURE_EPILOG = """\
@@ -255,7 +259,7 @@ def _campaign_configure(args: argparse.Namespace, db: _Database) -> None:
 
 def _campaign_launch(args: argparse.Namespace, db: _Database) -> None:
     before = _campaign(db.conn, args.campaign_id)
-    if before.status == "running":
+    if before.status == CampaignStatus.RUNNING:
         print(f"campaign {before.id} '{before.name}' is already running")
     else:
         campaign = lifecycle.launch(db.conn, args.campaign_id)
@@ -273,7 +277,7 @@ def _campaign_control(args: argparse.Namespace, db: _Database) -> None:
 def _campaign_resend_unknown(args: argparse.Namespace, db: _Database) -> None:
     campaign = _campaign(db.conn, args.campaign_id)
     if not args.yes and campaign.imported_at is not None:
-        unknown = send_sql.status_counts(db.conn, campaign.id).get(contact_sql.UNKNOWN, 0)
+        unknown = send_sql.status_counts(db.conn, campaign.id).get(ContactStatus.UNKNOWN, 0)
         if not unknown:
             print(f"campaign {campaign.id} has no contact whose send is unknown: nothing to resend")
             return

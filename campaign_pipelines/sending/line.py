@@ -38,10 +38,12 @@ from campaign_pipelines.rendering import MessageRenderer, Tracking
 from campaign_pipelines.sending.clock import Clock
 from campaign_pipelines.sending.recorder import Recorder
 from campaign_pipelines.sending.reservations import Reservations
+from campaign_pipelines.statuses import CampaignStatus, ContactStatus, LineStatus
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store import tracking as tracking_sql
-from campaign_pipelines.store.contacts import FAILED, SENT, SUPPRESSED, UNKNOWN
+from campaign_pipelines.store.lines import STALE_AFTER_S
 from campaign_pipelines.store.quotas import Quota
 
 # A wait longer than this ends the step (state saved); a sensor relaunches the line on time.
@@ -50,8 +52,6 @@ MAX_WAIT_IN_STEP_S = 180.0
 CONTROL_EVERY_S = 1.0
 # Transient provider trouble that outlasts the retries: try again after this.
 RETRY_LATER_S = 300.0
-# A line whose heartbeat is older than this has lost its worker (provider waits heartbeat too).
-STALE_AFTER_S = 120.0
 # Rendering errors are logged for the first few contacts; every one is in its contact's `error`.
 MAX_RENDER_WARNINGS = 10
 # Contacts an unpaced line claims at once, whatever its messages per call. After a crash only
@@ -119,7 +119,7 @@ def send_id(campaign_id: int, contact_id: int) -> str:
 class _Stop(Exception):
     """Ends the loop with the line's new status and the reason a person reads."""
 
-    def __init__(self, status: str, reason: str | None = None, next_run_at: datetime | None = None) -> None:
+    def __init__(self, status: LineStatus, reason: str | None = None, next_run_at: datetime | None = None) -> None:
         super().__init__(reason or status)
         self.status = status
         self.reason = reason
@@ -162,16 +162,16 @@ class LineSender:
 
     def run(self) -> LineOutcome:
         started = time.monotonic()
-        line = send_sql.line_by_id(self._conn, self._line_id)
+        line = line_sql.line_by_id(self._conn, self._line_id)
         if line is None:
             raise ValidationError(f"line {self._line_id}", ["does not exist"])
         campaign = campaign_sql.campaign_by_id(self._conn, line.campaign_id)
         assert campaign is not None
-        outcome = LineOutcome(line_id=line.id, status="sending")
+        outcome = LineOutcome(line_id=line.id, status=LineStatus.SENDING)
         self._line, self._campaign, self._outcome = line, campaign, outcome
         self._reservations = Reservations(self._conn, self._quotas, outcome.warnings.append)
         self._renderer: MessageRenderer | None = None
-        if not send_sql.claim_line(self._conn, line.id, self._run_id, stale_after_s=STALE_AFTER_S):
+        if not line_sql.claim_line(self._conn, line.id, self._run_id, stale_after_s=STALE_AFTER_S):
             outcome.reason = "another run is sending this line"
             return outcome
         # Contacts of a call a dead run of this line had started may have been sent: never resent
@@ -200,7 +200,7 @@ class LineSender:
         except _Stop as stop:
             self._drain()
             outcome.status, outcome.reason = stop.status, stop.reason
-            send_sql.set_line_state(
+            line_sql.set_line_state(
                 self._conn, line.id, self._run_id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at
             )
         except _Lost:
@@ -216,16 +216,16 @@ class LineSender:
     def _prepare(self) -> None:
         line = self._line
         if not line.server_active:
-            raise _Stop("error", f"server '{line.server_name}' is inactive")
+            raise _Stop(LineStatus.ERROR, f"server '{line.server_name}' is inactive")
         # A sender saved before validation refused control characters: stop for a person, rather
         # than fail every contact on the adapters' own check.
         for what, value in (("sender name", line.sender_name), ("sender email", line.sender_email)):
             if problem := header_problem(what, value):
-                raise _Stop("error", problem)
+                raise _Stop(LineStatus.ERROR, problem)
         try:
             self._api_key = servers.resolve_api_key(line.api_key_ref)
         except ValidationError as error:
-            raise _Stop("error", "; ".join(error.problems)) from None
+            raise _Stop(LineStatus.ERROR, "; ".join(error.problems)) from None
         self._provider = providers.get(line.provider)
         self._renderer = MessageRenderer(
             self._campaign.subject,
@@ -252,21 +252,21 @@ class LineSender:
         if not force and now - self._last_control < CONTROL_EVERY_S:
             return
         self._last_control = now
-        status = send_sql.heartbeat(self._conn, self._line_id, self._run_id)
-        if status == "lost":
+        status = line_sql.heartbeat(self._conn, self._line_id, self._run_id)
+        if status == line_sql.LOST:
             # Another run took the line over (this one was thought dead): leave it to that run.
             raise _Lost()
-        if status == "paused":
-            raise _Stop("paused", "paused by an operator")
-        if status == "cancelled":
-            raise _Stop("cancelled", "cancelled by an operator")
+        if status == CampaignStatus.PAUSED:
+            raise _Stop(LineStatus.PAUSED, "paused by an operator")
+        if status == CampaignStatus.CANCELLED:
+            raise _Stop(LineStatus.CANCELLED, "cancelled by an operator")
 
     def _wait_until(self, moment: datetime, why: str) -> None:
         remaining = (moment - self._clock.now()).total_seconds()
         if remaining <= 0:
             return
         if remaining > MAX_WAIT_IN_STEP_S:
-            raise _Stop("waiting", f"{why} until {moment.isoformat(timespec='seconds')}", next_run_at=moment)
+            raise _Stop(LineStatus.WAITING, f"{why} until {moment.isoformat(timespec='seconds')}", next_run_at=moment)
         while remaining > 0:
             self._clock.sleep(min(remaining, CONTROL_EVERY_S))
             self._control()
@@ -279,7 +279,7 @@ class LineSender:
     def _pace(self) -> None:
         if self._gap and self._last_sent is not None:
             if not send_sql.has_pending(self._conn, self._campaign.id):
-                raise _Stop("done", "no contact left to send")
+                raise _Stop(LineStatus.DONE, "no contact left to send")
             self._wait_until(self._last_sent + self._gap, "pacing")
 
     # --- one batch ---------------------------------------------------------------------
@@ -300,7 +300,7 @@ class LineSender:
     def _quota_reached(self, quota: Quota, next_day: datetime) -> _Stop:
         zone = self._line.server_timezone
         return _Stop(
-            "quota_reached",
+            LineStatus.QUOTA_REACHED,
             f"reached {quota.label}, stopping until {next_day.strftime('%Y-%m-%d %H:%M')} {zone}",
             next_run_at=next_day,
         )
@@ -316,14 +316,14 @@ class LineSender:
         if claim.lost:
             give_back(granted)
             raise _Lost()
-        sendable = [c for c in claim.contacts if c.send_status != SUPPRESSED]
+        sendable = [c for c in claim.contacts if c.send_status != ContactStatus.SUPPRESSED]
         give_back(granted - len(sendable))
         if claim.room is not None and claim.room < granted:
             self._reservations.raise_to_recorded(quotas)
         if not claim.contacts:
             if claim.room == 0 and claim.tightest is not None:
                 raise self._quota_reached(claim.tightest, next_day)
-            raise _Stop("done", "no contact left to send")
+            raise _Stop(LineStatus.DONE, "no contact left to send")
         suppressed = len(claim.contacts) - len(sendable)
         messages, ids, unrendered, reasons = [], [], [], []
         for contact in sendable:
@@ -431,11 +431,11 @@ class LineSender:
         for message in messages:
             delivery = by_id.get(message.send_id)
             if delivery is None:
-                statuses.append(UNKNOWN)
+                statuses.append(ContactStatus.UNKNOWN)
                 message_ids.append(None)
                 errors.append("the provider's answer did not mention this recipient")
             else:
-                statuses.append(SENT if delivery.ok else FAILED)
+                statuses.append(ContactStatus.SENT if delivery.ok else ContactStatus.FAILED)
                 message_ids.append(delivery.provider_message_id)
                 errors.append(delivery.error)
         self._record(ids, statuses, message_ids, errors, suppressed, calls)
@@ -459,10 +459,14 @@ class LineSender:
         rest = [i for m, i in zip(messages, ids, strict=True) if m.send_id not in decided]
         reason = str(error)
         if isinstance(error, Ambiguous):
-            self._record(rest, [UNKNOWN] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed, [call])
+            self._record(
+                rest, [ContactStatus.UNKNOWN] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed, [call]
+            )
             return
         if isinstance(error, Rejected):
-            self._record(rest, [FAILED] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed, [call])
+            self._record(
+                rest, [ContactStatus.FAILED] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed, [call]
+            )
             return
         # Nothing was sent for the rest: back to the pool for this line or another.
         self._unclaim(batch, rest, [call])
@@ -470,21 +474,23 @@ class LineSender:
             self._record([], [], [], [], suppressed)
         now = self._clock.now()
         if isinstance(error, AuthFailed):
-            raise _Stop("error", f"the provider refused the API key: {reason}")
+            raise _Stop(LineStatus.ERROR, f"the provider refused the API key: {reason}")
         if isinstance(error, QuotaExhausted):
-            raise _Stop("error", f"the provider account cannot send: {reason}")
+            raise _Stop(LineStatus.ERROR, f"the provider account cannot send: {reason}")
         if isinstance(error, RateLimited):
             wait = error.retry_after_s or RETRY_LATER_S
-            raise _Stop("waiting", f"rate limited by the provider: {reason}", next_run_at=now + timedelta(seconds=wait))
+            raise _Stop(
+                LineStatus.WAITING, f"rate limited by the provider: {reason}", next_run_at=now + timedelta(seconds=wait)
+            )
         raise _Stop(
-            "waiting",
+            LineStatus.WAITING,
             f"provider unavailable after retries: {reason}",
             next_run_at=now + timedelta(seconds=RETRY_LATER_S),
         )
 
     def _heartbeat_while_waiting(self, seconds: float, error: ProviderError) -> None:
         # Only a heartbeat: a pause during a provider wait is honoured once the batch is recorded.
-        send_sql.heartbeat(self._conn, self._line_id, self._run_id)
+        line_sql.heartbeat(self._conn, self._line_id, self._run_id)
 
     def _message(self, contact_id: int, email: str, attributes: dict) -> OutgoingMessage:
         assert self._renderer is not None
@@ -522,9 +528,9 @@ class LineSender:
         else:
             record(self._conn)
         outcome = self._outcome
-        outcome.sent += sum(1 for s in statuses if s == SENT)
-        outcome.failed += sum(1 for s in statuses if s == FAILED)
-        outcome.unknown += sum(1 for s in statuses if s == UNKNOWN)
+        outcome.sent += sum(1 for s in statuses if s == ContactStatus.SENT)
+        outcome.failed += sum(1 for s in statuses if s == ContactStatus.FAILED)
+        outcome.unknown += sum(1 for s in statuses if s == ContactStatus.UNKNOWN)
         outcome.suppressed += suppressed
         if self._on_progress is not None:
             self._on_progress(outcome)

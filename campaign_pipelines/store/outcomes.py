@@ -26,16 +26,8 @@ import psycopg
 from psycopg import sql
 
 from campaign_pipelines.blacklist import COMPLAINT, DELIVERED, HARD_BOUNCE, SOFT_BOUNCE, UNSUBSCRIBE
-from campaign_pipelines.store.contacts import (
-    FAILED,
-    PENDING,
-    RESERVED,
-    SEND_STATES,
-    SENT,
-    SUPPRESSED,
-    UNKNOWN,
-    contact_table,
-)
+from campaign_pipelines.statuses import ContactStatus
+from campaign_pipelines.store.contacts import contact_table
 from campaign_pipelines.store.tracking import CLICK, HUMAN_FLAG, OPEN
 from campaign_pipelines.store.tracking import UNSUBSCRIBE as UNSUBSCRIBE_KIND
 
@@ -114,7 +106,7 @@ def load_events(duck: duckdb.DuckDBPyConnection, campaign_id: int) -> None:
     duck.execute(f"CREATE OR REPLACE TEMP TABLE events AS SELECT * FROM {_events(campaign_id)}")
 
 
-_STATUS_WORDS = " ".join(f"WHEN {code} THEN '{word}'" for code, word in SEND_STATES.items())
+_STATUS_WORDS = " ".join(f"WHEN {status:d} THEN '{status.word}'" for status in ContactStatus)
 
 
 def prepare_outcomes(duck: duckdb.DuckDBPyConnection, campaign_id: int) -> None:
@@ -215,11 +207,11 @@ def funnels(duck: duckdb.DuckDBPyConnection, *, top_domains: int, source: str = 
     and of each hour of sending (UTC, by attempted_at), from `source`: the `outcomes` view, or the
     `outcomes_file` it was written to."""
     state = {
-        "pending": f"status IN ('{SEND_STATES[PENDING]}', '{SEND_STATES[RESERVED]}')",
-        "sent": f"status = '{SEND_STATES[SENT]}'",
-        "failed": f"status = '{SEND_STATES[FAILED]}'",
-        "unknown": f"status = '{SEND_STATES[UNKNOWN]}'",
-        "suppressed": f"status = '{SEND_STATES[SUPPRESSED]}'",
+        "pending": f"status IN ('{ContactStatus.PENDING.word}', '{ContactStatus.RESERVED.word}')",
+        "sent": f"status = '{ContactStatus.SENT.word}'",
+        "failed": f"status = '{ContactStatus.FAILED.word}'",
+        "unknown": f"status = '{ContactStatus.UNKNOWN.word}'",
+        "suppressed": f"status = '{ContactStatus.SUPPRESSED.word}'",
     }
     flags = {
         **state,

@@ -21,7 +21,7 @@ from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.sending.line import LineOutcome, LineSender
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store.connection import connect
 from tests.fakes.clock import FakeClock
 from tests.fakes.providers import DEFAULT_KEYS, FakeProviders, urls
@@ -103,7 +103,7 @@ def make_campaign(db: psycopg.Connection, database_url: str, contacts_dir: Path,
         import_campaign(lambda: connect(database_url), campaign_id, contacts_dir)
         if launch:
             lifecycle.launch(db, campaign_id)
-        return Setup(campaign_id, [line.id for line in send_sql.lines_of(db, campaign_id)])
+        return Setup(campaign_id, [line.id for line in line_sql.lines_of(db, campaign_id)])
 
     return make
 
