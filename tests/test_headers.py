@@ -12,7 +12,7 @@ from psycopg import sql
 from campaign_pipelines.errors import ValidationError
 from campaign_pipelines.headers import header_problem, is_field_name, unsafe_characters
 from campaign_pipelines.resources.tracking import TrackingResource
-from campaign_pipelines.sending.line import LineOutcome
+from campaign_pipelines.sending.outcomes import LineOutcome
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.providers import FakeProviders

@@ -2,6 +2,9 @@
 
 The seed's ProcessCampaignEmails (planning) and SendCampaignBatch (one worker per line).
 Ops are thin: the send loop is `sending.line.LineSender`; ids, never contacts, pass between steps.
+The op names (`plan_channels`, `send_channel`) and `channel_ids` keep the words the code used
+for a line before: they are what saved Launchpad configs (`ops: {plan_channels: ...}`) and past
+runs' step keys say.
 """
 
 import time
@@ -18,7 +21,8 @@ from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.resources.tracking import TrackingResource
 from campaign_pipelines.sending import campaign as lifecycle
-from campaign_pipelines.sending.line import LineOutcome, LineSender
+from campaign_pipelines.sending.line import LineSender
+from campaign_pipelines.sending.outcomes import LineOutcome
 from campaign_pipelines.sending.progress import line_label, send_totals
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store.lines import STALE_AFTER_S, LineState

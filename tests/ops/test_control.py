@@ -18,7 +18,7 @@ from campaign_pipelines.ops.control import ControlConfig, control_campaign
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.sending.clock import Clock
-from campaign_pipelines.sending.line import LineOutcome
+from campaign_pipelines.sending.outcomes import LineOutcome
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
