@@ -14,7 +14,7 @@ from campaign_pipelines.cli.report import _campaign_report
 from campaign_pipelines.cli.status import _campaign_list, _campaign_status
 from campaign_pipelines.cli.watch import _campaign_watch
 from campaign_pipelines.contacts.campaign_import import failure_message, import_campaign
-from campaign_pipelines.contacts.reader import ContactFileError
+from campaign_pipelines.contacts.file_errors import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.statuses import CampaignStatus, ContactStatus

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 
 from campaign_pipelines.campaigns import resolve_contact_file
+from campaign_pipelines.contacts.file_errors import ContactFileError
 from campaign_pipelines.contacts.loader import Connect, ImportReport, import_contact_files
-from campaign_pipelines.contacts.reader import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.statuses import START_IMPORT
 from campaign_pipelines.store import campaigns as campaign_sql

@@ -14,8 +14,8 @@ import pytest
 
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
+from campaign_pipelines.contacts.file_errors import ContactFileError
 from campaign_pipelines.contacts.loader import import_contact_files
-from campaign_pipelines.contacts.reader import ContactFileError
 from campaign_pipelines.errors import ValidationError
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store.connection import connect
