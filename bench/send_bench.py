@@ -68,7 +68,7 @@ lettre d'information. <a href="https://shop.example.com/unsubscribe">Se désabon
 Boutique Exemple, 1 rue de l'Exemple, 75001 Paris.</p>
 </body></html>
 """
-_SENDER = campaigns.ChannelSpec("Boutique Exemple", "news@shop.example.com", "bench")
+_SENDER = campaigns.LineSpec("Boutique Exemple", "news@shop.example.com", "bench")
 _SINGLE_PROVIDER = "sendgrid"
 _BATCH_PROVIDER = "brevo"
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -149,7 +149,7 @@ def _campaign(url: str, path: Path, provider: str, provider_url: str, batch_size
         templates.save_template(conn, "bench", _TEMPLATE)
         campaign_id = campaigns.create_campaign(conn, name="bench", subject=_SUBJECT, template="bench")
         campaigns.configure_campaign(
-            conn, campaign_id, contact_files=[path.name], channels=[_SENDER], contacts_dir=path.parent
+            conn, campaign_id, contact_files=[path.name], lines=[_SENDER], contacts_dir=path.parent
         )
     import_campaign(lambda: connect(url), campaign_id, path.parent)
     with connect(url) as conn:

@@ -214,7 +214,7 @@ def test_seed_scenario_schedules_the_campaign_with_its_two_lines(
     assert campaign.status == "scheduled"
     assert campaign.contact_files == ["nouveaux_inscrits.json", "clients_vip.json"]
     assert campaign.nbre_contacts == 0  # the import is left to Dagster
-    promo, support = campaign_sql.channels_of(db, draft)
+    promo, support = line_sql.lines_of(db, draft)
     assert (promo.sender_name, promo.sender_email, promo.server_name) == (
         "L'équipe Promo",
         "offres@mondomaine.com",
@@ -323,7 +323,7 @@ def test_configure_from_a_config_file(
     assert (code, err) == (0, "")
     campaign = campaign_sql.campaign_by_id(db, draft)
     assert campaign is not None and campaign.contact_files == ["clients_vip.json"]
-    promo, support = campaign_sql.channels_of(db, draft)
+    promo, support = line_sql.lines_of(db, draft)
     assert (promo.max_daily_sends, promo.send_frequency_minutes) == (None, None)
     assert (support.send_frequency_minutes, support.max_daily_sends) == (1.5, 5000)
     assert support.scheduled_at is not None and support.scheduled_at.isoformat().startswith("2025-11-28T07:00:00")
@@ -349,7 +349,7 @@ def test_a_bad_config_file_lists_every_problem(db: psycopg.Connection, run, draf
     assert "contact_files must be a list of file names" in err
     assert "channel 1: server is missing" in err
     assert "channel 1: max_daily_sends 'lots' is not a whole number" in err
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_config_file_and_options_together_is_a_usage_error(run, draft: int, tmp_path: Path) -> None:
@@ -365,7 +365,7 @@ def test_an_escaped_comma_stays_in_the_value(db: psycopg.Connection, run, draft:
         "--channel", line,
     )  # fmt: skip
     assert (code, err) == (0, "")
-    (only,) = campaign_sql.channels_of(db, draft)
+    (only,) = line_sql.lines_of(db, draft)
     assert (only.sender_name, only.max_daily_sends) == ("Dupont, Frères", None)
 
 
@@ -399,7 +399,7 @@ def test_configure_lists_every_problem_and_changes_nothing(
     assert "line 2: sender email 'not-an-address' is not a valid address" in err
     campaign = campaign_sql.campaign_by_id(db, draft)
     assert campaign is not None and campaign.status == "draft"
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_configure_refuses_a_sender_that_would_forge_headers(
@@ -415,7 +415,7 @@ def test_configure_refuses_a_sender_that_would_forge_headers(
 
     assert (code, out) == (1, "")
     assert "line 1: sender name contains control characters (CR, LF)" in err
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_a_bad_channel_value_is_a_usage_error_naming_line_and_key(run, draft: int, seed_files: Path) -> None:

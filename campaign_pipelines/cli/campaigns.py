@@ -8,7 +8,7 @@ from pathlib import Path
 
 from campaign_pipelines import campaigns, settings
 from campaign_pipelines.cli.common import _campaign, _command, _Database, _group, _positive_seconds, _wrap
-from campaign_pipelines.cli.lines import _parse_channel_options, _read_config
+from campaign_pipelines.cli.lines import _parse_line_options, _read_config
 from campaign_pipelines.cli.output import _print_import_report, _progress_printer
 from campaign_pipelines.cli.report import _campaign_report
 from campaign_pipelines.cli.status import _campaign_list, _campaign_status
@@ -106,7 +106,7 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
     )
     configure.add_argument(
         "--channel",
-        dest="channels",
+        dest="line_options",
         action="append",
         default=[],
         metavar="FIELDS",
@@ -221,23 +221,23 @@ def _read_lines(args: argparse.Namespace) -> None:
     """Turn --channel values (or the --config file) into `args.files` and `args.lines`."""
     parser: argparse.ArgumentParser = args.command_parser
     if args.config is not None:
-        if args.files or args.channels:
+        if args.files or args.line_options:
             parser.error("give --config, or --file and --channel, not both")
         args.files, args.lines = _read_config(Path(args.config).expanduser())
         return
-    args.lines, problems = _parse_channel_options(args.channels)
+    args.lines, problems = _parse_line_options(args.line_options)
     if problems:
         parser.error("bad --channel value:\n" + "\n".join(f"  - {problem}" for problem in problems))
 
 
 def _campaign_configure(args: argparse.Namespace, db: _Database) -> None:
-    files, channels = args.files, args.lines
+    files, lines = args.files, args.lines
     contacts_dir = (args.contacts_dir or settings.contacts_dir()).expanduser().resolve()
     campaign = campaigns.configure_campaign(
-        db.conn, args.campaign_id, contact_files=files, channels=channels, contacts_dir=contacts_dir
+        db.conn, args.campaign_id, contact_files=files, lines=lines, contacts_dir=contacts_dir
     )
     print(
-        f"campaign {campaign.id} '{campaign.name}' scheduled with {len(channels)} sending line(s)"
+        f"campaign {campaign.id} '{campaign.name}' scheduled with {len(lines)} sending line(s)"
         f" and {len(files)} contact file(s)"
     )
     if not args.import_now:

@@ -1,10 +1,12 @@
-"""SQL of campaigns and their channel lines."""
+"""SQL of campaigns and of saving their sending lines (store.lines reads the lines back).
+
+Lines are saved in `campaign_channels`, the table's first name (store.lines says why it stays).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 import psycopg
 from psycopg.rows import class_row
@@ -33,19 +35,10 @@ class CampaignRow:
 
 
 @dataclass(frozen=True)
-class ChannelRow:
-    id: int
-    position: int
-    sender_name: str
-    sender_email: str
-    server_name: str
-    send_frequency_minutes: Decimal | None
-    max_daily_sends: int | None
-    scheduled_at: datetime | None
+class NewLine:
+    """A checked line, ready to insert: its server resolved to an id, its sender email
+    normalised, its start date parsed."""
 
-
-@dataclass(frozen=True)
-class NewChannel:
     sender_name: str
     sender_email: str
     server_id: int
@@ -85,23 +78,12 @@ def newest_draft_id(conn: psycopg.Connection) -> int | None:
     return row[0] if row else None
 
 
-def channels_of(conn: psycopg.Connection, campaign_id: int) -> list[ChannelRow]:
-    with conn.cursor(row_factory=class_row(ChannelRow)) as cur:
-        return cur.execute(
-            "SELECT l.id, l.position, l.sender_name, l.sender_email, s.name AS server_name,"
-            " l.send_frequency_minutes, l.max_daily_sends, l.scheduled_at"
-            " FROM campaign_channels l JOIN servers s ON s.id = l.server_id"
-            " WHERE l.campaign_id = %s ORDER BY l.position",
-            (campaign_id,),
-        ).fetchall()
-
-
 def save_configuration(
     conn: psycopg.Connection,
     campaign_id: int,
     *,
     contact_files: list[str],
-    channels: list[NewChannel],
+    lines: list[NewLine],
     template_html: str,
 ) -> None:
     """Replace the campaign's lines and files and mark it scheduled (caller holds the row lock)."""
@@ -121,7 +103,7 @@ def save_configuration(
                     line.max_daily_sends,
                     line.scheduled_at,
                 )
-                for position, line in enumerate(channels, start=1)
+                for position, line in enumerate(lines, start=1)
             ],
         )
     conn.execute(

@@ -4,6 +4,10 @@ A line is owned by the run whose id is in its `run_id`. Every write a send loop 
 by that ownership (`owns`, called by store.sending), and a run taking a line over
 (`claim_line`, `lease_lines`) locks its row FOR UPDATE first, so a run thought dead that wakes
 up (a frozen VM, a long GC) cannot change anything once the line is another's.
+
+The table keeps its first name, `campaign_channels` (and a contact's line is its `channel_id`):
+renaming them would take an exclusive lock on every campaign's contact table, and fail the
+queries of any process still running the previous version, in the middle of its sends.
 """
 
 from __future__ import annotations

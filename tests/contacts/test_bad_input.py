@@ -202,7 +202,7 @@ def _campaign(db: psycopg.Connection, contacts_dir: Path, name: str) -> int:
         db,
         campaign_id,
         contact_files=["base.json", name],
-        channels=[campaigns.ChannelSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
+        lines=[campaigns.LineSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
         contacts_dir=contacts_dir,
     )
     return campaign_id

@@ -76,7 +76,7 @@ def _configured_campaign(db: psycopg.Connection, contacts_dir: Path) -> tuple[in
         db,
         campaign_id,
         contact_files=["contacts.ndjson"],
-        channels=[campaigns.ChannelSpec("Promo", "offres@mondomaine.com", "Sandbox")],
+        lines=[campaigns.LineSpec("Promo", "offres@mondomaine.com", "Sandbox")],
         contacts_dir=contacts_dir,
     )
     return campaign_id, people

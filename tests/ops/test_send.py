@@ -172,9 +172,9 @@ def unimported(db: psycopg.Connection, contacts_dir: Path, provider_keys) -> int
     templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
     (contacts_dir / "contacts.ndjson").write_text('{"email": "a@example.com"}\n')
     campaign_id = campaigns.create_campaign(db, name="Black Friday", subject="Offres", template="promo")
-    line = campaigns.ChannelSpec(BREVO["sender_name"], BREVO["sender_email"], BREVO["server"])
+    line = campaigns.LineSpec(BREVO["sender_name"], BREVO["sender_email"], BREVO["server"])
     campaigns.configure_campaign(
-        db, campaign_id, contact_files=["contacts.ndjson"], channels=[line], contacts_dir=contacts_dir
+        db, campaign_id, contact_files=["contacts.ndjson"], lines=[line], contacts_dir=contacts_dir
     )
     return campaign_id
 
