@@ -28,8 +28,7 @@ from campaign_pipelines.store import sending as send_sql
 from tests.fakes.providers import BREVO_PATH, SENDGRID_PATH, FakeProviders, Reply
 from tests.fakes.server import running_fakes
 from tests.sending.fixtures import REDIS_URL
-from tests.sending.test_line import BREVO, SENDGRID
-from tests.sending.test_line_errors import POSTMARK
+from tests.sending.test_line import BREVO, POSTMARK, SENDGRID
 from tests.test_multiprocess import dagster_home  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow

@@ -24,6 +24,12 @@ SENDGRID = {
     "server": "SendGrid - Secours",
     "provider": "sendgrid",
 }
+POSTMARK = {
+    "sender_name": "Promo",
+    "sender_email": "promo@mondomaine.com",
+    "server": "Postmark",
+    "provider": "postmark",
+}
 
 
 def _states(db, campaign_id: int) -> dict[int, int]:

@@ -29,15 +29,9 @@ from campaign_pipelines.statuses import ContactStatus, LineStatus
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.quotas import Quota
-from tests.sending.test_line import BREVO, SENDGRID
+from tests.sending.test_line import BREVO, POSTMARK, SENDGRID
 
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
-POSTMARK = {
-    "sender_name": "Promo",
-    "sender_email": "promo@mondomaine.com",
-    "server": "Postmark",
-    "provider": "postmark",
-}
 
 
 def _message(send_id: str) -> OutgoingMessage:
