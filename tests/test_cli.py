@@ -21,10 +21,11 @@ from psycopg import sql
 from campaign_pipelines import cli
 from campaign_pipelines.cli import watch as cli_watch
 from campaign_pipelines.contacts import campaign_import
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
-from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import PENDING, SENT, SUPPRESSED, UNKNOWN, contact_table
+from campaign_pipelines.store import lines as line_sql
+from campaign_pipelines.store.contacts import contact_table
 
 SEED_CONTACTS = Path(__file__).resolve().parents[1] / "contacts"
 BREVO = "Brevo - Compte Principal"
@@ -213,7 +214,7 @@ def test_seed_scenario_schedules_the_campaign_with_its_two_lines(
     assert campaign.status == "scheduled"
     assert campaign.contact_files == ["nouveaux_inscrits.json", "clients_vip.json"]
     assert campaign.nbre_contacts == 0  # the import is left to Dagster
-    promo, support = campaign_sql.channels_of(db, draft)
+    promo, support = line_sql.lines_of(db, draft)
     assert (promo.sender_name, promo.sender_email, promo.server_name) == (
         "L'équipe Promo",
         "offres@mondomaine.com",
@@ -322,7 +323,7 @@ def test_configure_from_a_config_file(
     assert (code, err) == (0, "")
     campaign = campaign_sql.campaign_by_id(db, draft)
     assert campaign is not None and campaign.contact_files == ["clients_vip.json"]
-    promo, support = campaign_sql.channels_of(db, draft)
+    promo, support = line_sql.lines_of(db, draft)
     assert (promo.max_daily_sends, promo.send_frequency_minutes) == (None, None)
     assert (support.send_frequency_minutes, support.max_daily_sends) == (1.5, 5000)
     assert support.scheduled_at is not None and support.scheduled_at.isoformat().startswith("2025-11-28T07:00:00")
@@ -348,7 +349,7 @@ def test_a_bad_config_file_lists_every_problem(db: psycopg.Connection, run, draf
     assert "contact_files must be a list of file names" in err
     assert "channel 1: server is missing" in err
     assert "channel 1: max_daily_sends 'lots' is not a whole number" in err
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_config_file_and_options_together_is_a_usage_error(run, draft: int, tmp_path: Path) -> None:
@@ -364,7 +365,7 @@ def test_an_escaped_comma_stays_in_the_value(db: psycopg.Connection, run, draft:
         "--channel", line,
     )  # fmt: skip
     assert (code, err) == (0, "")
-    (only,) = campaign_sql.channels_of(db, draft)
+    (only,) = line_sql.lines_of(db, draft)
     assert (only.sender_name, only.max_daily_sends) == ("Dupont, Frères", None)
 
 
@@ -398,7 +399,7 @@ def test_configure_lists_every_problem_and_changes_nothing(
     assert "line 2: sender email 'not-an-address' is not a valid address" in err
     campaign = campaign_sql.campaign_by_id(db, draft)
     assert campaign is not None and campaign.status == "draft"
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_configure_refuses_a_sender_that_would_forge_headers(
@@ -414,7 +415,7 @@ def test_configure_refuses_a_sender_that_would_forge_headers(
 
     assert (code, out) == (1, "")
     assert "line 1: sender name contains control characters (CR, LF)" in err
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_a_bad_channel_value_is_a_usage_error_naming_line_and_key(run, draft: int, seed_files: Path) -> None:
@@ -791,7 +792,7 @@ def test_launch_an_imported_campaign_makes_it_running(db: psycopg.Connection, ru
     assert "stalled_lines_sensor" in out
     assert f"campaigns campaign watch {imported}" in out
     assert _status(db, imported) == "running"
-    assert [line.status for line in send_sql.lines_of(db, imported)] == ["pending", "pending"]
+    assert [line.status for line in line_sql.lines_of(db, imported)] == ["pending", "pending"]
 
     code, out, _ = run("campaign", "launch", str(imported))
     assert code == 0
@@ -818,7 +819,7 @@ def test_pause_resume_cancel(db: psycopg.Connection, run, launched: int) -> None
     assert out.startswith(f"campaign {launched} running: ")
     assert "stalled_lines_sensor" in out
     assert _status(db, launched) == "running"
-    assert [(line.status, line.reason) for line in send_sql.lines_of(db, launched)] == [
+    assert [(line.status, line.reason) for line in line_sql.lines_of(db, launched)] == [
         ("pending", None),
         ("pending", None),
     ]
@@ -854,7 +855,7 @@ def _unknown_contact(db: psycopg.Connection, campaign_id: int) -> int:
         sql.SQL("UPDATE {} SET send_status = %s WHERE id = (SELECT min(id) FROM {}) RETURNING id").format(
             contact_table(campaign_id), contact_table(campaign_id)
         ),
-        (UNKNOWN,),
+        (ContactStatus.UNKNOWN,),
     ).fetchone()
     assert row is not None
     _set_progress(db, campaign_id, 1, unknown_count=1)
@@ -879,7 +880,7 @@ def test_resend_unknown_needs_yes(db: psycopg.Connection, run, launched: int) ->
     assert f"campaign {launched} has 1 contact(s) whose send is unknown" in err
     assert "may deliver the campaign TWICE" in err
     assert "--yes" in err
-    assert _send_status(db, launched, contact) == UNKNOWN
+    assert _send_status(db, launched, contact) == ContactStatus.UNKNOWN
 
 
 def test_resend_unknown_with_yes_puts_them_back_in_the_pool(db: psycopg.Connection, run, launched: int) -> None:
@@ -889,8 +890,8 @@ def test_resend_unknown_with_yes_puts_them_back_in_the_pool(db: psycopg.Connecti
 
     assert (code, err) == (0, "")
     assert f"campaign {launched}: 1 unknown contact(s) back in the pool" in out
-    assert _send_status(db, launched, contact) == PENDING
-    assert [line.unknown_count for line in send_sql.lines_of(db, launched)] == [0, 0]
+    assert _send_status(db, launched, contact) == ContactStatus.PENDING
+    assert [line.unknown_count for line in line_sql.lines_of(db, launched)] == [0, 0]
 
 
 def test_resend_unknown_without_unknown_contacts_does_nothing(db: psycopg.Connection, run, launched: int) -> None:
@@ -1312,12 +1313,14 @@ def test_watch_rates_span_the_last_minute_of_reads(
 
 def test_status_counts_contacts_blacklisted_after_they_were_sent(db: psycopg.Connection, run, launched: int) -> None:
     table = contact_table(launched)
-    db.execute(sql.SQL("UPDATE {} SET send_status = %s").format(table), (SENT,))
+    db.execute(sql.SQL("UPDATE {} SET send_status = %s").format(table), (ContactStatus.SENT,))
     emails = [row[0] for row in db.execute(sql.SQL("SELECT email FROM {} ORDER BY id LIMIT 3").format(table))]
     # Two recipients unsubscribed after the send; a third was skipped as blacklisted, then taken off the list.
     for email in emails[:2]:
         db.execute("INSERT INTO blacklist (email, reason, source) VALUES (%s, 'unsubscribed', 'unsubscribe')", (email,))
-    db.execute(sql.SQL("UPDATE {} SET send_status = %s WHERE email = %s").format(table), (SUPPRESSED, emails[2]))
+    db.execute(
+        sql.SQL("UPDATE {} SET send_status = %s WHERE email = %s").format(table), (ContactStatus.SUPPRESSED, emails[2])
+    )
 
     code, out, _ = run("campaign", "status", str(launched))
 
@@ -1346,12 +1349,12 @@ def test_list_shows_progress_and_human_beside_raw_rates(db: psycopg.Connection, 
 
 def _sent_with_events(db: psycopg.Connection, campaign_id: int) -> None:
     """Every contact sent by line 1; contact 1 opened and clicked (a person), contact 2 opened by Apple's proxy."""
-    line_id = send_sql.lines_of(db, campaign_id)[0].id
+    line_id = line_sql.lines_of(db, campaign_id)[0].id
     db.execute(
         sql.SQL("UPDATE {} SET send_status = %s, channel_id = %s, attempted_at = now()").format(
             contact_table(campaign_id)
         ),
-        (SENT, line_id),
+        (ContactStatus.SENT, line_id),
     )
     db.execute("UPDATE campaigns SET sent_count = 7 WHERE id = %s", (campaign_id,))
     _set_progress(db, campaign_id, 1, sent_count=7)

@@ -59,7 +59,7 @@ def campaign_id(db: psycopg.Connection, contacts_dir: Path) -> int:
         db,
         campaign_id,
         contact_files=SEED_FILES,
-        channels=[campaigns.ChannelSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
+        lines=[campaigns.LineSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
         contacts_dir=contacts_dir,
     )
     return campaign_id

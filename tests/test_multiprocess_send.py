@@ -21,14 +21,14 @@ import psycopg
 import pytest
 
 from campaign_pipelines.resources.quotas import QuotaResource
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import SENT
 from tests.fakes.providers import FakeProviders, Reply
 from tests.fakes.server import running_fakes
 from tests.sending.fixtures import REDIS_URL
-from tests.sending.test_line import BREVO, SENDGRID
-from tests.sending.test_line_errors import POSTMARK
+from tests.sending.test_line import BREVO, POSTMARK, SENDGRID
 from tests.test_multiprocess import dagster_home  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
@@ -96,13 +96,13 @@ def test_three_lines_send_at_the_same_time_through_the_multiprocess_executor(
     assert "Executing steps using multiprocess executor" in output
 
     # Every contact sent exactly once, by one of the three lines.
-    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: CONTACTS}
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: CONTACTS}
     recipients = [message.to for message in fakes.messages()]
     assert len(recipients) == len(set(recipients)) == CONTACTS
     campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)
     assert campaign is not None
     assert (campaign.status, campaign.sent_count) == ("completed", CONTACTS)
-    line_states = send_sql.lines_of(db, setup.campaign_id)
+    line_states = line_sql.lines_of(db, setup.campaign_id)
     assert sum(line.sent_count for line in line_states) == CONTACTS
     assert all(line.status == "done" and line.sent_count > 0 for line in line_states)
 

@@ -9,15 +9,16 @@ from pathlib import Path
 from campaign_pipelines import campaigns
 from campaign_pipelines.errors import ValidationError
 
-# Keys of one sending line, as typed in --channel or a --config file.
+# Keys of one sending line, as typed in --channel or a --config file. The option and the file's
+# "channels" key keep the names users' scripts and saved files have; messages name them so.
 _TEXT_KEYS = ("sender_name", "sender_email", "server")
-_CHANNEL_KEYS = (*_TEXT_KEYS, "send_frequency_minutes", "max_daily_sends", "scheduled_at")
+_LINE_KEYS = (*_TEXT_KEYS, "send_frequency_minutes", "max_daily_sends", "scheduled_at")
 _CONFIG_KEYS = ("contact_files", "channels")
 
 
-def _parse_channel_options(values: list[str]) -> tuple[list[campaigns.ChannelSpec], list[str]]:
+def _parse_line_options(values: list[str]) -> tuple[list[campaigns.LineSpec], list[str]]:
     """The --channel values as sending lines, with every syntax problem found."""
-    specs: list[campaigns.ChannelSpec] = []
+    specs: list[campaigns.LineSpec] = []
     problems: list[str] = []
     for number, text in enumerate(values, start=1):
         fields: dict[str, object] = {}
@@ -30,7 +31,7 @@ def _parse_channel_options(values: list[str]) -> tuple[list[campaigns.ChannelSpe
                 problems.append(f"channel {number}: '{key}' is given twice")
             else:
                 fields[key] = value.strip()
-        spec, found = _channel_from_fields(number, fields)
+        spec, found = _line_from_fields(number, fields)
         problems += found
         if spec is not None:
             specs.append(spec)
@@ -55,16 +56,14 @@ def _split_pairs(text: str) -> list[str]:
     return [part for part in parts if part.strip()]
 
 
-def _channel_from_fields(number: int, fields: dict[str, object]) -> tuple[campaigns.ChannelSpec | None, list[str]]:
-    """One line's fields (strings from --channel, JSON values from --config) as a ChannelSpec.
+def _line_from_fields(number: int, fields: dict[str, object]) -> tuple[campaigns.LineSpec | None, list[str]]:
+    """One line's fields (strings from --channel, JSON values from --config) as a LineSpec.
 
     Only the shape is checked here; configure_campaign checks the values (server exists, email valid...).
     """
     where = f"channel {number}"
     problems = [
-        f"{where}: unknown key '{key}' (expected {', '.join(_CHANNEL_KEYS)})"
-        for key in fields
-        if key not in _CHANNEL_KEYS
+        f"{where}: unknown key '{key}' (expected {', '.join(_LINE_KEYS)})" for key in fields if key not in _LINE_KEYS
     ]
     problems += [f"{where}: {key} is missing" for key in _TEXT_KEYS if key not in fields]
     for key in (*_TEXT_KEYS, "scheduled_at"):
@@ -84,7 +83,7 @@ def _channel_from_fields(number: int, fields: dict[str, object]) -> tuple[campai
     if problems:
         return None, problems
     start = fields.get("scheduled_at")
-    spec = campaigns.ChannelSpec(
+    spec = campaigns.LineSpec(
         sender_name=str(fields["sender_name"]),
         sender_email=str(fields["sender_email"]),
         server=str(fields["server"]),
@@ -109,7 +108,7 @@ def _number(value: object, kind: type[int] | type[float]) -> int | float | None:
     return number
 
 
-def _read_config(path: Path) -> tuple[list[str], list[campaigns.ChannelSpec]]:
+def _read_config(path: Path) -> tuple[list[str], list[campaigns.LineSpec]]:
     what = f"config file {path}"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -122,19 +121,19 @@ def _read_config(path: Path) -> tuple[list[str], list[campaigns.ChannelSpec]]:
     if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
         problems.append("contact_files must be a list of file names")
         files = []
-    raw_channels = data.get("channels", [])
-    if not isinstance(raw_channels, list):
+    raw_lines = data.get("channels", [])
+    if not isinstance(raw_lines, list):
         problems.append("channels must be a list of objects")
-        raw_channels = []
-    channels: list[campaigns.ChannelSpec] = []
-    for number, fields in enumerate(raw_channels, start=1):
+        raw_lines = []
+    lines: list[campaigns.LineSpec] = []
+    for number, fields in enumerate(raw_lines, start=1):
         if not isinstance(fields, dict):
             problems.append(f"channel {number} must be an object")
             continue
-        spec, found = _channel_from_fields(number, fields)
+        spec, found = _line_from_fields(number, fields)
         problems += found
         if spec is not None:
-            channels.append(spec)
+            lines.append(spec)
     if problems:
         raise ValidationError(what, problems)
-    return files, channels
+    return files, lines

@@ -20,6 +20,7 @@ from campaign_pipelines.reports.model import (
     LineFunnel,
     LinkClicks,
 )
+from campaign_pipelines.statuses import NOT_LAUNCHED, CampaignStatus
 from campaign_pipelines.store import outcomes as outcome_sql
 from campaign_pipelines.store import reports as report_sql
 from campaign_pipelines.store.connection import connect
@@ -60,7 +61,11 @@ def build_report(
     event_hours: list[outcome_sql.EventHourRow] = []
     link_rows: list[outcome_sql.LinkRow] = []
     if imported:
-        export = outcomes if outcomes is not None and (outcomes_while_running or facts.status != "running") else None
+        export = (
+            outcomes
+            if outcomes is not None and (outcomes_while_running or facts.status != CampaignStatus.RUNNING)
+            else None
+        )
         with (
             tempfile.TemporaryDirectory(prefix="campaign-report-") as tmp,
             outcome_sql.duckdb_over(database_url, Path(tmp)) as duck,
@@ -177,7 +182,7 @@ def _notes(
 ) -> tuple[str, ...]:
     notes = []
     totals = report.totals
-    if facts.status == "failed":
+    if facts.status == CampaignStatus.FAILED:
         notes.append(f"the import failed: {facts.error or 'no reason recorded'}")
     if not imported:
         notes.append("no contacts: the campaign's contacts have not been imported yet")
@@ -188,7 +193,7 @@ def _notes(
     if imported and totals.contacts and not totals.sent:
         notes.append(
             "nothing sent yet: the campaign has not been launched"
-            if facts.status in ("draft", "scheduled", "processing", "failed")
+            if facts.status in NOT_LAUNCHED
             else "nothing sent yet"
         )
     if totals.sent and not events:

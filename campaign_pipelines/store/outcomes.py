@@ -30,16 +30,8 @@ import psycopg
 from psycopg import sql
 
 from campaign_pipelines.blacklist import COMPLAINT, DELIVERED, HARD_BOUNCE, SOFT_BOUNCE, UNSUBSCRIBE
-from campaign_pipelines.store.contacts import (
-    FAILED,
-    PENDING,
-    RESERVED,
-    SEND_STATES,
-    SENT,
-    SUPPRESSED,
-    UNKNOWN,
-    contact_table,
-)
+from campaign_pipelines.statuses import ContactStatus
+from campaign_pipelines.store.contacts import contact_table
 from campaign_pipelines.store.tracking import CLICK, HUMAN_FLAG, OPEN
 from campaign_pipelines.store.tracking import UNSUBSCRIBE as UNSUBSCRIBE_KIND
 
@@ -175,7 +167,7 @@ def start_totals(duck: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-_STATUS_WORDS = " ".join(f"WHEN {code} THEN '{word}'" for code, word in SEND_STATES.items())
+_STATUS_WORDS = " ".join(f"WHEN {status:d} THEN '{status.word}'" for status in ContactStatus)
 
 
 def add_slice(duck: duckdb.DuckDBPyConnection, campaign_id: int, lo: int, hi: int, path: Path) -> None:
@@ -306,11 +298,11 @@ def _add_funnels(duck: duckdb.DuckDBPyConnection, source: str) -> None:
     """Add the funnels of the contacts in `source` to `funnel_totals`: the whole campaign, each
     line, each recipient domain and each hour of sending (UTC, by attempted_at)."""
     state = {
-        "pending": f"status IN ('{SEND_STATES[PENDING]}', '{SEND_STATES[RESERVED]}')",
-        "sent": f"status = '{SEND_STATES[SENT]}'",
-        "failed": f"status = '{SEND_STATES[FAILED]}'",
-        "unknown": f"status = '{SEND_STATES[UNKNOWN]}'",
-        "suppressed": f"status = '{SEND_STATES[SUPPRESSED]}'",
+        "pending": f"status IN ('{ContactStatus.PENDING.word}', '{ContactStatus.RESERVED.word}')",
+        "sent": f"status = '{ContactStatus.SENT.word}'",
+        "failed": f"status = '{ContactStatus.FAILED.word}'",
+        "unknown": f"status = '{ContactStatus.UNKNOWN.word}'",
+        "suppressed": f"status = '{ContactStatus.SUPPRESSED.word}'",
     }
     flags = {
         **state,

@@ -27,7 +27,7 @@ SEED_EMAILS = [
     "farid.benali@example.com",
     "gaelle.roux@example.fr",
 ]
-LINE = campaigns.ChannelSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server="Sandbox")
+LINE = campaigns.LineSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server="Sandbox")
 BROKEN = '[{"email": "zoe@example.com"},\n {"email": oops}]\n'
 FIXED = '[{"email": "zoe@example.com"},\n {"email": "yann@example.com"}]\n'
 
@@ -63,7 +63,7 @@ def draft(db: psycopg.Connection, contacts_dir: Path) -> int:
 
 
 def configure(db: psycopg.Connection, campaign_id: int, contacts_dir: Path, files: list[str]) -> None:
-    campaigns.configure_campaign(db, campaign_id, contact_files=files, channels=[LINE], contacts_dir=contacts_dir)
+    campaigns.configure_campaign(db, campaign_id, contact_files=files, lines=[LINE], contacts_dir=contacts_dir)
 
 
 def emails_of(db: psycopg.Connection, campaign_id: int) -> list[str]:

@@ -19,7 +19,7 @@ from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store.connection import connect
 
 SEED_CONTACTS = Path(__file__).resolve().parents[2] / "contacts"
-LINE = campaigns.ChannelSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server="Sandbox")
+LINE = campaigns.LineSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server="Sandbox")
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def draft(db: psycopg.Connection, contacts_dir: Path) -> int:
 
 def configure(db: psycopg.Connection, campaign_id: int, contacts_dir: Path) -> None:
     campaigns.configure_campaign(
-        db, campaign_id, contact_files=["clients_vip.json"], channels=[LINE], contacts_dir=contacts_dir
+        db, campaign_id, contact_files=["clients_vip.json"], lines=[LINE], contacts_dir=contacts_dir
     )
 
 
