@@ -16,13 +16,12 @@ import pytest
 
 from campaign_pipelines.partitions import campaign_key, campaign_partitions
 from campaign_pipelines.store import campaigns as campaign_sql
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import lines as line_sql
 from tests.cluster.support import Worker, step_workers
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, Tally, assert_never_twice, deliveries, wait_for
 from tests.faults.test_provider_faults import MAILGUN
-from tests.sending.test_line import BREVO, SENDGRID
-from tests.sending.test_line_errors import POSTMARK
+from tests.sending.test_line import BREVO, POSTMARK, SENDGRID
 
 pytestmark = [pytest.mark.faults, pytest.mark.cluster]
 
@@ -54,7 +53,7 @@ def test_four_lines_on_two_workers_send_everyone_once_within_their_quotas(
     assert {provider: len(deliveries(strict_fake.state, provider)) for provider in PROVIDERS} == dict.fromkeys(
         PROVIDERS, QUOTA
     )
-    assert [line.sent_count for line in send_sql.lines_of(db, setup.campaign_id)] == [QUOTA] * len(LINES)
+    assert [line.sent_count for line in line_sql.lines_of(db, setup.campaign_id)] == [QUOTA] * len(LINES)
     campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)
     assert campaign is not None and campaign.status == "completed"
 
@@ -98,7 +97,7 @@ def test_a_worker_process_killed_mid_batch_is_relaunched_by_the_sensor(
     step_pid = runs.step_pid(run, f"send_channel[line_{held_line}]")
     (holder,) = [worker for worker in workers if step_pid in worker.children()]
     wait_for(lambda: len(strict_fake.state.calls("sendgrid")) == 3, "the third SendGrid call")
-    wait_for(lambda: send_sql.line_by_id(db, held_line).sent_count == 2 * KILL_BATCH, "two batches recorded")
+    wait_for(lambda: line_sql.line_by_id(db, held_line).sent_count == 2 * KILL_BATCH, "two batches recorded")
 
     os.kill(step_pid, signal.SIGKILL)
     assert run.wait() != 0, "the run went on as if its step had not died"
@@ -109,7 +108,7 @@ def test_a_worker_process_killed_mid_batch_is_relaunched_by_the_sensor(
     assert tally == Tally(
         delivered=CONTACTS, duplicates=0, sent=CONTACTS - KILL_BATCH, failed=0, unknown=KILL_BATCH, pending=0
     )
-    held, quota_line = send_sql.lines_of(db, setup.campaign_id)
+    held, quota_line = line_sql.lines_of(db, setup.campaign_id)
     assert (held.status, held.sent_count, held.unknown_count) == ("done", CONTACTS - QUOTA - KILL_BATCH, KILL_BATCH)
     assert quota_line.sent_count == QUOTA
     # The relaunch sent only what the dead step had not reached, on a worker.
