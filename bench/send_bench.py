@@ -5,6 +5,11 @@ each measurement in a fresh process on a fresh database of the same server, agai
 providers served by uvicorn in another process (tests.fakes, so they do not share our GIL):
 - batch: LineSender on a Brevo line (1000 messages per call), all bookkeeping included
   (claims, PostgreSQL quota store, rendering, results, counters, heartbeats);
+- minimal_batch: a sync httpx.Client POSTing the very 1000-message bodies the Brevo adapter builds
+  for the same contacts, one after the other, nothing else (`batch_vs_minimal_batch_client`);
+- batch at latency: the batch line again, on N/4 contacts, against fakes answering each call after
+  `--latency-ms` (200 ms, as real providers do in 100-500 ms), against the bound of a client with
+  the same window of calls in flight: window x 1000 / latency (`vs_latency_bound`);
 - single: LineSender on a SendGrid server with `batch_size = 1` (one message per call);
 - minimal: a sync httpx.Client POSTing the very bodies the SendGrid adapter builds, nothing else;
 - transport: the same bodies through ProviderClient (httpx's transport, as our adapters call it):
@@ -14,8 +19,8 @@ providers served by uvicorn in another process (tests.fakes, so they do not shar
   increment the campaign's sent_count (committed), as the seed's progress bar reads it.
 The one-message measurements send N/10 contacts (`--single-contacts`): at ~1,000/s the full N would
 take minutes each. Measure on a quiet machine: every figure is bound by latency and CPU shared by
-the sender, PostgreSQL and the fake server. The last line is one JSON object (the four figures,
-the ratio to the bare transport, then the contact counts). Server: DATABASE_URL's, else 127.0.0.1:5432, else embedded.
+the sender, PostgreSQL and the fake server. The last line is one JSON object (the figures, their
+ratios, then the contact counts). Server: DATABASE_URL's, else 127.0.0.1:5432, else embedded.
 
     python bench/send_bench.py --contacts 200000
 """
@@ -41,7 +46,7 @@ from psycopg import sql
 
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
-from campaign_pipelines.providers import OutgoingMessage, ProviderClient, Sender
+from campaign_pipelines.providers import OutgoingMessage, ProviderClient, ProviderError, Sender
 from campaign_pipelines.providers import get as get_provider
 from campaign_pipelines.rendering import MessageRenderer
 from campaign_pipelines.statuses import ContactStatus
@@ -72,6 +77,9 @@ _SENDER = campaigns.LineSpec("Boutique Exemple", "news@shop.example.com", "bench
 _SINGLE_PROVIDER = "sendgrid"
 _BATCH_PROVIDER = "brevo"
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# The batch line's calls: 1000 messages each (Brevo's maximum), one call in flight at a time.
+_BATCH = get_provider(_BATCH_PROVIDER).max_batch
+_WINDOW = 1
 
 
 def generate(path: Path, n: int, seed: int = 7) -> None:
@@ -85,22 +93,25 @@ def generate(path: Path, n: int, seed: int = 7) -> None:
 # --- the fake providers, in their own process ------------------------------------------------
 
 
-def _serve_fakes() -> None:
+def _serve_fakes(latency_ms: float) -> None:
     """Child: serve the fakes until stdin closes (the parent ended or died)."""
     sys.path.insert(0, str(_ROOT))
     from tests.fakes.providers import FakeProviders
     from tests.fakes.server import running_fakes
 
-    with running_fakes(FakeProviders(record_messages=False)) as server:
+    with running_fakes(FakeProviders(record_messages=False, latency_s=latency_ms / 1000)) as server:
         print(server.url, flush=True)
         sys.stdin.buffer.read()
 
 
 @contextmanager
-def _fakes_process() -> Iterator[str]:
-    """A fresh fake provider server in another process; yields its base URL."""
+def _fakes_process(latency_ms: float = 0) -> Iterator[str]:
+    """A fresh fake provider server in another process, answering after `latency_ms`; yields its base URL."""
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-fakes"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--serve-fakes", "--latency-ms", str(latency_ms)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -209,42 +220,57 @@ def _messages(path: Path) -> list[OutgoingMessage]:
 
 def run_minimal(url: str, path: Path, base: str) -> dict:
     """The floor of one-message calls: the adapter's own requests, replayed by a bare httpx.Client."""
-    return _replay(path, base, httpx.Client(timeout=_TIMEOUT))
+    return _replay(path, base, httpx.Client(timeout=_TIMEOUT), _SINGLE_PROVIDER, 1)
 
 
 def run_transport(url: str, path: Path, base: str) -> dict:
     """The same requests through ProviderClient, the client our adapters use."""
-    return _replay(path, base, ProviderClient(timeout=_TIMEOUT))
+    return _replay(path, base, ProviderClient(timeout=_TIMEOUT), _SINGLE_PROVIDER, 1)
 
 
-def _replay(path: Path, base: str, client: httpx.Client | ProviderClient) -> dict:
-    provider = get_provider(_SINGLE_PROVIDER)
-    provider_url = _provider_urls(base)[_SINGLE_PROVIDER]
-    api_key = os.environ[f"BENCH_{_SINGLE_PROVIDER.upper()}_KEY"]
+def run_minimal_batch(url: str, path: Path, base: str) -> dict:
+    """The floor of the batch line: the batch adapter's own 1000-message bodies, replayed by a bare httpx.Client."""
+    provider = get_provider(_BATCH_PROVIDER)
+    return _replay(path, base, httpx.Client(timeout=_TIMEOUT), _BATCH_PROVIDER, provider.max_batch)
+
+
+def _replay(path: Path, base: str, client: httpx.Client | ProviderClient, name: str, batch: int) -> dict:
+    """The requests `name`'s adapter makes for the file's messages in calls of `batch`, captured,
+    then sent one after the other through `client` and timed."""
+    provider = get_provider(name)
+    provider_url = _provider_urls(base)[name]
+    api_key = os.environ[f"BENCH_{name.upper()}_KEY"]
     sender = Sender(_SENDER.sender_name, _SENDER.sender_email)
-    requests: list[httpx.Request] = []
+    requests: list[tuple[httpx.Request, int]] = []
+    pending: list[int] = []
 
     def keep(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        return httpx.Response(202)
+        requests.append((request, pending[-1]))
+        return httpx.Response(599)  # unused: the captured calls are replayed below
 
+    messages = _messages(path)
     with httpx.Client(transport=httpx.MockTransport(keep)) as capture:
-        for message in _messages(path):
-            provider.send(
-                capture, url=provider_url, api_key=api_key, sender=sender, messages=[message], idempotency_key=None
-            )
+        for start in range(0, len(messages), batch):
+            chunk = messages[start : start + batch]
+            pending.append(len(chunk))
+            try:
+                provider.send(
+                    capture, url=provider_url, api_key=api_key, sender=sender, messages=chunk, idempotency_key=None
+                )
+            except ProviderError:
+                pass  # the capture's answer is no provider's: the request it kept is all this needs
     calls = [
-        (str(r.url), {k: v for k, v in r.headers.items() if k not in ("content-length", "host")}, r.content)
-        for r in requests
+        (str(r.url), {k: v for k, v in r.headers.items() if k not in ("content-length", "host")}, r.content, n)
+        for r, n in requests
     ]
     with client:
         started = time.perf_counter()
-        for target, headers, content in calls:
+        for target, headers, content, _ in calls:
             response = client.post(target, content=content, headers=headers)
-            if response.status_code != 202:
+            if response.status_code >= 300:
                 raise RuntimeError(f"the fake answered {response.status_code}: {response.text}")
         elapsed = time.perf_counter() - started
-    return {"seconds": elapsed, "emails": len(calls)}
+    return {"seconds": elapsed, "emails": sum(n for *_, n in calls)}
 
 
 def run_seed(url: str, path: Path, base: str) -> dict:
@@ -298,6 +324,7 @@ def run_seed(url: str, path: Path, base: str) -> dict:
 
 _RUNNERS = {
     "batch": run_batch,
+    "minimal_batch": run_minimal_batch,
     "single": run_single,
     "minimal": run_minimal,
     "transport": run_transport,
@@ -306,7 +333,7 @@ _RUNNERS = {
 
 
 def _child(method: str, path: Path, base: str) -> None:
-    if method in ("minimal", "transport"):
+    if method in ("minimal", "transport", "minimal_batch"):
         result = _RUNNERS[method]("", path, base)
     else:
         with scratch_database() as url:
@@ -314,8 +341,8 @@ def _child(method: str, path: Path, base: str) -> None:
     print(json.dumps(result))
 
 
-def _measure(method: str, path: Path) -> float:
-    with _fakes_process() as base:
+def _measure(method: str, path: Path, latency_ms: float = 0) -> float:
+    with _fakes_process(latency_ms) as base:
         out = subprocess.run(
             [sys.executable, __file__, "--child", method, "--file", str(path), "--fakes", base],
             check=True,
@@ -324,7 +351,11 @@ def _measure(method: str, path: Path) -> float:
         )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     rate = result["emails"] / result["seconds"]
-    print(f"{method:>8}: {rate:>9,.0f} emails/s ({result['emails']:,} in {result['seconds']:.1f} s)", file=sys.stderr)
+    at = f" at {latency_ms:g} ms a call" if latency_ms else ""
+    print(
+        f"{method:>13}{at}: {rate:>9,.0f} emails/s ({result['emails']:,} in {result['seconds']:.1f} s)",
+        file=sys.stderr,
+    )
     return rate
 
 
@@ -334,23 +365,34 @@ def main() -> None:
     parser.add_argument(
         "--single-contacts", type=int, help="contacts of the one-message measurements (default: --contacts / 10)"
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=200.0,
+        help="the fake's answer time for the latency measurement (default 200, as real providers: 100-500)",
+    )
+    parser.add_argument(
+        "--latency-contacts", type=int, help="contacts of the latency measurement (default: --contacts / 4)"
+    )
     parser.add_argument("--serve-fakes", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=sorted(_RUNNERS), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--fakes", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fakes:
-        _serve_fakes()
+        _serve_fakes(args.latency_ms)
         return
     if args.child:
         _child(args.child, args.file, args.fakes)
         return
 
     single_n = args.single_contacts or max(1, args.contacts // 10)
+    latency_n = args.latency_contacts or max(1, args.contacts // 4)
     with tempfile.TemporaryDirectory() as tmp:
         batch_file = Path(tmp) / "batch" / "contacts.ndjson"
         single_file = Path(tmp) / "single" / "contacts.ndjson"
-        for path, n in ((batch_file, args.contacts), (single_file, single_n)):
+        latency_file = Path(tmp) / "latency" / "contacts.ndjson"
+        for path, n in ((batch_file, args.contacts), (single_file, single_n), (latency_file, latency_n)):
             path.parent.mkdir()
             generate(path, n)
         print(
@@ -359,6 +401,8 @@ def main() -> None:
             file=sys.stderr,
         )
         batch = _measure("batch", batch_file)
+        minimal_batch = _measure("minimal_batch", batch_file)
+        at_latency = _measure("batch", latency_file, args.latency_ms)
         single = _measure("single", single_file)
         minimal = _measure("minimal", single_file)
         transport = _measure("transport", single_file)
@@ -367,12 +411,18 @@ def main() -> None:
         json.dumps(
             {
                 "batch_emails_per_s": round(batch),
+                "batch_vs_minimal_batch_client": round(batch / minimal_batch, 2),
                 "single_emails_per_s": round(single),
                 "single_vs_minimal_client": round(single / minimal, 2),
                 "single_vs_seed_design": round(single / seed, 2),
                 "single_vs_bare_transport": round(single / transport, 2),
+                "latency_ms": args.latency_ms,
+                "window": _WINDOW,
+                "batch_emails_per_s_at_latency": round(at_latency),
+                "vs_latency_bound": round(at_latency / (_WINDOW * _BATCH / (args.latency_ms / 1000)), 2),
                 "contacts": args.contacts,
                 "single_contacts": single_n,
+                "latency_contacts": latency_n,
             }
         )
     )

@@ -73,10 +73,15 @@ class FakeProviders:
         *,
         record_messages: bool = True,
         honour_idempotency: bool = True,
+        latency_s: float = 0.0,
     ) -> None:
         """`honour_idempotency=False` makes a strict witness for fault tests: a repeated
-        idempotency key is sent again and logged like any call, so a replay shows as a duplicate."""
+        idempotency key is sent again and logged like any call, so a replay shows as a duplicate.
+        `latency_s`: served over HTTP (`create_app`), every answer leaves this long after its
+        request came, as a real provider's round trip does (100-500 ms); requests are still
+        answered concurrently."""
         self.api_keys = {**DEFAULT_KEYS, **(api_keys or {})}
+        self.latency_s = latency_s
         self.record_messages = record_messages
         self.honour_idempotency = honour_idempotency
         self._lock = threading.Lock()
@@ -207,8 +212,9 @@ def create_app(state: FakeProviders) -> Starlette:
 
     async def endpoint(request: Request) -> Response:
         reply = state.handle(request.method, request.url.path, request.headers, await request.body())
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
+        delay_s = reply.delay_s or state.latency_s
+        if delay_s:
+            await asyncio.sleep(delay_s)
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     return Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST", "PUT", "DELETE"])])
