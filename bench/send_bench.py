@@ -105,7 +105,7 @@ def _serve_fakes(latency_ms: float) -> None:
 
 
 @contextmanager
-def _fakes_process(latency_ms: float = 0) -> Iterator[str]:
+def fakes_process(latency_ms: float = 0) -> Iterator[str]:
     """A fresh fake provider server in another process, answering after `latency_ms`; yields its base URL."""
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve-fakes", "--latency-ms", str(latency_ms)],
@@ -129,7 +129,8 @@ def _fakes_process(latency_ms: float = 0) -> Iterator[str]:
             process.wait()
 
 
-def _provider_urls(base: str) -> dict[str, str]:
+def provider_urls(base: str) -> dict[str, str]:
+    """Each provider's URL on the fakes at `base`; their keys set in BENCH_<PROVIDER>_KEY."""
     sys.path.insert(0, str(_ROOT))
     from tests.fakes.providers import DEFAULT_KEYS, urls
 
@@ -141,11 +142,8 @@ def _provider_urls(base: str) -> dict[str, str]:
 # --- the measurements (each in a child process) --------------------------------------------
 
 
-def _campaign(url: str, path: Path, provider: str, provider_url: str, batch_size: int | None) -> tuple[int, int]:
-    """A launched campaign with the file's contacts and one line on `provider`: (campaign, line)."""
-    from campaign_pipelines.sending import campaign as lifecycle
-    from campaign_pipelines.store import lines as line_sql
-
+def configured_campaign(url: str, path: Path, provider: str, provider_url: str, batch_size: int | None) -> int:
+    """A campaign configured with the file's contacts (not imported) and one line on `provider`."""
     with connect(url) as conn:
         servers.add_server(
             conn,
@@ -162,21 +160,36 @@ def _campaign(url: str, path: Path, provider: str, provider_url: str, batch_size
         campaigns.configure_campaign(
             conn, campaign_id, contact_files=[path.name], lines=[_SENDER], contacts_dir=path.parent
         )
-    import_campaign(lambda: connect(url), campaign_id, path.parent)
+    return campaign_id
+
+
+def launched_line(url: str, campaign_id: int) -> int:
+    """Launch the imported campaign (its send indexes are built): its one line's id."""
+    from campaign_pipelines.sending import campaign as lifecycle
+    from campaign_pipelines.store import lines as line_sql
+
     with connect(url) as conn:
         lifecycle.launch(conn, campaign_id)
         (line,) = line_sql.lines_of(conn, campaign_id)
+    return line.id
+
+
+def _campaign(url: str, path: Path, provider: str, provider_url: str, batch_size: int | None) -> tuple[int, int]:
+    """A launched campaign with the file's contacts and one line on `provider`: (campaign, line)."""
+    campaign_id = configured_campaign(url, path, provider, provider_url, batch_size)
+    import_campaign(lambda: connect(url), campaign_id, path.parent)
+    line_id = launched_line(url, campaign_id)
     checkpoint(url)  # after the setup's writes: the measurement follows
-    return campaign_id, line.id
+    return campaign_id, line_id
 
 
-def _run_line(url: str, path: Path, base: str, provider: str, batch_size: int | None) -> dict:
+def send_line(url: str, campaign_id: int, line_id: int) -> dict:
+    """Run the line to its end as the send_channel op runs it (results recorded on a second
+    connection): {"seconds", "emails"}; raises unless every contact was sent."""
     from campaign_pipelines.resources.http import HttpClientResource
     from campaign_pipelines.resources.quotas import QuotaResource
     from campaign_pipelines.sending.line import LineSender
 
-    campaign_id, line_id = _campaign(url, path, provider, _provider_urls(base)[provider], batch_size)
-    # As the send_channel op runs it: results recorded on a second connection.
     with connect(url) as conn, connect(url) as results_conn, HttpClientResource().client() as client:
         sender = LineSender(
             conn,
@@ -196,6 +209,11 @@ def _run_line(url: str, path: Path, base: str, provider: str, batch_size: int | 
     if outcome.status != "done" or sent != outcome.sent:
         raise RuntimeError(f"the line ended {outcome.status} ({outcome.reason}) with {sent} sent")
     return {"seconds": elapsed, "emails": outcome.sent}
+
+
+def _run_line(url: str, path: Path, base: str, provider: str, batch_size: int | None) -> dict:
+    campaign_id, line_id = _campaign(url, path, provider, provider_urls(base)[provider], batch_size)
+    return send_line(url, campaign_id, line_id)
 
 
 def run_batch(url: str, path: Path, base: str) -> dict:
@@ -238,7 +256,7 @@ def _replay(path: Path, base: str, client: httpx.Client | ProviderClient, name: 
     """The requests `name`'s adapter makes for the file's messages in calls of `batch`, captured,
     then sent one after the other through `client` and timed."""
     provider = get_provider(name)
-    provider_url = _provider_urls(base)[name]
+    provider_url = provider_urls(base)[name]
     api_key = os.environ[f"BENCH_{name.upper()}_KEY"]
     sender = Sender(_SENDER.sender_name, _SENDER.sender_email)
     requests: list[tuple[httpx.Request, int]] = []
@@ -276,7 +294,7 @@ def _replay(path: Path, base: str, client: httpx.Client | ProviderClient, name: 
 def run_seed(url: str, path: Path, base: str) -> dict:
     """The seed's design: a committed log row before each mail, one POST, the row updated after."""
     provider = get_provider(_SINGLE_PROVIDER)
-    provider_url = _provider_urls(base)[_SINGLE_PROVIDER]
+    provider_url = provider_urls(base)[_SINGLE_PROVIDER]
     campaign_id, _ = _campaign(url, path, _SINGLE_PROVIDER, provider_url, 1)
     api_key = os.environ[f"BENCH_{_SINGLE_PROVIDER.upper()}_KEY"]
     sender = Sender(_SENDER.sender_name, _SENDER.sender_email)
@@ -342,7 +360,7 @@ def _child(method: str, path: Path, base: str) -> None:
 
 
 def _measure(method: str, path: Path, latency_ms: float = 0) -> float:
-    with _fakes_process(latency_ms) as base:
+    with fakes_process(latency_ms) as base:
         out = subprocess.run(
             [sys.executable, __file__, "--child", method, "--file", str(path), "--fakes", base],
             check=True,
