@@ -88,6 +88,9 @@ class Fake(ABC):
     refused_recipient_words: ClassVar[str]
     # Whether a batch with a refused recipient still sends the others (per-recipient verdicts).
     partial_batches: ClassVar[bool] = False
+    # Our event kinds the provider reports without the data we gave the message (not about an
+    # email of ours): stored by address, matched to no send.
+    unmatched_kinds: ClassVar[frozenset[str]] = frozenset()
 
     # -- sending -----------------------------------------------------------------------------
 
