@@ -15,6 +15,8 @@ from campaign_pipelines import providers
 from campaign_pipelines.providers import (
     Ambiguous,
     AuthFailed,
+    Delivery,
+    OutgoingMessage,
     ProviderError,
     QuotaExhausted,
     RateLimited,
@@ -188,14 +190,7 @@ def test_ses_error_types_map_to_our_family_with_the_request_id(
 def test_a_recipient_named_by_message_rejected_refuses_the_batch_to_be_halved(wire: Wire) -> None:
     wire.state.answer_next("ses", _error(400, "MessageRejected", "Illegal address: reader1@example.org"))
 
-    deliveries = deliver(
-        wire.client,
-        providers.get("ses"),
-        url=wire.urls["ses"],
-        api_key=FAKE.api_key,
-        sender=SENDER,
-        messages=messages(3),
-    )
+    deliveries = _deliver(wire, messages(3))
 
     assert all(delivery.ok for delivery in deliveries)
     assert [call.path for call in wire.state.calls("ses")] == [
@@ -203,6 +198,19 @@ def test_a_recipient_named_by_message_rejected_refuses_the_batch_to_be_halved(wi
         "/v2/email/outbound-emails",
         "/v2/email/outbound-bulk-emails",
     ]
+
+
+def _deliver(wire: Wire, batch: list[OutgoingMessage]) -> list[Delivery]:
+    """deliver(), its retries included, without sleeping."""
+    return deliver(
+        wire.client,
+        providers.get("ses"),
+        url=wire.urls["ses"],
+        api_key=FAKE.api_key,
+        sender=SENDER,
+        messages=batch,
+        sleep=lambda seconds: None,
+    )
 
 
 def _bulk(*entries: dict[str, str]) -> Reply:
@@ -244,15 +252,7 @@ def test_destinations_deferred_beside_sent_ones_are_not_retried_with_them(wire: 
     wire.state.answer_next("ses", _bulk(_OK, {"Status": "TRANSIENT_FAILURE", "Error": "Try again"}, _OK))
 
     with pytest.raises(ProviderError) as caught:
-        deliver(
-            wire.client,
-            providers.get("ses"),
-            url=wire.urls["ses"],
-            api_key=FAKE.api_key,
-            sender=SENDER,
-            messages=messages(3),
-            sleep=lambda s: None,
-        )
+        _deliver(wire, messages(3))
 
     assert type(caught.value) is ProviderError and "1 of the batch were deferred" in str(caught.value)
     assert [delivery.send_id for delivery in caught.value.done] == ["c7-r0", "c7-r2"]

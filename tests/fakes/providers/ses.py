@@ -3,7 +3,8 @@
 their SigV4 signature checked with botocore against the fake's key pair; REST-JSON errors with
 `x-amzn-ErrorType` and `x-amzn-RequestId`. Its events are SNS notifications signed with a test
 certificate, which a small HTTP server on loopback serves (with the subscription confirmations);
-the webhook accepts that host because SES_SNS_TEST_CERT_HOST names it.
+the webhook accepts that host because `webhook_environment()` names it in SES_SNS_TEST_CERT_HOST
+(set in this process's environment, which the webhook reads when configured).
 
 Plausible, UNCONFIRMED choices: an unverified recipient is refused per destination in a bulk call
 (MESSAGE_REJECTED) and by a 400 MessageRejected alone; a scripted 429 carries `Retry-After` only
