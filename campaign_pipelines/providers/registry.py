@@ -20,6 +20,7 @@ MODULES = (
     "mailgun",
     "postmark",
     "resend",
+    "ses",
     "sandbox",
 )
 
