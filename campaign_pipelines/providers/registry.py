@@ -21,6 +21,7 @@ MODULES = (
     "postmark",
     "resend",
     "ses",
+    "sparkpost",
     "sandbox",
 )
 
