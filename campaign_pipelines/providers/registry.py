@@ -19,6 +19,7 @@ MODULES = (
     "sendgrid",
     "mailgun",
     "postmark",
+    "mailjet",
     "sandbox",
 )
 
