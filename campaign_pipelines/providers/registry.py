@@ -22,6 +22,7 @@ MODULES = (
     "resend",
     "ses",
     "sparkpost",
+    "mailjet",
     "sandbox",
 )
 
