@@ -1,0 +1,120 @@
+"""Sending lines typed on the command line: `--channel` key=value options and `--config` files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from campaign_pipelines import cli
+from campaign_pipelines.store import campaigns as campaign_sql
+from tests.cli.support import (
+    BREVO,
+    PROMO_LINE,
+    SENDGRID,
+)
+
+
+def test_configure_from_a_config_file(
+    db: psycopg.Connection, run, draft: int, seed_files: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "black-friday.json"
+    config.write_text(
+        json.dumps(
+            {
+                "contact_files": ["clients_vip.json"],
+                "channels": [
+                    {"sender_name": "L'équipe Promo", "sender_email": "offres@mondomaine.com", "server": BREVO},
+                    {
+                        "sender_name": "Le Service Client",
+                        "sender_email": "support@mondomaine.com",
+                        "server": SENDGRID,
+                        "send_frequency_minutes": 1.5,
+                        "max_daily_sends": 5000,
+                        "scheduled_at": "2025-11-28T08:00:00+01:00",
+                    },
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    code, _, err = run("campaign", "configure", str(draft), "--contacts-dir", str(seed_files), "--config", str(config))
+
+    assert (code, err) == (0, "")
+    campaign = campaign_sql.campaign_by_id(db, draft)
+    assert campaign is not None and campaign.contact_files == ["clients_vip.json"]
+    promo, support = campaign_sql.channels_of(db, draft)
+    assert (promo.max_daily_sends, promo.send_frequency_minutes) == (None, None)
+    assert (support.send_frequency_minutes, support.max_daily_sends) == (1.5, 5000)
+    assert support.scheduled_at is not None and support.scheduled_at.isoformat().startswith("2025-11-28T07:00:00")
+
+
+def test_a_bad_config_file_lists_every_problem(db: psycopg.Connection, run, draft: int, tmp_path: Path) -> None:
+    config = tmp_path / "bad.json"
+    config.write_text(
+        json.dumps(
+            {
+                "contact_files": "clients_vip.json",
+                "channels": [{"sender_name": "A", "sender_email": "a@x.com", "max_daily_sends": "lots"}],
+                "schedule": "now",
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    code, _, err = run("campaign", "configure", str(draft), "--config", str(config))
+
+    assert code == 1
+    assert "unknown key 'schedule'" in err
+    assert "contact_files must be a list of file names" in err
+    assert "channel 1: server is missing" in err
+    assert "channel 1: max_daily_sends 'lots' is not a whole number" in err
+    assert campaign_sql.channels_of(db, draft) == []
+
+
+def test_an_escaped_comma_stays_in_the_value(db: psycopg.Connection, run, draft: int, seed_files: Path) -> None:
+    line = f"sender_name=Dupont\\, Frères,sender_email=contact@dupont.fr,server={BREVO},max_daily_sends="
+    code, _, err = run(
+        "campaign", "configure", str(draft), "--contacts-dir", str(seed_files), "--file", "clients_vip.json",
+        "--channel", line,
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    (only,) = campaign_sql.channels_of(db, draft)
+    assert (only.sender_name, only.max_daily_sends) == ("Dupont, Frères", None)
+
+
+def test_a_bad_channel_value_is_a_usage_error_naming_line_and_key(run, draft: int, seed_files: Path) -> None:
+    code, _, err = run(
+        "campaign",
+        "configure",
+        str(draft),
+        "--contacts-dir",
+        str(seed_files),
+        "--file",
+        "clients_vip.json",
+        "--channel",
+        PROMO_LINE,
+        "--channel",
+        f"sender_name=S,sender_email=s@x.com,server={SENDGRID},frequency=1,max_daily_sends=5k",
+        "--channel",
+        f"sender_name=T,sender_email=t@x.com,server={SENDGRID},send_frequency_minutes=vite",
+    )
+
+    assert code == 2
+    assert "usage: campaigns campaign configure" in err
+    assert "channel 2: unknown key 'frequency'" in err
+    assert "channel 2: max_daily_sends '5k' is not a whole number" in err
+    assert "channel 3: send_frequency_minutes 'vite' is not a number" in err
+    assert "channel 1" not in err
+
+
+def test_a_bad_channel_value_is_reported_before_reaching_the_database(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(
+            ["--database-url", "postgresql://postgres@127.0.0.1:1/none", "campaign", "configure", "1", "--channel", "x"]
+        )
+    assert exit_.value.code == 2
+    assert "channel 1: 'x' is not key=value" in capsys.readouterr().err
