@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
+import pydantic
 import pytest
 
 from campaign_pipelines import campaigns, servers, templates
@@ -446,6 +447,24 @@ def test_every_launchpad_knob_of_the_forms_has_a_description() -> None:
 
     assert [name for name, config_type in forms.items() if not config_type.fields] == []
     assert [knob for name, config_type in forms.items() for knob in _undescribed(config_type, name)] == []
+
+
+@pytest.mark.parametrize(
+    ("rules", "refused"),
+    [
+        ({"max_daily_sends": True}, "max_daily_sends"),
+        ({"send_frequency_minutes": False}, "send_frequency_minutes"),
+        ({"send_frequency_minutes": float("inf")}, "send_frequency_minutes"),
+        ({"send_frequency_minutes": float("nan")}, "send_frequency_minutes"),
+    ],
+    ids=["quota-true", "pacing-false", "pacing-infinite", "pacing-nan"],
+)
+def test_a_line_refuses_a_pacing_or_quota_that_is_not_a_real_number(rules: dict, refused: str) -> None:
+    """The CLI reads its lines with this form too: what it refuses, both refuse."""
+    with pytest.raises(pydantic.ValidationError) as error:
+        ChannelConfig(sender_name="Promo", sender_email="offres@mondomaine.com", server=BREVO, **rules)
+
+    assert [found["loc"] for found in error.value.errors()] == [(refused,)]
 
 
 @pytest.mark.slow
