@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from campaign_pipelines import cli
-from campaign_pipelines.store import campaigns as campaign_sql
-from tests.cli.support import (
-    BREVO,
-    BREVO_KEY,
-    SEED_CONTACTS,
-    SENDGRID,
-    SENDGRID_KEY,
-    configure_seed,
-)
+from tests.cli.support import configure_seed
 
 
 @pytest.fixture
@@ -42,41 +33,6 @@ def plain_output(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BREVO_API_KEY", BREVO_KEY)
-    monkeypatch.setenv("SENDGRID_API_KEY", SENDGRID_KEY)
-
-
-@pytest.fixture
-def seed_files(contacts_dir: Path) -> Path:
-    for name in ("nouveaux_inscrits.json", "clients_vip.json"):
-        shutil.copy(SEED_CONTACTS / name, contacts_dir / name)
-    return contacts_dir
-
-
-@pytest.fixture
-def draft(db: psycopg.Connection, run, keys: None) -> int:
-    """The seed's two servers, a template and the Black Friday campaign as a draft."""
-    assert run("server", "add", BREVO, "--provider", "brevo", "--api-key-env", "BREVO_API_KEY")[0] == 0
-    assert run("server", "add", SENDGRID, "--provider", "sendgrid", "--api-key-env", "SENDGRID_API_KEY")[0] == 0
-    assert run("template", "add", "promo", "--html", "<p>Bonjour {{ first_name }}</p>")[0] == 0
-    code, out, _ = run(
-        "campaign",
-        "create",
-        "--name",
-        "Black Friday 2025 - Ventes Flash",
-        "--subject",
-        "⚡ Offres Exclusives : Jusqu'à -70% !",
-        "--template",
-        "promo",
-    )
-    assert code == 0
-    (campaign,) = campaign_sql.list_campaigns(db)
-    assert out.startswith(f"campaign {campaign.id} created (draft)\n")
-    return campaign.id
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""What the CLI tests share besides fixtures: the seed's servers and lines, and the line state a run leaves."""
+"""What the CLI tests share besides fixtures: the seed's lines as typed, and the line state a run leaves."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ import psycopg
 from psycopg import sql
 
 from campaign_pipelines.store import campaigns as campaign_sql
+from tests.support import BREVO_SERVER, SENDGRID_SERVER
 
-SEED_CONTACTS = Path(__file__).resolve().parents[2] / "contacts"
-BREVO = "Brevo - Compte Principal"
-SENDGRID = "SendGrid - Secours"
-BREVO_KEY = "xkeysib-brevo-secret-0123456789"
-SENDGRID_KEY = "SG.sendgrid-secret-9876543210"
-PROMO_LINE = f"sender_name=L'équipe Promo,sender_email=offres@mondomaine.com,server={BREVO},max_daily_sends=10000"
+PROMO_LINE = (
+    f"sender_name=L'équipe Promo,sender_email=offres@mondomaine.com,server={BREVO_SERVER},max_daily_sends=10000"
+)
 SUPPORT_LINE = (
-    f"sender_name=Le Service Client,sender_email=support@mondomaine.com,server={SENDGRID},"
+    f"sender_name=Le Service Client,sender_email=support@mondomaine.com,server={SENDGRID_SERVER},"
     "send_frequency_minutes=1,max_daily_sends=5000"
 )
 

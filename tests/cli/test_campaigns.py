@@ -13,14 +13,8 @@ from campaign_pipelines.contacts import campaign_import
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import PENDING, UNKNOWN, contact_table
-from tests.cli.support import (
-    BREVO,
-    PROMO_LINE,
-    SENDGRID,
-    configure_seed,
-    set_progress,
-    status_of,
-)
+from tests.cli.support import PROMO_LINE, configure_seed, set_progress, status_of
+from tests.support import BREVO_SERVER, SENDGRID_SERVER
 
 
 def test_seed_scenario_schedules_the_campaign_with_its_two_lines(
@@ -40,13 +34,13 @@ def test_seed_scenario_schedules_the_campaign_with_its_two_lines(
     assert (promo.sender_name, promo.sender_email, promo.server_name) == (
         "L'équipe Promo",
         "offres@mondomaine.com",
-        BREVO,
+        BREVO_SERVER,
     )
     assert (promo.send_frequency_minutes, promo.max_daily_sends, promo.scheduled_at) == (None, 10000, None)
     assert (support.sender_name, support.sender_email, support.server_name) == (
         "Le Service Client",
         "support@mondomaine.com",
-        SENDGRID,
+        SENDGRID_SERVER,
     )
     assert (support.send_frequency_minutes, support.max_daily_sends) == (1, 5000)
 
@@ -138,7 +132,7 @@ def test_configure_lists_every_problem_and_changes_nothing(
         "--channel",
         "sender_name=L'équipe Promo,sender_email=offres@mondomaine.com,server=Mailjet - Inconnu",
         "--channel",
-        f"sender_name=Support,sender_email=not-an-address,server={SENDGRID}",
+        f"sender_name=Support,sender_email=not-an-address,server={SENDGRID_SERVER}",
     )
 
     assert (code, out) == (1, "")
@@ -157,7 +151,9 @@ def test_configure_refuses_a_sender_that_would_forge_headers(
 ) -> None:
     config = tmp_path / "forged.json"
     forged = {"sender_name": "Promo\r\nBcc: evil@attacker.example", "sender_email": "offres@mondomaine.com"}
-    config.write_text(json.dumps({"contact_files": ["clients_vip.json"], "channels": [{**forged, "server": BREVO}]}))
+    config.write_text(
+        json.dumps({"contact_files": ["clients_vip.json"], "channels": [{**forged, "server": BREVO_SERVER}]})
+    )
 
     code, out, err = run(
         "campaign", "configure", str(draft), "--contacts-dir", str(seed_files), "--config", str(config)
@@ -172,6 +168,27 @@ def test_configure_an_unknown_campaign_exits_1(run, db: psycopg.Connection, seed
     code, _, err = run("campaign", "configure", "999", "--file", "clients_vip.json", "--channel", PROMO_LINE)
     assert code == 1
     assert "campaign 999 does not exist" in err
+
+
+def test_the_seed_setup_through_the_cli_creates_a_draft(db: psycopg.Connection, run, keys: None) -> None:
+    assert run("server", "add", BREVO_SERVER, "--provider", "brevo", "--api-key-env", "BREVO_API_KEY")[0] == 0
+    assert run("server", "add", SENDGRID_SERVER, "--provider", "sendgrid", "--api-key-env", "SENDGRID_API_KEY")[0] == 0
+    assert run("template", "add", "promo", "--html", "<p>Bonjour {{ first_name }}</p>")[0] == 0
+    code, out, _ = run(
+        "campaign",
+        "create",
+        "--name",
+        "Black Friday 2025 - Ventes Flash",
+        "--subject",
+        "⚡ Offres Exclusives : Jusqu'à -70% !",
+        "--template",
+        "promo",
+    )
+    assert code == 0
+    (campaign,) = campaign_sql.list_campaigns(db)
+    assert out.startswith(f"campaign {campaign.id} created (draft)\n")
+    assert f"next: campaigns campaign configure {campaign.id} --file ... --channel ..." in out
+    assert (campaign.name, campaign.status) == ("Black Friday 2025 - Ventes Flash", "draft")
 
 
 def test_create_with_an_unknown_template_exits_1(db: psycopg.Connection, run) -> None:

@@ -13,11 +13,8 @@ import pytest
 from campaign_pipelines import cli
 from campaign_pipelines.ops.admin import ChannelConfig
 from campaign_pipelines.store import campaigns as campaign_sql
-from tests.cli.support import (
-    BREVO,
-    PROMO_LINE,
-    SENDGRID,
-)
+from tests.cli.support import PROMO_LINE
+from tests.support import BREVO_SERVER, SENDGRID_SERVER
 
 
 def test_configure_from_a_config_file(
@@ -29,11 +26,11 @@ def test_configure_from_a_config_file(
             {
                 "contact_files": ["clients_vip.json"],
                 "channels": [
-                    {"sender_name": "L'équipe Promo", "sender_email": "offres@mondomaine.com", "server": BREVO},
+                    {"sender_name": "L'équipe Promo", "sender_email": "offres@mondomaine.com", "server": BREVO_SERVER},
                     {
                         "sender_name": "Le Service Client",
                         "sender_email": "support@mondomaine.com",
-                        "server": SENDGRID,
+                        "server": SENDGRID_SERVER,
                         "send_frequency_minutes": 1.5,
                         "max_daily_sends": 5000,
                         "scheduled_at": "2025-11-28T08:00:00+01:00",
@@ -79,7 +76,7 @@ def test_a_bad_config_file_lists_every_problem(db: psycopg.Connection, run, draf
 
 
 def test_an_escaped_comma_stays_in_the_value(db: psycopg.Connection, run, draft: int, seed_files: Path) -> None:
-    line = f"sender_name=Dupont\\, Frères,sender_email=contact@dupont.fr,server={BREVO},max_daily_sends="
+    line = f"sender_name=Dupont\\, Frères,sender_email=contact@dupont.fr,server={BREVO_SERVER},max_daily_sends="
     code, _, err = run(
         "campaign", "configure", str(draft), "--contacts-dir", str(seed_files), "--file", "clients_vip.json",
         "--channel", line,
@@ -101,9 +98,9 @@ def test_a_bad_channel_value_is_a_usage_error_naming_line_and_key(run, draft: in
         "--channel",
         PROMO_LINE,
         "--channel",
-        f"sender_name=S,sender_email=s@x.com,server={SENDGRID},frequency=1,max_daily_sends=5k",
+        f"sender_name=S,sender_email=s@x.com,server={SENDGRID_SERVER},frequency=1,max_daily_sends=5k",
         "--channel",
-        f"sender_name=T,sender_email=t@x.com,server={SENDGRID},send_frequency_minutes=vite",
+        f"sender_name=T,sender_email=t@x.com,server={SENDGRID_SERVER},send_frequency_minutes=vite",
     )
 
     assert code == 2
@@ -138,7 +135,7 @@ def test_a_line_has_the_keys_of_the_launchpad_form(run, draft: int) -> None:
 def test_every_wrongly_typed_value_of_a_config_file_is_named_with_its_line(
     db: psycopg.Connection, run, draft: int, seed_files: Path, tmp_path: Path
 ) -> None:
-    line = {"sender_name": "Promo", "sender_email": "offres@mondomaine.com", "server": BREVO}
+    line = {"sender_name": "Promo", "sender_email": "offres@mondomaine.com", "server": BREVO_SERVER}
     config = tmp_path / "typed.json"
     config.write_text(
         json.dumps(
@@ -173,7 +170,7 @@ def test_empty_optional_values_are_the_defaults_and_numbers_are_read_as_the_laun
     db: psycopg.Connection, run, draft: int, seed_files: Path
 ) -> None:
     line = (
-        f"sender_name=Promo,sender_email=offres@mondomaine.com,server={BREVO},"
+        f"sender_name=Promo,sender_email=offres@mondomaine.com,server={BREVO_SERVER},"
         "send_frequency_minutes= ,max_daily_sends=2500.0,scheduled_at="
     )
 
@@ -192,7 +189,7 @@ def test_an_empty_sender_is_left_for_configure_to_refuse(
 ) -> None:
     code, _, err = run(
         "campaign", "configure", str(draft), "--contacts-dir", str(seed_files), "--file", "clients_vip.json",
-        "--channel", f"sender_name=,sender_email=offres@mondomaine.com,server={BREVO}",
+        "--channel", f"sender_name=,sender_email=offres@mondomaine.com,server={BREVO_SERVER}",
     )  # fmt: skip
 
     assert code == 1

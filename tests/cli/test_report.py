@@ -10,10 +10,7 @@ from psycopg import sql
 
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import SENT, contact_table
-from tests.cli.support import (
-    one_line,
-    set_progress,
-)
+from tests.cli.support import one_line, set_progress
 
 
 def _sent_with_events(db: psycopg.Connection, campaign_id: int) -> None:

@@ -10,10 +10,7 @@ import psycopg
 from psycopg import sql
 
 from campaign_pipelines.store.contacts import SENT, SUPPRESSED, contact_table
-from tests.cli.support import (
-    configure_seed,
-    set_progress,
-)
+from tests.cli.support import configure_seed, set_progress
 
 
 def test_campaign_list_and_status(db: psycopg.Connection, run, draft: int, seed_files: Path) -> None:

@@ -11,14 +11,8 @@ import psycopg
 import pytest
 
 from campaign_pipelines.cli import watch as cli_watch
-from tests.cli.support import (
-    BREVO,
-    SENDGRID,
-    configure_seed,
-    one_line,
-    set_progress,
-    status_of,
-)
+from tests.cli.support import configure_seed, one_line, set_progress, status_of
+from tests.support import BREVO_SERVER, SENDGRID_SERVER
 
 
 def _shown(moment: datetime) -> str:
@@ -39,9 +33,9 @@ def test_watch_once_shows_a_bar_per_line(db: psycopg.Connection, run, launched: 
     # A title, then a bar with the sent count, for the campaign and for each line.
     assert rows[0] == f"campaign {launched}  'Black Friday 2025 - Ventes Flash'  running"
     assert rows[1].startswith("  ━") and rows[1].endswith("4/7 57%  -")
-    assert rows[2] == f"line 1  L'équipe Promo · {BREVO}  sending"
+    assert rows[2] == f"line 1  L'équipe Promo · {BREVO_SERVER}  sending"
     assert rows[3].endswith("3/7 43%  -")
-    assert rows[4] == f"line 2  Le Service Client · {SENDGRID}  waiting  next send in 1 min"
+    assert rows[4] == f"line 2  Le Service Client · {SENDGRID_SERVER}  waiting  next send in 1 min"
     assert rows[5].endswith("1/7 14%  -")
     # Bars and counts line up: the longest bar is the campaign's.
     assert len({len(rows[i]) for i in (1, 3, 5)}) == 1
@@ -81,7 +75,7 @@ def test_watch_shows_what_each_line_waits_for_and_until_when(db: psycopg.Connect
     now = datetime.now(UTC).replace(microsecond=0)
     # Line 1 is in its step but waits out its one-minute pacing; line 2 stopped at its quota.
     set_progress(db, launched, 1, status="sending", send_frequency_minutes=1, last_sent_at=now - timedelta(seconds=20))
-    db.execute("UPDATE servers SET timezone = 'Europe/Paris' WHERE name = %s", (SENDGRID,))
+    db.execute("UPDATE servers SET timezone = 'Europe/Paris' WHERE name = %s", (SENDGRID_SERVER,))
     midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), ZoneInfo("Europe/Paris"))
     set_progress(
         db,
@@ -97,11 +91,13 @@ def test_watch_shows_what_each_line_waits_for_and_until_when(db: psycopg.Connect
     assert code == 0
     flat = one_line(out)
     assert (
-        f"line 1 L'équipe Promo · {BREVO} waiting (pacing) until {_shown(now + timedelta(seconds=40))} 0/7 0%" in flat
+        f"line 1 L'équipe Promo · {BREVO_SERVER} waiting (pacing) until {_shown(now + timedelta(seconds=40))} 0/7 0%"
+        in flat
     )
     assert "sending" not in flat
     assert (
-        f"line 2 Le Service Client · {SENDGRID} quota reached, resumes 00:00 Europe/Paris reached 5000/day 0/7" in flat
+        f"line 2 Le Service Client · {SENDGRID_SERVER} quota reached, resumes 00:00 Europe/Paris reached 5000/day 0/7"
+        in flat
     )
 
 
@@ -112,7 +108,7 @@ def test_watch_shows_a_long_wait_the_step_ended_for(db: psycopg.Connection, run,
     code, out, _ = run("campaign", "watch", str(launched), "--once")
 
     assert code == 0
-    assert f"{BREVO} waiting (pacing) until {_shown(moment)} 0/7 0%" in one_line(out)
+    assert f"{BREVO_SERVER} waiting (pacing) until {_shown(moment)} 0/7 0%" in one_line(out)
 
 
 def test_watch_ends_at_once_when_the_campaign_is_over(

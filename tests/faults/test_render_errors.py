@@ -12,7 +12,7 @@ from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import FAILED, contact_table
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, Tally, assert_never_twice, deliveries
-from tests.sending.test_line import SENDGRID
+from tests.sending.fixtures import SENDGRID
 
 pytestmark = pytest.mark.faults
 

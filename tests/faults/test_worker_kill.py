@@ -19,9 +19,7 @@ from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import SENT, UNKNOWN
 from tests.fakes.server import FakeServer
 from tests.faults.support import Run, Runs, Tally, assert_never_twice, deliveries, emails_by_status, wait_for
-from tests.sending.fixtures import Setup
-from tests.sending.test_line import SENDGRID
-from tests.sending.test_line_errors import POSTMARK
+from tests.sending.fixtures import POSTMARK, SENDGRID, Setup
 
 pytestmark = pytest.mark.faults
 

@@ -16,7 +16,7 @@ from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import PENDING, RESERVED, SENT, UNKNOWN
 from tests.fakes.server import running_fakes
-from tests.sending.test_line import SENDGRID
+from tests.sending.fixtures import SENDGRID
 
 _WORKER = textwrap.dedent(
     """

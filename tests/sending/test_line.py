@@ -9,20 +9,7 @@ from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import SENT
 from tests.fakes.clock import FakeClock
-from tests.sending.fixtures import MIDNIGHT
-
-BREVO = {
-    "sender_name": "L'équipe Promo",
-    "sender_email": "offres@mondomaine.com",
-    "server": "Brevo - Compte Principal",
-    "provider": "brevo",
-}
-SENDGRID = {
-    "sender_name": "Le Service Client",
-    "sender_email": "support@mondomaine.com",
-    "server": "SendGrid - Secours",
-    "provider": "sendgrid",
-}
+from tests.sending.fixtures import BREVO, MIDNIGHT, SENDGRID
 
 
 def _states(db, campaign_id: int) -> dict[int, int]:

@@ -14,15 +14,7 @@ from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.connection import connect
 from campaign_pipelines.store.contacts import FAILED, PENDING, SENT, SUPPRESSED, UNKNOWN
 from tests.fakes.clock import FakeClock
-from tests.sending.fixtures import MIDNIGHT, REDIS_URL
-from tests.sending.test_line import BREVO, SENDGRID
-
-POSTMARK = {
-    "sender_name": "Promo",
-    "sender_email": "promo@mondomaine.com",
-    "server": "Postmark",
-    "provider": "postmark",
-}
+from tests.sending.fixtures import BREVO, MIDNIGHT, POSTMARK, REDIS_URL, SENDGRID
 
 
 def test_429_waits_as_the_provider_says_then_sends(db, make_campaign, run_line, fakes) -> None:

@@ -8,7 +8,7 @@ import redis
 from campaign_pipelines.quotas import RedisQuotas
 from campaign_pipelines.sending.reservations import Reservations
 from campaign_pipelines.store.quotas import Quota
-from tests.test_quotas import DAY
+from tests.sending.fixtures import DAY
 
 LINE = Quota("line:1", DAY, 100, "100/day")
 SERVER = Quota("server:1", DAY, 30, "server cap 30/day")

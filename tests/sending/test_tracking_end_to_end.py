@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from campaign_pipelines.rendering import Tracking
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import SENT, SUPPRESSED
-from tests.sending.test_line import BREVO
+from tests.sending.fixtures import BREVO
 from tracking_app.app import create_app
 from tracking_app.settings import Settings
 
