@@ -19,6 +19,7 @@ from psycopg import sql
 
 from campaign_pipelines import campaigns
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store.contacts import contact_table
 from tests.support import BREVO_SERVER, SEED_FILES
 
 pytestmark = pytest.mark.slow
@@ -79,5 +80,5 @@ def test_the_import_runs_through_the_multiprocess_executor(
     campaign = campaign_sql.campaign_by_id(db, campaign_id)
     assert campaign is not None
     assert (campaign.status, campaign.nbre_contacts) == ("scheduled", 7)
-    table = sql.Identifier(f"contacts_campaign_{campaign_id}")
+    table = contact_table(campaign_id)
     assert db.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone() == (7,)

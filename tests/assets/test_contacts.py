@@ -14,6 +14,7 @@ from campaign_pipelines.assets.contacts import campaign_contacts
 from campaign_pipelines.resources.contact_files import ContactFilesResource
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store.contacts import contact_table
 from tests.support import BREVO_SERVER, SEED_FILES, step_error
 
 SEED_EMAILS = [
@@ -57,7 +58,7 @@ def configure(db: psycopg.Connection, campaign_id: int, contacts_dir: Path, file
 
 def emails_of(db: psycopg.Connection, campaign_id: int) -> list[str]:
     """Every row of the campaign's contact table, duplicates included."""
-    table = sql.Identifier(f"contacts_campaign_{campaign_id}")
+    table = contact_table(campaign_id)
     return [row[0] for row in db.execute(sql.SQL("SELECT email FROM {} ORDER BY email").format(table))]
 
 

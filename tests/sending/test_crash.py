@@ -11,10 +11,11 @@ import textwrap
 import time
 
 import pytest
+from psycopg import sql
 
 from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import PENDING, RESERVED, SENT, UNKNOWN
+from campaign_pipelines.store.contacts import PENDING, RESERVED, SENT, UNKNOWN, contact_table
 from tests.fakes.server import running_fakes
 from tests.sending.fixtures import SENDGRID
 
@@ -65,8 +66,8 @@ def test_sigkill_mid_batch_then_relaunch_sends_nobody_twice(db, database_url, ma
     ]
     counts = send_sql.status_counts(db, setup.campaign_id)
     assert counts == {SENT: 400, UNKNOWN: 100}
-    table = f"contacts_campaign_{setup.campaign_id}"
-    unknown = {row[0] for row in db.execute(f"SELECT email FROM {table} WHERE send_status = {UNKNOWN}")}
+    query = sql.SQL("SELECT email FROM {} WHERE send_status = %s").format(contact_table(setup.campaign_id))
+    unknown = {row[0] for row in db.execute(query, (UNKNOWN,))}
     assert resent.isdisjoint(unknown)  # the batch in flight was not sent again
     assert len(resent) == 200  # only what the dead worker had not reached
 
@@ -102,8 +103,8 @@ def test_after_a_sigkill_only_the_contacts_of_calls_that_left_are_unknown(
         "70 contact(s) an interrupted run had reserved but not requested went back to the pool",
     ]
     assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 270, UNKNOWN: 30}
-    table = f"contacts_campaign_{setup.campaign_id}"
-    unknown = {row[0] for row in db.execute(f"SELECT email FROM {table} WHERE send_status = {UNKNOWN}")}
+    query = sql.SQL("SELECT email FROM {} WHERE send_status = %s").format(contact_table(setup.campaign_id))
+    unknown = {row[0] for row in db.execute(query, (UNKNOWN,))}
     assert unknown == set(first_run)
     assert len(every) == len(set(every)) == 300
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import redis
+from psycopg import sql
 
 from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.quotas import RedisQuotas
@@ -12,7 +13,7 @@ from campaign_pipelines.sending.line import LineSender
 from campaign_pipelines.store import quotas as quota_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import FAILED, PENDING, SENT, SUPPRESSED, UNKNOWN
+from campaign_pipelines.store.contacts import FAILED, PENDING, SENT, SUPPRESSED, UNKNOWN, contact_table
 from tests.fakes.clock import FakeClock
 from tests.sending.fixtures import BREVO, MIDNIGHT, POSTMARK, REDIS_URL, SENDGRID
 
@@ -110,7 +111,10 @@ def test_partial_batch_failure_is_recorded_per_recipient(db, make_campaign, run_
 
     assert (outcome.sent, outcome.failed) == (18, 2)
     failed = db.execute(
-        f"SELECT email, error FROM contacts_campaign_{setup.campaign_id} WHERE send_status = {FAILED} ORDER BY email"
+        sql.SQL("SELECT email, error FROM {} WHERE send_status = %s ORDER BY email").format(
+            contact_table(setup.campaign_id)
+        ),
+        (FAILED,),
     ).fetchall()
     assert [email for email, _ in failed] == ["user11@example.com", "user3@example.com"]
     assert all(error for _, error in failed)
@@ -165,7 +169,8 @@ def test_a_contact_whose_message_fails_to_render_fails_alone(db, make_campaign, 
     assert (outcome.status, outcome.sent, outcome.failed, outcome.unknown) == ("done", 299, 1, 0)
     assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 299, FAILED: 1}
     (email, error), *_ = db.execute(
-        f"SELECT email, error FROM contacts_campaign_{setup.campaign_id} WHERE send_status = {FAILED}"
+        sql.SQL("SELECT email, error FROM {} WHERE send_status = %s").format(contact_table(setup.campaign_id)),
+        (FAILED,),
     ).fetchall()
     assert email == "user0@example.com"
     assert error == "the template failed for this contact: ZeroDivisionError: integer division or modulo by zero"
