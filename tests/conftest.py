@@ -68,6 +68,17 @@ def database_url(pg_server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_database_url(pg_server_url: str) -> Iterator[str]:
+    """A database of its own with no table yet, dropped after the test."""
+    name = f"cp_empty_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield with_database(pg_server_url, name)
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
 def db(database_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection to an emptied campaign database."""
     with connect(database_url) as conn:
