@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench-import bench-send bench-tracking bench-report clean
+.PHONY: dev test lint workers bench-import bench-send bench-tracking bench-report clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 ## Start PostgreSQL (embedded unless DATABASE_URL is set), the Dagster UI on :3000 and the tracking app on :8080.
 dev: $(STAMP)
 	$(BIN)/python -m campaign_pipelines.devserver
+
+## Start N Celery workers on this machine (default 2) for runs with CAMPAIGNS_EXECUTOR=celery (docs/deploy.md).
+N ?= 2
+workers: $(STAMP)
+	@trap 'kill $$(jobs -p); wait' INT TERM; for i in $$(seq 1 $(N)); do $(BIN)/python -m campaign_pipelines.worker --name worker$$i & done; wait
 
 ## Run the whole test suite against real PostgreSQL and Redis.
 test: $(STAMP)

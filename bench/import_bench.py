@@ -86,7 +86,7 @@ def run_ours(url: str, path: Path) -> dict:
             conn,
             campaign_id,
             contact_files=[path.name],
-            channels=[campaigns.ChannelSpec("Bench", "bench@example.com", "bench")],
+            lines=[campaigns.LineSpec("Bench", "bench@example.com", "bench")],
             contacts_dir=path.parent,
         )
     started = time.perf_counter()

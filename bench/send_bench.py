@@ -44,8 +44,9 @@ from campaign_pipelines.contacts.campaign_import import import_campaign
 from campaign_pipelines.providers import OutgoingMessage, ProviderClient, Sender
 from campaign_pipelines.providers import get as get_provider
 from campaign_pipelines.rendering import MessageRenderer
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import SENT, contact_table
+from campaign_pipelines.store.contacts import contact_table
 
 _ROOT = Path(__file__).resolve().parents[1]
 _FIRST = ["Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Gaëlle", "Hugo", "Inès", "Jules", "Léa", "Manon"]
@@ -67,7 +68,7 @@ lettre d'information. <a href="https://shop.example.com/unsubscribe">Se désabon
 Boutique Exemple, 1 rue de l'Exemple, 75001 Paris.</p>
 </body></html>
 """
-_SENDER = campaigns.ChannelSpec("Boutique Exemple", "news@shop.example.com", "bench")
+_SENDER = campaigns.LineSpec("Boutique Exemple", "news@shop.example.com", "bench")
 _SINGLE_PROVIDER = "sendgrid"
 _BATCH_PROVIDER = "brevo"
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -132,7 +133,7 @@ def _provider_urls(base: str) -> dict[str, str]:
 def _campaign(url: str, path: Path, provider: str, provider_url: str, batch_size: int | None) -> tuple[int, int]:
     """A launched campaign with the file's contacts and one line on `provider`: (campaign, line)."""
     from campaign_pipelines.sending import campaign as lifecycle
-    from campaign_pipelines.store import sending as send_sql
+    from campaign_pipelines.store import lines as line_sql
 
     with connect(url) as conn:
         servers.add_server(
@@ -148,12 +149,12 @@ def _campaign(url: str, path: Path, provider: str, provider_url: str, batch_size
         templates.save_template(conn, "bench", _TEMPLATE)
         campaign_id = campaigns.create_campaign(conn, name="bench", subject=_SUBJECT, template="bench")
         campaigns.configure_campaign(
-            conn, campaign_id, contact_files=[path.name], channels=[_SENDER], contacts_dir=path.parent
+            conn, campaign_id, contact_files=[path.name], lines=[_SENDER], contacts_dir=path.parent
         )
     import_campaign(lambda: connect(url), campaign_id, path.parent)
     with connect(url) as conn:
         lifecycle.launch(conn, campaign_id)
-        (line,) = send_sql.lines_of(conn, campaign_id)
+        (line,) = line_sql.lines_of(conn, campaign_id)
     checkpoint(url)  # after the setup's writes: the measurement follows
     return campaign_id, line.id
 
@@ -178,7 +179,8 @@ def _run_line(url: str, path: Path, base: str, provider: str, batch_size: int | 
         outcome = sender.run()
         elapsed = time.perf_counter() - started
         (sent,) = conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE send_status = %s").format(contact_table(campaign_id)), (SENT,)
+            sql.SQL("SELECT count(*) FROM {} WHERE send_status = %s").format(contact_table(campaign_id)),
+            (ContactStatus.SENT,),
         ).fetchone()
     if outcome.status != "done" or sent != outcome.sent:
         raise RuntimeError(f"the line ended {outcome.status} ({outcome.reason}) with {sent} sent")

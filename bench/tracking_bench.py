@@ -46,9 +46,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from campaign_pipelines import campaigns, servers, templates
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import SENT, contact_table, create_contact_table, create_send_indexes
+from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes
 from campaign_pipelines.tracking.tokens import make_token
 from tracking_app.pixel import GIF
 from tracking_app.responses import NO_STORE
@@ -88,7 +89,7 @@ def _campaign(url: str, contacts: int, sent_ago_s: float) -> tuple[int, list[int
                 " SELECT 'user' || i || '@example.com', '{{}}', %s, now() - make_interval(secs => %s)"
                 " FROM generate_series(1, %s) AS i RETURNING id"
             ).format(contact_table(campaign_id)),
-            (SENT, sent_ago_s, contacts),
+            (ContactStatus.SENT, sent_ago_s, contacts),
         ).fetchall()
         conn.execute(
             "INSERT INTO campaign_channels (campaign_id, position, sender_name, sender_email, server_id, last_sent_at)"

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TextIO
 
 import psycopg
 
 from campaign_pipelines.contacts.records import normalize_email
 from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.providers.webhook import (
+    COMPLAINT,
+    DELIVERED,
+    EVENTS,
+    HARD_BOUNCE,
+    SOFT_BOUNCE,
+    UNSUBSCRIBE,
+    DeliveryEvent,
+)
+from campaign_pipelines.send_ids import parse_send_id
 from campaign_pipelines.store import blacklist as blacklist_sql
 from campaign_pipelines.store.blacklist import SOURCES, BlacklistEntry
 
@@ -39,21 +48,11 @@ __all__ = [
     "add",
     "entries",
     "export_csv",
-    "parse_send_id",
     "record_delivery_events",
     "remove",
     "soft_bounce_limit",
 ]
 
-# Our names for the provider events we keep; every other provider event is ignored.
-DELIVERED, HARD_BOUNCE, SOFT_BOUNCE, COMPLAINT, UNSUBSCRIBE = (
-    "delivered",
-    "hard_bounce",
-    "soft_bounce",
-    "complaint",
-    "unsubscribe",
-)
-EVENTS = (DELIVERED, HARD_BOUNCE, SOFT_BOUNCE, COMPLAINT, UNSUBSCRIBE)
 # Events that blacklist the address at once, and the blacklist source each one writes.
 _AT_ONCE = {HARD_BOUNCE: "hard_bounce", COMPLAINT: "complaint", UNSUBSCRIBE: "unsubscribe"}
 _WORDS = {HARD_BOUNCE: "hard bounce", COMPLAINT: "spam complaint", UNSUBSCRIBE: "unsubscribed"}
@@ -63,29 +62,7 @@ SOFT_BOUNCE_LIMIT_ENV = "SOFT_BOUNCE_LIMIT"
 MANUAL_REASON = "added by hand"
 # A provider's words are kept, not a whole bounce message.
 _MAX_DETAIL_CHARS = 1_000
-# sending.line.send_id: "<campaign id>-<contact id>", both bigint ids.
-_SEND_ID = re.compile(r"([1-9][0-9]{0,18})-([1-9][0-9]{0,18})")
-_MAX_ID = (1 << 63) - 1
 _EXPORT_HEADER = ("email", "reason", "source", "created_at")
-
-
-@dataclass(frozen=True)
-class DeliveryEvent:
-    """A provider's webhook event in our words.
-
-    `event_id` names the event at its provider: the provider's own id, or one derived from the
-    event's identifying fields (tracking_app.webhooks_payloads); copies of one event share it.
-    `email` is the recipient as the provider wrote it; `send_id` is ours (sending.line.send_id)
-    when the provider carried it back; `detail` is the provider's own words (a bounce reason).
-    """
-
-    provider: str
-    event_id: str
-    event: str
-    email: str
-    send_id: str | None
-    detail: str | None
-    occurred_at: datetime
 
 
 @dataclass(frozen=True)
@@ -110,19 +87,6 @@ def soft_bounce_limit(environ: Mapping[str, str] = os.environ) -> int:
             SOFT_BOUNCE_LIMIT_ENV, [f"{text!r} is not a whole number of soft bounces, at least 1 (default 3)"]
         )
     return int(text)
-
-
-def parse_send_id(value: object) -> tuple[int, int] | None:
-    """(campaign id, contact id) from our send id, or None when it is not one of ours."""
-    if not isinstance(value, str):
-        return None
-    match = _SEND_ID.fullmatch(value.strip())
-    if match is None:
-        return None
-    campaign_id, contact_id = int(match[1]), int(match[2])
-    if campaign_id > _MAX_ID or contact_id > _MAX_ID:
-        return None
-    return campaign_id, contact_id
 
 
 def record_delivery_events(

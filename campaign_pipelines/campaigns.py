@@ -17,13 +17,15 @@ import psycopg
 from campaign_pipelines.contacts.records import normalize_email
 from campaign_pipelines.errors import NotFoundError, ValidationError, existing_names, unknown
 from campaign_pipelines.headers import header_problem
+from campaign_pipelines.statuses import CONFIGURE
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
 
 
 @dataclass(frozen=True)
-class ChannelSpec:
-    """One sending line as the user types it; empty rules mean the seed's defaults."""
+class LineSpec:
+    """One sending line as a user gives it (Launchpad form, CLI option, JSON file), checked by
+    `configure_campaign`; empty rules mean the seed's defaults."""
 
     sender_name: str
     sender_email: str
@@ -103,16 +105,14 @@ def _parse_start(value: str | datetime | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _channel_problems(
-    conn: psycopg.Connection, channels: list[ChannelSpec]
-) -> tuple[list[str], list[campaign_sql.NewChannel]]:
+def _line_problems(conn: psycopg.Connection, specs: list[LineSpec]) -> tuple[list[str], list[campaign_sql.NewLine]]:
     problems: list[str] = []
-    lines: list[campaign_sql.NewChannel] = []
-    if not channels:
+    lines: list[campaign_sql.NewLine] = []
+    if not specs:
         problems.append("at least one sending line is required")
     known = catalog.list_servers(conn)
     active = [server.name for server in known if server.active]
-    for number, spec in enumerate(channels, start=1):
+    for number, spec in enumerate(specs, start=1):
         where = f"line {number}"
         if not spec.sender_name.strip():
             problems.append(f"{where}: sender name is empty")
@@ -143,7 +143,7 @@ def _channel_problems(
             start = None
         if server is not None and sender_email is not None:
             lines.append(
-                campaign_sql.NewChannel(
+                campaign_sql.NewLine(
                     sender_name=spec.sender_name.strip(),
                     sender_email=sender_email,
                     server_id=server.id,
@@ -170,7 +170,7 @@ def _configurable(conn: psycopg.Connection) -> str:
     """The campaigns a configure step may name."""
     return campaign_choices(
         conn,
-        campaign_sql.CONFIGURABLE,
+        CONFIGURE.sources,
         "be configured",
         none="no campaign can be configured: create one with create_campaign first",
     )
@@ -189,7 +189,7 @@ def configure_campaign(
     campaign_id: int,
     *,
     contact_files: list[str],
-    channels: list[ChannelSpec],
+    lines: list[LineSpec],
     contacts_dir: Path,
 ) -> campaign_sql.CampaignRow:
     """Step 2: contact files and sending lines; the campaign becomes scheduled.
@@ -201,27 +201,25 @@ def configure_campaign(
     if campaign is None:
         raise NotFoundError(f"campaign {campaign_id} does not exist; {_configurable(conn)}")
     problems = []
-    if campaign.status not in campaign_sql.CONFIGURABLE:
-        problems.append(
-            f"status is '{campaign.status}': only a {'/'.join(campaign_sql.CONFIGURABLE)} campaign can be configured"
-        )
+    if not CONFIGURE.allows(campaign.status):
+        problems.append(f"status is '{campaign.status}': only a {CONFIGURE.from_words} campaign can be configured")
     problems += _contact_file_problems(contacts_dir, contact_files)
-    channel_problems, lines = _channel_problems(conn, channels)
-    problems += channel_problems
+    line_problems, new_lines = _line_problems(conn, lines)
+    problems += line_problems
     if problems:
         raise ValidationError(what, problems)
 
     with conn.transaction():
         locked = campaign_sql.campaign_by_id(conn, campaign_id, for_update=True)
         assert locked is not None
-        if locked.status not in campaign_sql.CONFIGURABLE:
+        if not CONFIGURE.allows(locked.status):
             raise ValidationError(what, [f"status changed to '{locked.status}' meanwhile"])
         template = catalog.template_by_id(conn, locked.template_id)
         campaign_sql.save_configuration(
             conn,
             campaign_id,
             contact_files=[str(Path(name)) for name in contact_files],
-            channels=lines,
+            lines=new_lines,
             template_html=template.html,
         )
     updated = campaign_sql.campaign_by_id(conn, campaign_id)

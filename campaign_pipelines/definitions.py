@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from campaign_pipelines import execution
 from campaign_pipelines.assets.contacts import campaign_contacts
 from campaign_pipelines.assets.report import campaign_report
 from campaign_pipelines.assets.sends import campaign_sends
@@ -23,6 +24,8 @@ defs = dg.Definitions(
     jobs=[*ADMIN_JOBS, send_campaign, control_campaign],
     sensors=[campaign_import_sensor, campaign_launch_sensor, stalled_lines_sensor, campaign_report_sensor],
     schedules=[relaunch_stalled],
+    # This machine, or Celery workers with CAMPAIGNS_EXECUTOR=celery (docs/deploy.md).
+    executor=execution.default_executor(),
     resources={
         "database": PostgresResource(url=dg.EnvVar("DATABASE_URL")),
         "contact_files": ContactFilesResource(directory=dg.EnvVar("CONTACTS_DIR")),
@@ -30,5 +33,6 @@ defs = dg.Definitions(
         "http": HttpClientResource(),
         "report_files": ReportFilesResource(),
         "tracking": TrackingResource(base_url=dg.EnvVar("TRACKING_BASE_URL"), secret=dg.EnvVar("TRACKING_SECRET")),
+        **execution.io_managers(),
     },
 )

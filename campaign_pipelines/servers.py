@@ -17,18 +17,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from campaign_pipelines.errors import NotFoundError, ValidationError, unknown
+from campaign_pipelines.providers import registry
 from campaign_pipelines.store import catalog
 
-# Each provider's documented send endpoint (Mailgun: the API base; the sending domain
-# comes from the sender's address). sandbox writes .eml files into a local folder.
-DEFAULT_URLS: dict[str, str] = {
-    "brevo": "https://api.brevo.com/v3/smtp/email",
-    "sendgrid": "https://api.sendgrid.com/v3/mail/send",
-    "mailgun": "https://api.mailgun.net/v3",
-    "postmark": "https://api.postmarkapp.com",
-    "sandbox": "file:var/outbox",
-}
-PROVIDERS = tuple(DEFAULT_URLS)
+# The providers a server may name, and the documented endpoint of each (its `default_url`).
+DEFAULT_URLS = registry.DEFAULT_URLS
+PROVIDERS = registry.NAMES
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -66,10 +60,15 @@ def _key_ref(spec: ServerSpec, problems: list[str]) -> str:
         elif not os.access(path, os.R_OK):
             problems.append(f"api_key_file {path} is not readable")
         return f"file:{path}"
-    if spec.provider == "sandbox":
+    if _local(spec.provider):
         return "none:"
     problems.append("an API key is required: set api_key_env (an environment variable's name) or api_key_file")
     return ""
+
+
+def _local(provider: str) -> bool:
+    """A provider that sends nowhere (the sandbox): no API key, a file: URL."""
+    return provider in registry.PROVIDERS and registry.get(provider).local
 
 
 def _validate(spec: ServerSpec) -> catalog.ServerFields:
@@ -79,7 +78,7 @@ def _validate(spec: ServerSpec) -> catalog.ServerFields:
     if spec.provider not in DEFAULT_URLS:
         problems.append(f"provider {spec.provider!r} is not one of {', '.join(PROVIDERS)}")
     url = (spec.url or "").strip() or DEFAULT_URLS.get(spec.provider, "")
-    if spec.provider != "sandbox" and spec.provider in DEFAULT_URLS:
+    if spec.provider in DEFAULT_URLS and not _local(spec.provider):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append(f"url {url!r} is not an http(s) URL")

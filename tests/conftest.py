@@ -24,8 +24,9 @@ from campaign_pipelines.settings import as_sqlalchemy_url, start_embedded_postgr
 from campaign_pipelines.store.connection import connect, ensure_schema
 from tests.support import BREVO_KEY, BREVO_SERVER, SEED_CONTACTS, SEED_FILES, SENDGRID_KEY, SENDGRID_SERVER
 
-# Campaigns with imported contacts, fake providers and a send loop runner, for every test folder.
-pytest_plugins = ["tests.sending.fixtures"]
+# Campaigns with imported contacts, fake providers and a send loop runner, for every test folder;
+# servers of their own for the fault and cluster tests (started only when asked for).
+pytest_plugins = ["tests.sending.fixtures", "tests.faults.fixtures"]
 
 _DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 _TABLES = (

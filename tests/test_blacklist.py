@@ -71,33 +71,6 @@ def entries(db: psycopg.Connection) -> dict[str, tuple[str, str]]:
     }
 
 
-# --- send ids ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("12-345", (12, 345)),
-        (" 12-345 ", (12, 345)),
-        ("9223372036854775807-1", (9223372036854775807, 1)),
-        ("9223372036854775808-1", None),
-        ("12-", None),
-        ("-345", None),
-        ("0-5", None),
-        ("012-5", None),
-        ("12-34-56", None),
-        ("12_345", None),
-        ("١٢-٣٤", None),
-        ("newsletter-2025", None),
-        ("", None),
-        (None, None),
-        (12, None),
-    ],
-)
-def test_parse_send_id_reads_only_our_own_ids(value: object, expected: tuple[int, int] | None) -> None:
-    assert blacklist.parse_send_id(value) == expected
-
-
 def test_soft_bounce_limit_comes_from_the_environment() -> None:
     assert blacklist.soft_bounce_limit({}) == 3
     assert blacklist.soft_bounce_limit({"SOFT_BOUNCE_LIMIT": " 5 "}) == 5

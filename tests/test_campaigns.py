@@ -10,6 +10,7 @@ import pytest
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import lines as line_sql
 
 
 @pytest.fixture
@@ -33,8 +34,8 @@ def files(contacts_dir: Path) -> Path:
 
 
 SEED_LINES = [
-    campaigns.ChannelSpec("L'équipe Promo", "offres@mondomaine.com", "Brevo - Compte Principal", None, 10000, None),
-    campaigns.ChannelSpec("Le Service Client", "support@mondomaine.com", "SendGrid - Secours", 1, 5000, ""),
+    campaigns.LineSpec("L'équipe Promo", "offres@mondomaine.com", "Brevo - Compte Principal", None, 10000, None),
+    campaigns.LineSpec("Le Service Client", "support@mondomaine.com", "SendGrid - Secours", 1, 5000, ""),
 ]
 
 
@@ -63,13 +64,13 @@ def test_configure_the_seed_scenario(db, seed_servers, files: Path) -> None:
         db,
         campaign_id,
         contact_files=["nouveaux_inscrits.json", "clients_vip.json"],
-        channels=SEED_LINES,
+        lines=SEED_LINES,
         contacts_dir=files,
     )
 
     assert row.status == "scheduled" and row.configured_at is not None
     assert row.contact_files == ["nouveaux_inscrits.json", "clients_vip.json"]
-    lines = campaign_sql.channels_of(db, campaign_id)
+    lines = line_sql.lines_of(db, campaign_id)
     assert [
         (line.server_name, line.send_frequency_minutes, line.max_daily_sends, line.scheduled_at) for line in lines
     ] == [
@@ -86,21 +87,19 @@ def test_configure_the_seed_scenario(db, seed_servers, files: Path) -> None:
 
 def test_start_dates_without_zone_are_utc(db, seed_servers, files: Path) -> None:
     campaign_id = campaigns.create_campaign(db, name="BF", subject="s", template="black-friday")
-    line = campaigns.ChannelSpec(
+    line = campaigns.LineSpec(
         "Promo", "offres@mondomaine.com", "Brevo - Compte Principal", scheduled_at="2026-12-01T09:00"
     )
-    campaigns.configure_campaign(
-        db, campaign_id, contact_files=["clients_vip.json"], channels=[line], contacts_dir=files
-    )
-    assert campaign_sql.channels_of(db, campaign_id)[0].scheduled_at == datetime(2026, 12, 1, 9, tzinfo=UTC)
+    campaigns.configure_campaign(db, campaign_id, contact_files=["clients_vip.json"], lines=[line], contacts_dir=files)
+    assert line_sql.lines_of(db, campaign_id)[0].scheduled_at == datetime(2026, 12, 1, 9, tzinfo=UTC)
 
 
 def test_configure_reports_every_problem_and_changes_nothing(db, seed_servers, files: Path) -> None:
     campaign_id = campaigns.create_campaign(db, name="BF", subject="s", template="black-friday")
     servers.set_active(db, "SendGrid - Secours", False)
     bad_lines = [
-        campaigns.ChannelSpec("", "not-an-email", "Mailjet", -1, 0, "demain"),
-        campaigns.ChannelSpec("Secours", "support@mondomaine.com", "SendGrid - Secours"),
+        campaigns.LineSpec("", "not-an-email", "Mailjet", -1, 0, "demain"),
+        campaigns.LineSpec("Secours", "support@mondomaine.com", "SendGrid - Secours"),
     ]
 
     with pytest.raises(ValidationError) as caught:
@@ -108,7 +107,7 @@ def test_configure_reports_every_problem_and_changes_nothing(db, seed_servers, f
             db,
             campaign_id,
             contact_files=["missing.json", "../../etc/passwd", "/etc/passwd", "clients_vip.json", "clients_vip.json"],
-            channels=bad_lines,
+            lines=bad_lines,
             contacts_dir=files,
         )
 
@@ -130,7 +129,7 @@ def test_configure_reports_every_problem_and_changes_nothing(db, seed_servers, f
         assert expected in text
     row = campaign_sql.campaign_by_id(db, campaign_id)
     assert (row.status, row.contact_files, row.configured_at) == ("draft", [], None)
-    assert campaign_sql.channels_of(db, campaign_id) == []
+    assert line_sql.lines_of(db, campaign_id) == []
 
 
 def test_a_file_list_left_empty_names_the_files_there_hidden_ones_aside(db, seed_servers, files: Path) -> None:
@@ -140,7 +139,7 @@ def test_a_file_list_left_empty_names_the_files_there_hidden_ones_aside(db, seed
     campaign_id = campaigns.create_campaign(db, name="BF", subject="s", template="black-friday")
 
     with pytest.raises(ValidationError) as caught:
-        campaigns.configure_campaign(db, campaign_id, contact_files=[], channels=SEED_LINES, contacts_dir=files)
+        campaigns.configure_campaign(db, campaign_id, contact_files=[], lines=SEED_LINES, contacts_dir=files)
 
     assert caught.value.problems == [
         "at least one contact file is required;"
@@ -166,9 +165,7 @@ def test_the_newest_draft_is_the_last_created_one_still_a_draft(db, seed_servers
     second = campaigns.create_campaign(db, name="B", subject="s", template="black-friday")
     assert campaigns.newest_draft(db) == second
 
-    campaigns.configure_campaign(
-        db, second, contact_files=["clients_vip.json"], channels=SEED_LINES, contacts_dir=files
-    )
+    campaigns.configure_campaign(db, second, contact_files=["clients_vip.json"], lines=SEED_LINES, contacts_dir=files)
 
     assert campaigns.newest_draft(db) == first
 
@@ -180,16 +177,14 @@ def test_control_characters_in_a_sender_or_subject_are_refused_naming_field_and_
         campaigns.create_campaign(db, name="BF", subject="Offres\nBcc: x@evil.example\a", template="black-friday")
     campaign_id = campaigns.create_campaign(db, name="BF", subject="s", template="black-friday")
     lines = [
-        campaigns.ChannelSpec(
-            "Promo\r\nBcc: evil@attacker.example", "offres@mondomaine.com", "Brevo - Compte Principal"
-        ),
-        campaigns.ChannelSpec("Support", "support@mondomaine.com\r\nBcc: evil@attacker.example", "SendGrid - Secours"),
-        campaigns.ChannelSpec("Tab\there\u2028and there", "ok@mondomaine.com", "SendGrid - Secours"),
+        campaigns.LineSpec("Promo\r\nBcc: evil@attacker.example", "offres@mondomaine.com", "Brevo - Compte Principal"),
+        campaigns.LineSpec("Support", "support@mondomaine.com\r\nBcc: evil@attacker.example", "SendGrid - Secours"),
+        campaigns.LineSpec("Tab\there\u2028and there", "ok@mondomaine.com", "SendGrid - Secours"),
     ]
 
     with pytest.raises(ValidationError) as caught:
         campaigns.configure_campaign(
-            db, campaign_id, contact_files=["clients_vip.json"], channels=lines, contacts_dir=files
+            db, campaign_id, contact_files=["clients_vip.json"], lines=lines, contacts_dir=files
         )
 
     assert caught.value.problems == [
@@ -200,7 +195,7 @@ def test_control_characters_in_a_sender_or_subject_are_refused_naming_field_and_
         "line 3: sender name contains control characters (TAB, U+2028); it goes into an email header, which is one"
         " line of text",
     ]
-    assert campaign_sql.channels_of(db, campaign_id) == []
+    assert line_sql.lines_of(db, campaign_id) == []
 
 
 def test_a_symlink_escaping_the_contacts_dir_is_refused(db, seed_servers, files: Path, tmp_path: Path) -> None:
@@ -209,9 +204,7 @@ def test_a_symlink_escaping_the_contacts_dir_is_refused(db, seed_servers, files:
     (files / "link.json").symlink_to(outside)
     campaign_id = campaigns.create_campaign(db, name="BF", subject="s", template="black-friday")
     with pytest.raises(ValidationError, match="outside the contacts directory"):
-        campaigns.configure_campaign(
-            db, campaign_id, contact_files=["link.json"], channels=SEED_LINES, contacts_dir=files
-        )
+        campaigns.configure_campaign(db, campaign_id, contact_files=["link.json"], lines=SEED_LINES, contacts_dir=files)
 
 
 def test_only_draft_scheduled_or_failed_campaigns_are_configured(db, seed_servers, files: Path) -> None:
@@ -219,20 +212,18 @@ def test_only_draft_scheduled_or_failed_campaigns_are_configured(db, seed_server
     db.execute("UPDATE campaigns SET status = 'running' WHERE id = %s", (campaign_id,))
     with pytest.raises(ValidationError, match="status is 'running'"):
         campaigns.configure_campaign(
-            db, campaign_id, contact_files=["clients_vip.json"], channels=SEED_LINES, contacts_dir=files
+            db, campaign_id, contact_files=["clients_vip.json"], lines=SEED_LINES, contacts_dir=files
         )
     with pytest.raises(NotFoundError):
-        campaigns.configure_campaign(
-            db, 999, contact_files=["clients_vip.json"], channels=SEED_LINES, contacts_dir=files
-        )
+        campaigns.configure_campaign(db, 999, contact_files=["clients_vip.json"], lines=SEED_LINES, contacts_dir=files)
 
 
 def test_reconfiguring_replaces_the_lines(db, seed_servers, files: Path) -> None:
     campaign_id = campaigns.create_campaign(db, name="BF", subject="s", template="black-friday")
     campaigns.configure_campaign(
-        db, campaign_id, contact_files=["clients_vip.json"], channels=SEED_LINES, contacts_dir=files
+        db, campaign_id, contact_files=["clients_vip.json"], lines=SEED_LINES, contacts_dir=files
     )
     campaigns.configure_campaign(
-        db, campaign_id, contact_files=["clients_vip.json"], channels=SEED_LINES[:1], contacts_dir=files
+        db, campaign_id, contact_files=["clients_vip.json"], lines=SEED_LINES[:1], contacts_dir=files
     )
-    assert [line.sender_name for line in campaign_sql.channels_of(db, campaign_id)] == ["L'équipe Promo"]
+    assert [line.sender_name for line in line_sql.lines_of(db, campaign_id)] == ["L'équipe Promo"]

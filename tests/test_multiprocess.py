@@ -34,7 +34,7 @@ def campaign_id(db: psycopg.Connection, draft: int, contacts_dir: Path) -> int:
         db,
         draft,
         contact_files=SEED_FILES,
-        channels=[campaigns.ChannelSpec("L'équipe Promo", "offres@mondomaine.com", BREVO_SERVER)],
+        lines=[campaigns.LineSpec("L'équipe Promo", "offres@mondomaine.com", BREVO_SERVER)],
         contacts_dir=contacts_dir,
     )
     return draft

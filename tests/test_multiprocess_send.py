@@ -21,10 +21,11 @@ import psycopg
 import pytest
 
 from campaign_pipelines.resources.quotas import QuotaResource
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import SENT
-from tests.fakes.providers import BREVO_PATH, SENDGRID_PATH, FakeProviders, Reply
+from tests.fakes.providers import FakeProviders, Reply
 from tests.fakes.server import running_fakes
 from tests.sending.fixtures import BREVO, POSTMARK, REDIS_URL, SENDGRID
 
@@ -35,7 +36,6 @@ CONTACTS = 1_500
 BATCH = 10
 # Each call is answered this late: ~50 calls per line make a few seconds of sending.
 CALL_DELAY_S = 0.08
-PROVIDER_OF_PATH = {BREVO_PATH: "brevo", SENDGRID_PATH: "sendgrid", "/email/batch": "postmark", "/email": "postmark"}
 
 
 class TimedFakes(FakeProviders):
@@ -46,7 +46,7 @@ class TimedFakes(FakeProviders):
         self.arrivals: dict[str, list[float]] = {provider: [] for provider in ("brevo", "sendgrid", "postmark")}
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        self.arrivals[PROVIDER_OF_PATH[path]].append(time.time())
+        self.arrivals[self.provider_of(path)].append(time.time())
         return super().handle(method, path, headers, body)
 
 
@@ -94,13 +94,13 @@ def test_three_lines_send_at_the_same_time_through_the_multiprocess_executor(
     assert "Executing steps using multiprocess executor" in output
 
     # Every contact sent exactly once, by one of the three lines.
-    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: CONTACTS}
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: CONTACTS}
     recipients = [message.to for message in fakes.messages()]
     assert len(recipients) == len(set(recipients)) == CONTACTS
     campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)
     assert campaign is not None
     assert (campaign.status, campaign.sent_count) == ("completed", CONTACTS)
-    line_states = send_sql.lines_of(db, setup.campaign_id)
+    line_states = line_sql.lines_of(db, setup.campaign_id)
     assert sum(line.sent_count for line in line_states) == CONTACTS
     assert all(line.status == "done" and line.sent_count > 0 for line in line_states)
 

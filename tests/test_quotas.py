@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
 from campaign_pipelines.quotas import RedisQuotas, quota_day
+from campaign_pipelines.statuses import ContactStatus
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import quotas as quota_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import PENDING
 from campaign_pipelines.store.quotas import Quota
 from tests.sending.fixtures import BREVO, DAY, SENDGRID, lose_counters
 
@@ -67,12 +68,12 @@ def test_concurrent_claims_never_take_more_than_the_quota(db, database_url, make
         return taken
 
     for line_id in setup.line_ids:
-        assert send_sql.claim_line(db, line_id, "run", stale_after_s=120)
+        assert line_sql.claim_line(db, line_id, "run", stale_after_s=120)
     with ThreadPoolExecutor(4) as pool:
         totals = list(pool.map(worker, setup.line_ids * 2))
 
     assert sum(totals) == quota_sql.used(db, "server:shared", DAY) == 1_000
-    assert send_sql.status_counts(db, setup.campaign_id)[PENDING] == 2_000
+    assert send_sql.status_counts(db, setup.campaign_id)[ContactStatus.PENDING] == 2_000
 
 
 def test_a_claim_reports_the_quota_that_left_no_room(db, make_campaign) -> None:
@@ -80,7 +81,7 @@ def test_a_claim_reports_the_quota_that_left_no_room(db, make_campaign) -> None:
     line = Quota("line:1", DAY, 30, "30/day")
     server = Quota("server:1", DAY, 20, "server cap 20/day")
     (line_id,) = setup.line_ids
-    assert send_sql.claim_line(db, line_id, "run", stale_after_s=120)
+    assert line_sql.claim_line(db, line_id, "run", stale_after_s=120)
     first = send_sql.claim(db, setup.campaign_id, line_id, "run", 100, [line, server])
     assert (len(first.contacts), first.room, first.tightest) == (20, 20, server)
     second = send_sql.claim(db, setup.campaign_id, line_id, "run", 100, [line, server])
@@ -91,7 +92,7 @@ def test_released_contacts_give_their_sends_back(db, make_campaign) -> None:
     setup = make_campaign(50, [BREVO])
     quota = Quota("line:1", DAY, 30, "30/day")
     (line_id,) = setup.line_ids
-    assert send_sql.claim_line(db, line_id, "run", stale_after_s=120)
+    assert line_sql.claim_line(db, line_id, "run", stale_after_s=120)
     claimed = send_sql.claim(db, setup.campaign_id, line_id, "run", 30, [quota]).contacts
     assert send_sql.release(db, setup.campaign_id, line_id, "run", [c.id for c in claimed[:10]], [quota]) == 10
     assert quota_sql.used(db, "line:1", DAY) == 20

@@ -22,7 +22,7 @@ from campaign_pipelines.cli.campaigns import _add_campaign_commands
 from campaign_pipelines.cli.common import _Database, _Formatter, _Handler, _wrap
 from campaign_pipelines.cli.servers import _add_server_commands
 from campaign_pipelines.cli.templates import _add_template_commands
-from campaign_pipelines.contacts.reader import ContactFileError
+from campaign_pipelines.contacts.file_errors import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.store.connection import connect, ensure_schema
 

@@ -8,16 +8,16 @@ from pathlib import Path
 
 from campaign_pipelines import campaigns, settings
 from campaign_pipelines.cli.common import _campaign, _command, _Database, _group, _positive_seconds, _wrap
-from campaign_pipelines.cli.lines import _parse_channel_options, _read_config
+from campaign_pipelines.cli.lines import _parse_line_options, _read_config
 from campaign_pipelines.cli.output import _print_import_report, _progress_printer
 from campaign_pipelines.cli.report import _campaign_report
 from campaign_pipelines.cli.status import _campaign_list, _campaign_status
 from campaign_pipelines.cli.watch import _campaign_watch
 from campaign_pipelines.contacts.campaign_import import failure_message, import_campaign
-from campaign_pipelines.contacts.reader import ContactFileError
+from campaign_pipelines.contacts.file_errors import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
 from campaign_pipelines.sending import campaign as lifecycle
-from campaign_pipelines.store import contacts as contact_sql
+from campaign_pipelines.statuses import CampaignStatus, ContactStatus
 from campaign_pipelines.store import sending as send_sql
 
 # The operator's controls (their help), and what to say once each is done.
@@ -27,9 +27,13 @@ _CONTROLS = {
     "cancel": "Cancel a campaign for good: its lines stop within seconds and the contacts not sent yet never are.",
 }
 _CONTROL_DONE = {
-    "paused": "its running lines stop within seconds; nothing is lost. Resume with 'campaigns campaign resume {id}'",
-    "running": "Dagster's stalled_lines_sensor restarts its lines; follow with 'campaigns campaign watch {id}'",
-    "cancelled": "its running lines stop within seconds; the contacts not sent yet will not be sent",
+    CampaignStatus.PAUSED: (
+        "its running lines stop within seconds; nothing is lost. Resume with 'campaigns campaign resume {id}'"
+    ),
+    CampaignStatus.RUNNING: (
+        "Dagster's stalled_lines_sensor restarts its lines; follow with 'campaigns campaign watch {id}'"
+    ),
+    CampaignStatus.CANCELLED: "its running lines stop within seconds; the contacts not sent yet will not be sent",
 }
 
 _CONFIGURE_EPILOG = """\
@@ -102,7 +106,7 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
     )
     configure.add_argument(
         "--channel",
-        dest="channels",
+        dest="line_options",
         action="append",
         default=[],
         metavar="FIELDS",
@@ -217,23 +221,23 @@ def _read_lines(args: argparse.Namespace) -> None:
     """Turn --channel values (or the --config file) into `args.files` and `args.lines`."""
     parser: argparse.ArgumentParser = args.command_parser
     if args.config is not None:
-        if args.files or args.channels:
+        if args.files or args.line_options:
             parser.error("give --config, or --file and --channel, not both")
         args.files, args.lines = _read_config(Path(args.config).expanduser())
         return
-    args.lines, problems = _parse_channel_options(args.channels)
+    args.lines, problems = _parse_line_options(args.line_options)
     if problems:
         parser.error("bad --channel value:\n" + "\n".join(f"  - {problem}" for problem in problems))
 
 
 def _campaign_configure(args: argparse.Namespace, db: _Database) -> None:
-    files, channels = args.files, args.lines
+    files, lines = args.files, args.lines
     contacts_dir = (args.contacts_dir or settings.contacts_dir()).expanduser().resolve()
     campaign = campaigns.configure_campaign(
-        db.conn, args.campaign_id, contact_files=files, channels=channels, contacts_dir=contacts_dir
+        db.conn, args.campaign_id, contact_files=files, lines=lines, contacts_dir=contacts_dir
     )
     print(
-        f"campaign {campaign.id} '{campaign.name}' scheduled with {len(channels)} sending line(s)"
+        f"campaign {campaign.id} '{campaign.name}' scheduled with {len(lines)} sending line(s)"
         f" and {len(files)} contact file(s)"
     )
     if not args.import_now:
@@ -255,7 +259,7 @@ def _campaign_configure(args: argparse.Namespace, db: _Database) -> None:
 
 def _campaign_launch(args: argparse.Namespace, db: _Database) -> None:
     before = _campaign(db.conn, args.campaign_id)
-    if before.status == "running":
+    if before.status == CampaignStatus.RUNNING:
         print(f"campaign {before.id} '{before.name}' is already running")
     else:
         campaign = lifecycle.launch(db.conn, args.campaign_id)
@@ -273,7 +277,7 @@ def _campaign_control(args: argparse.Namespace, db: _Database) -> None:
 def _campaign_resend_unknown(args: argparse.Namespace, db: _Database) -> None:
     campaign = _campaign(db.conn, args.campaign_id)
     if not args.yes and campaign.imported_at is not None:
-        unknown = send_sql.status_counts(db.conn, campaign.id).get(contact_sql.UNKNOWN, 0)
+        unknown = send_sql.status_counts(db.conn, campaign.id).get(ContactStatus.UNKNOWN, 0)
         if not unknown:
             print(f"campaign {campaign.id} has no contact whose send is unknown: nothing to resend")
             return

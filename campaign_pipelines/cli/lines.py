@@ -1,6 +1,6 @@
 """Sending lines as typed on the command line: `--channel` key=value options and `--config` files.
 
-Each line is read by `ChannelConfig`, the Launchpad's own form for a line, so a line has the same
+Each line is read by `LineConfig`, the Launchpad's own form for a line, so a line has the same
 keys and types from a terminal as from Dagster; only the wording of its problems is the CLI's.
 """
 
@@ -16,8 +16,10 @@ from campaign_pipelines import campaigns
 from campaign_pipelines.errors import ValidationError
 
 if TYPE_CHECKING:
-    from campaign_pipelines.ops.admin import ChannelConfig
+    from campaign_pipelines.ops.admin import LineConfig
 
+# The --channel option and the config file's "channels" key keep the names users' scripts and saved
+# files have; messages name them so.
 _CONFIG_KEYS = ("contact_files", "channels")
 # How a problem pydantic finds in a line's value reads on the command line, by pydantic's error type.
 _WORDING = {
@@ -32,17 +34,17 @@ _WORDING = {
 }
 
 
-def _line_config() -> type[ChannelConfig]:
+def _line_config() -> type[LineConfig]:
     # Imported when a line is read, not with the CLI: dagster takes a second to import, which
     # every other command (and --help) would pay for nothing.
-    from campaign_pipelines.ops.admin import ChannelConfig
+    from campaign_pipelines.ops.admin import LineConfig
 
-    return ChannelConfig
+    return LineConfig
 
 
-def _parse_channel_options(values: list[str]) -> tuple[list[campaigns.ChannelSpec], list[str]]:
+def _parse_line_options(values: list[str]) -> tuple[list[campaigns.LineSpec], list[str]]:
     """The --channel values as sending lines, with every syntax problem found."""
-    specs: list[campaigns.ChannelSpec] = []
+    specs: list[campaigns.LineSpec] = []
     problems: list[str] = []
     for number, text in enumerate(values, start=1):
         fields: dict[str, object] = {}
@@ -55,7 +57,7 @@ def _parse_channel_options(values: list[str]) -> tuple[list[campaigns.ChannelSpe
                 problems.append(f"channel {number}: '{key}' is given twice")
             else:
                 fields[key] = value.strip()
-        spec, found = _channel_from_fields(number, fields)
+        spec, found = _line_from_fields(number, fields)
         problems += found
         if spec is not None:
             specs.append(spec)
@@ -80,8 +82,8 @@ def _split_pairs(text: str) -> list[str]:
     return [part for part in parts if part.strip()]
 
 
-def _channel_from_fields(number: int, fields: dict[str, object]) -> tuple[campaigns.ChannelSpec | None, list[str]]:
-    """One line's fields (strings from --channel, JSON values from --config) as a ChannelSpec.
+def _line_from_fields(number: int, fields: dict[str, object]) -> tuple[campaigns.LineSpec | None, list[str]]:
+    """One line's fields (strings from --channel, JSON values from --config) as a LineSpec.
 
     Only the shape is checked here; configure_campaign checks the values (server exists, email valid...).
     """
@@ -104,7 +106,7 @@ def _channel_from_fields(number: int, fields: dict[str, object]) -> tuple[campai
         return None, problems
     if problems:
         return None, problems
-    return campaigns.ChannelSpec(**line.model_dump()), []
+    return campaigns.LineSpec(**line.model_dump()), []
 
 
 def _worded(error: pydantic_core.ErrorDetails) -> str:
@@ -113,7 +115,7 @@ def _worded(error: pydantic_core.ErrorDetails) -> str:
     return wording.format(key=key, value=value, message=error["msg"])
 
 
-def _read_config(path: Path) -> tuple[list[str], list[campaigns.ChannelSpec]]:
+def _read_config(path: Path) -> tuple[list[str], list[campaigns.LineSpec]]:
     what = f"config file {path}"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -126,19 +128,19 @@ def _read_config(path: Path) -> tuple[list[str], list[campaigns.ChannelSpec]]:
     if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
         problems.append("contact_files must be a list of file names")
         files = []
-    raw_channels = data.get("channels", [])
-    if not isinstance(raw_channels, list):
+    raw_lines = data.get("channels", [])
+    if not isinstance(raw_lines, list):
         problems.append("channels must be a list of objects")
-        raw_channels = []
-    channels: list[campaigns.ChannelSpec] = []
-    for number, fields in enumerate(raw_channels, start=1):
+        raw_lines = []
+    lines: list[campaigns.LineSpec] = []
+    for number, fields in enumerate(raw_lines, start=1):
         if not isinstance(fields, dict):
             problems.append(f"channel {number} must be an object")
             continue
-        spec, found = _channel_from_fields(number, fields)
+        spec, found = _line_from_fields(number, fields)
         problems += found
         if spec is not None:
-            channels.append(spec)
+            lines.append(spec)
     if problems:
         raise ValidationError(what, problems)
-    return files, channels
+    return files, lines

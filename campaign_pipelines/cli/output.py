@@ -9,21 +9,22 @@ from datetime import datetime
 from decimal import Decimal
 
 from campaign_pipelines.contacts.loader import ImportReport
+from campaign_pipelines.statuses import CampaignStatus, LineStatus
 
 # A long import reports its progress on stderr at most this often.
 _PROGRESS_EVERY_S = 10.0
 # Colours of campaign and line statuses on a terminal: green moves, yellow waits, red needs someone.
 _STATUS_STYLES = {
-    "running": "green",
-    "sending": "green",
-    "completed": "blue",
-    "done": "blue",
-    "waiting": "yellow",
-    "quota_reached": "yellow",
-    "paused": "yellow",
-    "error": "red",
-    "failed": "red",
-    "cancelled": "dim",
+    CampaignStatus.RUNNING: "green",
+    LineStatus.SENDING: "green",
+    CampaignStatus.COMPLETED: "blue",
+    LineStatus.DONE: "blue",
+    LineStatus.WAITING: "yellow",
+    LineStatus.QUOTA_REACHED: "yellow",
+    CampaignStatus.PAUSED: "yellow",
+    LineStatus.ERROR: "red",
+    CampaignStatus.FAILED: "red",
+    CampaignStatus.CANCELLED: "dim",
 }
 
 

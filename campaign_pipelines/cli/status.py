@@ -14,7 +14,7 @@ from campaign_pipelines.sending.progress import SendTotals
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
 from campaign_pipelines.store import contacts as contact_sql
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import tracking as tracking_sql
 
 
@@ -23,7 +23,7 @@ def _campaign_list(args: argparse.Namespace, db: _Database) -> None:
     engagement = tracking_sql.engagement_of(db.conn, [c.id for c in rows])
     table = []
     for c in rows:
-        totals = SendTotals.of(c, send_sql.lines_of(db.conn, c.id))
+        totals = SendTotals.of(c, line_sql.lines_of(db.conn, c.id))
         seen = engagement.get(c.id, tracking_sql.Engagement())
         table.append(
             (
@@ -56,7 +56,7 @@ def _share(count: int, of: int) -> str:
 def _campaign_status(args: argparse.Namespace, db: _Database) -> None:
     campaign = _campaign(db.conn, args.campaign_id)
     template = catalog.template_by_id(db.conn, campaign.template_id)
-    lines = send_sql.lines_of(db.conn, campaign.id)
+    lines = line_sql.lines_of(db.conn, campaign.id)
     to_send = _to_send(campaign)
     progress = f" ({campaign.sent_count / to_send:.0%})" if to_send else ""
     fields: list[tuple[str, object]] = [

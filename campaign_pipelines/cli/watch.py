@@ -22,13 +22,12 @@ from rich.text import Text
 from campaign_pipelines.cli.common import _campaign, _Database, _to_send
 from campaign_pipelines.cli.output import _STATUS_STYLES
 from campaign_pipelines.sending.progress import line_label
+from campaign_pipelines.statuses import SETTLED_CAMPAIGNS, CampaignStatus, LineStatus
 from campaign_pipelines.store import campaigns as campaign_sql
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import lines as line_sql
 
 # Rates are measured over this many seconds of reads.
 _RATE_WINDOW_S = 60.0
-# A campaign in one of these statuses will not move any more: watching it ends.
-_FINAL = ("completed", "cancelled", "failed")
 
 
 @dataclass
@@ -39,7 +38,7 @@ class _Rates:
     # (monotonic time, sent count by line id; None is the whole campaign), oldest first.
     reads: deque[tuple[float, dict[int | None, int]]] = field(default_factory=deque)
 
-    def update(self, campaign: campaign_sql.CampaignRow, lines: Sequence[send_sql.LineState]) -> None:
+    def update(self, campaign: campaign_sql.CampaignRow, lines: Sequence[line_sql.LineState]) -> None:
         now = time.monotonic()
         self.reads.append((now, {None: campaign.sent_count, **{line.id: line.sent_count for line in lines}}))
         # Keep one read at least a window old, so the rate always spans a whole window once it can.
@@ -63,7 +62,7 @@ def _campaign_watch(args: argparse.Namespace, db: _Database) -> None:
     def frame() -> tuple[campaign_sql.CampaignRow, RenderableType]:
         # Short autocommit queries: no snapshot is held between two reads.
         campaign = _campaign(db.conn, args.campaign_id)
-        lines = send_sql.lines_of(db.conn, campaign.id)
+        lines = line_sql.lines_of(db.conn, campaign.id)
         rates.update(campaign, lines)
         return campaign, _progress_view(campaign, lines, rates, watching=not args.once)
 
@@ -74,7 +73,7 @@ def _campaign_watch(args: argparse.Namespace, db: _Database) -> None:
     interrupted = False
     try:
         with Live(view, console=console, auto_refresh=False) as live:
-            while campaign.status not in _FINAL:
+            while campaign.status not in SETTLED_CAMPAIGNS:
                 time.sleep(args.interval)
                 campaign, view = frame()
                 live.update(view, refresh=True)
@@ -89,7 +88,7 @@ def _campaign_watch(args: argparse.Namespace, db: _Database) -> None:
 
 
 def _progress_view(
-    campaign: campaign_sql.CampaignRow, lines: Sequence[send_sql.LineState], rates: _Rates, *, watching: bool
+    campaign: campaign_sql.CampaignRow, lines: Sequence[line_sql.LineState], rates: _Rates, *, watching: bool
 ) -> RenderableType:
     """A title and a bar for the campaign, then for each line; the bars are aligned, the titles wrap."""
     total = _to_send(campaign)
@@ -133,7 +132,7 @@ def _progress_view(
         parts.append("no sending lines yet: see 'campaigns campaign configure --help'")
     elif (waiting := _why_not_sending(campaign, lines, now)) is not None:
         parts.append(f"not sending yet: {waiting}")
-    if watching and campaign.status not in _FINAL:
+    if watching and campaign.status not in SETTLED_CAMPAIGNS:
         parts.append(Text("Ctrl-C stops watching (the campaign goes on)", style="dim"))
     return Group(*parts)
 
@@ -161,42 +160,44 @@ class _State:
     reason: str | None
 
 
-def _line_state(line: send_sql.LineState, now: datetime) -> _State:
+def _line_state(line: line_sql.LineState, now: datetime) -> _State:
     """What a line is doing, in words, and the reason left to show beside it.
 
     A step waits out short pauses itself (pacing, a near start date) with its line still
     'sending': it is shown waiting, with the moment its next send may leave.
     """
-    if line.status == "sending":
+    if line.status == LineStatus.SENDING:
         gap = float(line.send_frequency_minutes or 0)
         if line.scheduled_at is not None and line.scheduled_at > now:
-            return _State(f"waiting (start date) until {_clock_time(line.scheduled_at, now)}", "waiting", line.reason)
+            return _State(
+                f"waiting (start date) until {_clock_time(line.scheduled_at, now)}", LineStatus.WAITING, line.reason
+            )
         if gap and line.last_sent_at is not None and (next_send := line.last_sent_at + timedelta(minutes=gap)) > now:
-            return _State(f"waiting (pacing) until {_clock_time(next_send, now)}", "waiting", line.reason)
-    if line.status == "waiting" and line.reason and (until := _UNTIL.fullmatch(line.reason)):
+            return _State(f"waiting (pacing) until {_clock_time(next_send, now)}", LineStatus.WAITING, line.reason)
+    if line.status == LineStatus.WAITING and line.reason and (until := _UNTIL.fullmatch(line.reason)):
         why = _WAITS.get(until["why"], until["why"])
         moment = datetime.fromisoformat(until["moment"])
-        return _State(f"waiting ({why}) until {_clock_time(moment, now)}", "waiting", None)
-    if line.status == "waiting" and line.next_run_at is not None:
-        return _State(f"waiting until {_clock_time(line.next_run_at, now)}", "waiting", line.reason)
-    if line.status == "quota_reached" and line.next_run_at is not None:
+        return _State(f"waiting ({why}) until {_clock_time(moment, now)}", LineStatus.WAITING, None)
+    if line.status == LineStatus.WAITING and line.next_run_at is not None:
+        return _State(f"waiting until {_clock_time(line.next_run_at, now)}", LineStatus.WAITING, line.reason)
+    if line.status == LineStatus.QUOTA_REACHED and line.next_run_at is not None:
         zone = ZoneInfo(line.server_timezone)
         resumes = line.next_run_at.astimezone(zone)
         when = f"{resumes:%H:%M}" if resumes - now <= timedelta(days=1) else f"{resumes:%Y-%m-%d %H:%M}"
         reason = _QUOTA_UNTIL.sub("", line.reason) if line.reason else None
-        return _State(f"quota reached, resumes {when} {line.server_timezone}", "quota_reached", reason)
+        return _State(f"quota reached, resumes {when} {line.server_timezone}", LineStatus.QUOTA_REACHED, reason)
     return _State(line.status, line.status, line.reason)
 
 
 def _why_not_sending(
-    campaign: campaign_sql.CampaignRow, lines: Sequence[send_sql.LineState], now: datetime
+    campaign: campaign_sql.CampaignRow, lines: Sequence[line_sql.LineState], now: datetime
 ) -> str | None:
     """Why a campaign with lines does not send yet, and what starts it (None: it sends or is over)."""
-    if campaign.status == "draft":
+    if campaign.status == CampaignStatus.DRAFT:
         return f"a draft; 'campaigns campaign configure {campaign.id}' schedules it"
-    if campaign.status == "processing":
+    if campaign.status == CampaignStatus.PROCESSING:
         return "its contacts are being imported; Dagster's campaign_launch_sensor starts it next"
-    if campaign.status != "scheduled":
+    if campaign.status != CampaignStatus.SCHEDULED:
         return None
     if campaign.imported_at is None or (campaign.configured_at and campaign.imported_at < campaign.configured_at):
         return "Dagster's campaign_import_sensor imports its contacts, then campaign_launch_sensor starts it"

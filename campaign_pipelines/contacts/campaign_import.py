@@ -9,9 +9,10 @@ from pathlib import Path
 import psycopg
 
 from campaign_pipelines.campaigns import resolve_contact_file
+from campaign_pipelines.contacts.file_errors import ContactFileError
 from campaign_pipelines.contacts.loader import Connect, ImportReport, import_contact_files
-from campaign_pipelines.contacts.reader import ContactFileError
 from campaign_pipelines.errors import NotFoundError, ValidationError
+from campaign_pipelines.statuses import START_IMPORT
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import contacts as contact_sql
 
@@ -40,12 +41,12 @@ def import_campaign(
         campaign = campaign_sql.campaign_by_id(conn, campaign_id)
         if campaign is None:
             raise NotFoundError(f"campaign {campaign_id} does not exist")
-        if campaign.status not in campaign_sql.IMPORTABLE:
+        if not START_IMPORT.allows(campaign.status):
             raise ValidationError(
                 f"campaign {campaign_id}",
                 [
                     f"status is '{campaign.status}': contacts are imported only for a configured campaign"
-                    f" ({'/'.join(campaign_sql.IMPORTABLE)})"
+                    f" ({START_IMPORT.from_words})"
                 ],
             )
         if not campaign_sql.try_lock_import(conn, campaign_id):

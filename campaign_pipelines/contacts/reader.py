@@ -27,13 +27,18 @@ from typing import BinaryIO
 import ijson
 import orjson
 
+from campaign_pipelines.contacts.depth import MAX_DEPTH, DepthGuard
+from campaign_pipelines.contacts.file_errors import (
+    DAMAGED_GZIP,
+    EMPTY,
+    NOT_CONTACTS,
+    NOT_JSON,
+    NOT_UTF8,
+    ContactFileError,
+)
+
 # A record larger than this is skipped and counted, never loaded into the database.
 MAX_RECORD_BYTES = 64 * 1024
-# Levels of arrays and objects a file may nest, the top-level array (or object) and each
-# contact included: a contact is an object, its attributes may hold a few more levels. Bounded
-# because yajl (ijson) keeps one prefix string per level, each as long as the path to it:
-# memory grows with the square of the depth (20,000 levels of "[" took 22 GB).
-MAX_DEPTH = 64
 
 _READ_SIZE = 256 * 1024
 # orjson reads an integer past 64 bits as a float, losing digits: text holding this many
@@ -53,32 +58,6 @@ _ORJSON_MAX_DEPTH = 1024
 _WRAPPERS = _ORJSON_MAX_DEPTH - MAX_DEPTH + 1
 _WRAP_OPEN, _WRAP_CLOSE, _UNWRAP = b"[" * _WRAPPERS, b"]" * _WRAPPERS, (0,) * (_WRAPPERS - 1)
 
-# What a ContactFileError says is wrong with the file.
-NOT_JSON = "is not valid JSON"
-NOT_UTF8 = "is not UTF-8 text"
-TOO_DEEP = "is nested too deeply"
-NOT_CONTACTS = "is not a contact file"
-EMPTY = "is empty"
-DAMAGED_GZIP = "is a damaged gzip file"
-_TOO_DEEP_DETAIL = f"more than {MAX_DEPTH} levels of arrays and objects"
-
-
-class ContactFileError(ValueError):
-    """A contact file that cannot be read; the import stops on it.
-
-    `problem` is one of the module's phrases (NOT_JSON, TOO_DEEP…), `detail` what the parser
-    said, `offset` the byte where reading stopped (None when no byte is to blame).
-    """
-
-    def __init__(self, path: Path, offset: int | None, problem: str, detail: str | None = None) -> None:
-        self.path = path
-        self.offset = offset
-        self.problem = problem
-        self.detail = detail
-        where = f" at byte offset {offset}" if offset is not None else ""
-        because = f": {detail}" if detail else ""
-        super().__init__(f"contact file '{path.name}' {problem}{where}{because}")
-
 
 class _TooLarge:
     def __repr__(self) -> str:
@@ -86,101 +65,6 @@ class _TooLarge:
 
 
 TOO_LARGE = _TooLarge()
-
-
-_QUOTE, _BACKSLASH = ord('"'), ord("\\")
-_CLOSING = {ord("["): ord("]"), ord("{"): ord("}")}
-_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
-_NOT_STRUCTURE_OR_ESCAPE = bytes(byte for byte in range(256) if byte not in b'[]{}"\\')
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
-
-
-class _DepthGuard:
-    """Refuses text nested more than MAX_DEPTH levels, chunk by chunk, before a parser reads it.
-
-    Cheap on real files: C picks out the brackets and quotes (escaped quotes dropped first) and
-    removes adjacent pairs ("", [], {}) a few rounds, leaving what is still open. A bracket
-    inside a string never pairs with one outside it: the string's quotes stand between them
-    until the string itself is removed, so what is left tells the depth. A round removes at
-    most two levels, so few rounds bound the depth; a chunk they leave near the limit is
-    scanned byte by byte for the exact offset.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._open = b""  # brackets open at the end of the text checked, outermost first
-        self._in_string = False
-        self._escaped = False  # the text checked ends with a backslash escaping the next byte
-        self._broken = False  # a bracket closed nothing: the parser reports it there
-
-    def check(self, chunk: bytes, start: int) -> None:
-        if self._broken or not chunk:
-            return
-        if self._escaped or chunk.endswith(b"\\"):  # an escape across two chunks: rare
-            self._scan(chunk, start)
-            return
-        if b"\\" in chunk:
-            left = chunk.translate(None, _NOT_STRUCTURE_OR_ESCAPE)
-            # A backslash before a quote is an escaped quote, or ends an escape (\u00e9")
-            # before a closing one; other backslashes change no quote and no bracket.
-            if b'\\"' in left:
-                left = _ESCAPE.sub(b"", chunk).translate(None, _NOT_STRUCTURE)
-            else:
-                left = left.replace(b"\\", b"")
-        else:
-            left = chunk.translate(None, _NOT_STRUCTURE)
-        left = self._open + (b'"' if self._in_string else b"") + left
-        rounds = 0
-        while len(paired := left.replace(b'""', b"").replace(b"[]", b"").replace(b"{}", b"")) < len(left):
-            left = paired
-            rounds += 1
-            if 2 * rounds > MAX_DEPTH:
-                self._scan(chunk, start)
-                return
-        opened = bytearray()
-        in_string = False
-        deepest = 0
-        for byte in left:
-            if byte == _QUOTE:
-                in_string = not in_string
-            elif in_string:
-                continue
-            elif byte in _CLOSING:
-                opened.append(byte)
-                deepest = max(deepest, len(opened))
-            elif opened and _CLOSING[opened[-1]] == byte:
-                opened.pop()
-            else:
-                self._scan(chunk, start)
-                return
-        if deepest + 2 * rounds > MAX_DEPTH:
-            self._scan(chunk, start)
-            return
-        self._open, self._in_string = bytes(opened), in_string
-
-    def _scan(self, chunk: bytes, start: int) -> None:
-        opened = bytearray(self._open)
-        in_string, escaped = self._in_string, self._escaped
-        for index, byte in enumerate(chunk):
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif byte == _BACKSLASH:
-                    escaped = True
-                elif byte == _QUOTE:
-                    in_string = False
-            elif byte == _QUOTE:
-                in_string = True
-            elif byte in _CLOSING:
-                if len(opened) == MAX_DEPTH:
-                    raise ContactFileError(self._path, start + index, TOO_DEEP, _TOO_DEEP_DETAIL)
-                opened.append(byte)
-            elif byte == 0x5D or byte == 0x7D:
-                if not opened or _CLOSING[opened[-1]] != byte:
-                    self._broken = True
-                    return
-                opened.pop()
-        self._open, self._in_string, self._escaped = bytes(opened), in_string, escaped
 
 
 class _CountingReader:
@@ -193,7 +77,7 @@ class _CountingReader:
     def __init__(self, path: Path, raw: BinaryIO, *, head: bytes = b"", start: int = 0) -> None:
         self._raw = raw
         self._head = head
-        self._guard = _DepthGuard(path)
+        self._guard = DepthGuard(path)
         self.consumed = start
         self.last_chunk = b""
         self.last_chunk_start = start
@@ -413,7 +297,7 @@ def _iter_ndjson(path: Path) -> Iterator[object]:
             elif line.strip():
                 screened = line.translate(_SCREEN)
                 if screened.count(b"[") > MAX_DEPTH:  # a line nests at most one level per "[" or "{"
-                    _DepthGuard(path).check(line, offset)
+                    DepthGuard(path).check(line, offset)
                 if _LONG_NUMBER in screened:
                     yield _stdlib_json(path, line, offset)
                 else:

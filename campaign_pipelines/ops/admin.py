@@ -157,7 +157,7 @@ def create_campaign() -> None:
     create_draft()
 
 
-class ChannelConfig(dg.Config):
+class LineConfig(dg.Config):
     sender_name: str = Field(description="Sender name, e.g. 'L'équipe Promo'.")
     sender_email: str = Field(description="Sender address, e.g. offres@mondomaine.com.")
     server: str = Field(description="Name of an active sending server, e.g. 'sandbox' or 'Brevo - Compte Principal'.")
@@ -191,7 +191,8 @@ class ConfigureCampaignConfig(dg.Config):
     contact_files: list[str] = Field(
         description="Contact files, by name, inside the contacts directory, e.g. [demo_contacts.json]."
     )
-    channels: list[ChannelConfig] = Field(
+    # `channels`: the key saved Launchpad configs and the README use, kept as it was.
+    channels: list[LineConfig] = Field(
         description="Sending lines, at least one: sender, server and diffusion rules, e.g."
         " [{sender_name: L'équipe Promo, sender_email: offres@mondomaine.com, server: sandbox}]."
     )
@@ -204,7 +205,7 @@ def configure(
     database: PostgresResource,
     contact_files: ContactFilesResource,
 ) -> int:
-    lines = [campaigns.ChannelSpec(**line.model_dump()) for line in config.channels]
+    lines = [campaigns.LineSpec(**line.model_dump()) for line in config.channels]
     with refused_as_failure(), database.connect() as conn:
         campaign_id = config.campaign_id if config.campaign_id is not None else campaigns.newest_draft(conn)
         _tag_campaign(context, campaign_id)
@@ -212,7 +213,7 @@ def configure(
             conn,
             campaign_id,
             contact_files=config.contact_files,
-            channels=lines,
+            lines=lines,
             contacts_dir=contact_files.path,
         )
     context.instance.add_dynamic_partitions(campaign_partitions.name, [campaign_key(campaign.id)])

@@ -2,6 +2,9 @@
 
 The seed's ProcessCampaignEmails (planning) and SendCampaignBatch (one worker per line).
 Ops are thin: the send loop is `sending.line.LineSender`; ids, never contacts, pass between steps.
+The op names (`plan_channels`, `send_channel`) and `channel_ids` keep the words the code used
+for a line before: they are what saved Launchpad configs (`ops: {plan_channels: ...}`) and past
+runs' step keys say.
 """
 
 import time
@@ -11,6 +14,7 @@ import dagster as dg
 import psycopg
 from pydantic import Field
 
+from campaign_pipelines import execution
 from campaign_pipelines.assets.sends import sends_materialization
 from campaign_pipelines.ops.admin import refused_as_failure
 from campaign_pipelines.resources.database import PostgresResource
@@ -18,10 +22,11 @@ from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.resources.tracking import TrackingResource
 from campaign_pipelines.sending import campaign as lifecycle
-from campaign_pipelines.sending.line import STALE_AFTER_S, LineOutcome, LineSender
+from campaign_pipelines.sending.line import LineSender
+from campaign_pipelines.sending.outcomes import LineOutcome
 from campaign_pipelines.sending.progress import line_label, send_totals
-from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.sending import LineState
+from campaign_pipelines.store import lines as line_sql
+from campaign_pipelines.store.lines import STALE_AFTER_S, LineState
 
 # Every line of a campaign must really send at once (the default is one step per CPU).
 MAX_PARALLEL_LINES = 32
@@ -58,7 +63,7 @@ def plan_channels(
             conn, campaign.id, config.channel_ids, run_id=context.run_id, stale_after_s=STALE_AFTER_S
         )
         # This run now owns its lines: the relaunch sensor leaves them alone.
-        send_sql.lease_lines(conn, [line.id for line in lines], context.run_id)
+        line_sql.lease_lines(conn, [line.id for line in lines], context.run_id)
     context.log.info(
         f"campaign {campaign.id} '{campaign.name}' is running: {len(lines)} line(s) start now"
         f" ({', '.join(line.server_name for line in lines) or 'none'})"
@@ -113,7 +118,7 @@ def send_channel(
     tracking: TrackingResource,
 ) -> dict:
     with database.connect() as conn, database.connect() as results_conn, http.client() as client:
-        line = send_sql.line_by_id(conn, line_id)
+        line = line_sql.line_by_id(conn, line_id)
         assert line is not None, f"line {line_id} vanished"
         report = _LineReport(context, conn, line)
         outcome = LineSender(
@@ -156,7 +161,8 @@ def finalize(context: dg.OpExecutionContext, campaign_id: int, outcomes: list[di
 
 
 @dg.job(
-    executor_def=dg.multiprocess_executor.configured({"max_concurrent": MAX_PARALLEL_LINES}),
+    # Lines in processes of this machine, or steps on the Celery workers (CAMPAIGNS_EXECUTOR).
+    executor_def=execution.send_executor(MAX_PARALLEL_LINES),
     description="Send a campaign: every sending line in parallel, at its own pace and quota.",
 )
 def send_campaign() -> None:

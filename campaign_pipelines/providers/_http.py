@@ -48,6 +48,24 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
+def is_json(response: httpx.Response) -> bool:
+    try:
+        orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def not_its_answer(provider: str, response: httpx.Response, hint: str = "") -> Ambiguous:
+    """A success status whose body is not the provider's documented JSON (a proxy's page, say):
+    whether the messages went is unknown, so they are neither sent nor failed."""
+    said = quote(response.text or response.reason_phrase)
+    return Ambiguous(
+        f"{provider}: the answer (HTTP {response.status_code}) is not {provider}'s JSON: {said!r}; "
+        f"the messages may have been sent{hint}"
+    )
+
+
 def quote(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_QUOTE else text[: _MAX_QUOTE - 1] + "…"
@@ -55,7 +73,7 @@ def quote(text: str) -> str:
 
 def retry_after(headers: httpx.Headers, *, now: float | None = None) -> float | None:
     """Seconds to wait from the standard headers: `Retry-After` (seconds or an HTTP date) or
-    `X-RateLimit-Reset` (an epoch in seconds, SendGrid's v3 convention)."""
+    `X-RateLimit-Reset` (an epoch in seconds)."""
     now = time.time() if now is None else now
     value = headers.get("retry-after")
     if value:

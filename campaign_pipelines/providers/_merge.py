@@ -1,7 +1,7 @@
 """Turn N fully rendered texts back into one shared template plus small per-recipient values.
 
-SendGrid (`substitutions`) and Mailgun (`recipient-variables`) merge per-recipient values into one
-shared body on their side; they do not take N different bodies. Our messages come fully rendered,
+Some providers merge per-recipient values into one shared body on their side (substitutions,
+recipient variables); they do not take N different bodies. Our messages come fully rendered,
 so for a batch call we recover what they share: texts made from one template have the same lines
 except a few (greeting, links carrying tokens), so lines equal in every text stay literal and each
 run of differing lines becomes a slot, trimmed to the part that really differs. Texts whose line

@@ -2,7 +2,9 @@
 
 The send step renders one `OutgoingMessage` per recipient and hands a list of them to `deliver()`
 (campaign_pipelines.providers.delivery), which cuts them into calls with `Provider.split` and sends
-each call with `Provider.send`. Nothing here knows about Dagster or the database.
+each call with `Provider.send`. A provider's webhooks are its `webhook` (providers.webhook). The
+registry (providers.registry) lists the provider modules. Nothing here knows about Dagster or the
+database.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import ClassVar, NamedTuple
 
 from campaign_pipelines.headers import is_field_name, unsafe_characters
 from campaign_pipelines.providers.client import ProviderClient
+from campaign_pipelines.providers.webhook import Webhook
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class AuthFailed(ProviderError):
 
 
 class QuotaExhausted(ProviderError):
-    """The account has no credits or sending allowance left (Brevo 402): retrying will not help today."""
+    """The account has no credits or sending allowance left (a 402, say): retrying will not help today."""
 
 
 class ServerError(ProviderError):
@@ -124,17 +127,24 @@ _MESSAGE_OVERHEAD = 512
 
 
 class Provider(ABC):
-    """One email provider's HTTP API: builds one request, sends it, maps the answer.
+    """One email provider: its HTTP API (builds one request, sends it, maps the answer) and its
+    webhooks.
 
-    Subclasses set `name`, `max_batch` (messages per call), `max_call_bytes` (a payload budget
-    under the provider's documented request size) and `idempotent` (whether `send` honours
-    `idempotency_key`).
+    Subclasses set `name` (the server's provider, the webhook path /webhooks/<name>; also the
+    name of its module in the registry), `default_url` (the documented endpoint a server uses when
+    it gives none), `max_batch` (messages per call), `max_call_bytes` (a payload budget under the
+    provider's documented request size), `idempotent` (whether `send` honours
+    `idempotency_key`), `webhook` (its Webhook, None for one that reports nothing) and `local`
+    (True for one that sends nowhere, the sandbox: no API key, a file: URL), and define `send`.
     """
 
     name: ClassVar[str]
+    default_url: ClassVar[str]
     max_batch: ClassVar[int]
     max_call_bytes: ClassVar[int]
     idempotent: ClassVar[bool] = False
+    webhook: ClassVar[Webhook | None] = None
+    local: ClassVar[bool] = False
 
     @abstractmethod
     def send(

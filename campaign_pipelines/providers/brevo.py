@@ -17,18 +17,24 @@ version, in version order.
 
 Idempotency: a UUID in the top-level JSON `headers` under `idempotencyKey` (the spelling of Brevo's
 batch guide; its API reference shows `Idempotency-Key`); Brevo ignores a repeat within 30 minutes.
+
+Webhooks (providers.md §2.7): Brevo signs nothing; it sends the credentials configured on the
+webhook, a bearer token or basic auth with the token as the password (BREVO_WEBHOOK_TOKEN). One
+event object, or an array of them in its batched mode; no time is signed and no event id given, so
+copies are stored once by a derived id.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
 import orjson
 
-from campaign_pipelines.providers import _http
+from campaign_pipelines.providers import _http, _payload
 from campaign_pipelines.providers.base import (
     AuthFailed,
     BatchRefused,
@@ -44,6 +50,20 @@ from campaign_pipelines.providers.base import (
     ensure_header_safe,
 )
 from campaign_pipelines.providers.client import ProviderClient
+from campaign_pipelines.providers.webhook import (
+    COMPLAINT,
+    DELIVERED,
+    HARD_BOUNCE,
+    SOFT_BOUNCE,
+    UNSUBSCRIBE,
+    DeliveryEvent,
+    Parsed,
+    Refused,
+    Webhook,
+    basic_credentials,
+    bearer_token,
+    same_secret,
+)
 
 CUSTOM_HEADER = "X-Mailin-custom"
 IDEMPOTENCY_FIELD = "idempotencyKey"
@@ -52,10 +72,32 @@ _ABOUT_RECIPIENT = re.compile(
     r"\bin to\b|\bto\[|messageVersions|recipient|email is not valid|invalid email", re.IGNORECASE
 )
 _ABOUT_SENDER = re.compile(r"sender|\bfrom\b", re.IGNORECASE)
+TOKEN_ENV = "BREVO_WEBHOOK_TOKEN"
+# Both spellings of the unsubscribe event are documented; `spam` is its complaint.
+_EVENTS = {
+    "delivered": DELIVERED,
+    "hard_bounce": HARD_BOUNCE,
+    "soft_bounce": SOFT_BOUNCE,
+    "spam": COMPLAINT,
+    "complaint": COMPLAINT,
+    "unsubscribe": UNSUBSCRIBE,
+    "unsubscribed": UNSUBSCRIBE,
+}
+
+
+class BrevoWebhook(Webhook):
+    secrets = (TOKEN_ENV,)
+
+    def receive(self, secrets: Any, headers: Mapping[str, str], body: bytes, now: datetime) -> Parsed:
+        if not authorized(headers.get("authorization"), secrets[TOKEN_ENV]):
+            raise Refused("bad or missing credentials (the webhook's bearer token or basic auth)")
+        return events(body, now)
 
 
 class Brevo(Provider):
     name = "brevo"
+    default_url = "https://api.brevo.com/v3/smtp/email"
+    webhook = BrevoWebhook()
     max_batch = 1000
     max_call_bytes = 32 * 1024 * 1024
     idempotent = True
@@ -116,6 +158,8 @@ def _version(message: OutgoingMessage) -> dict[str, Any]:
 def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
     status = response.status_code
     if status in (200, 201, 202):
+        if not _http.is_json(response):
+            raise _http.not_its_answer(Brevo.name, response)
         payload = _http.json_object(response)
         ids = payload.get("messageIds") or ([payload["messageId"]] if payload.get("messageId") else [])
         return [
@@ -156,3 +200,58 @@ def _reset(response: httpx.Response) -> float | None:
         except ValueError:
             pass
     return _http.retry_after(response.headers)
+
+
+def authorized(authorization: str | None, token: str) -> bool:
+    """The bearer token configured on the webhook, or basic auth with it as the password (any user name)."""
+    bearer = bearer_token(authorization)
+    if bearer is not None:
+        return same_secret(bearer, token)
+    basic = basic_credentials(authorization)
+    return basic is not None and same_secret(basic[1], token)
+
+
+def events(body: bytes, now: datetime) -> Parsed:
+    """One event object, or an array of them in Brevo's batched mode."""
+    parsed = Parsed()
+    for index, item in enumerate(_payload.objects(_payload.load(body))):
+        where = f"event {index}"
+        ours = _EVENTS.get(_payload.event_name(item, "event", where))
+        if ours is None:
+            parsed.ignored += 1
+            continue
+        # ts_epoch (milliseconds) is Brevo's only timestamp documented as UTC; `date` is in the account's zone.
+        if item.get("ts_epoch") is not None:
+            occurred_at = _payload.epoch(item["ts_epoch"], "ts_epoch", where, per_second=1000)
+        elif item.get("ts_event") is not None:
+            occurred_at = _payload.epoch(item["ts_event"], "ts_event", where)
+        elif item.get("ts") is not None:
+            occurred_at = _payload.epoch(item["ts"], "ts", where)
+        else:
+            occurred_at = now
+        custom = next((value for key, value in item.items() if key.lower() == CUSTOM_HEADER.lower()), None)
+        # Brevo gives no event id (its `id` is the webhook's). One message-id may cover several
+        # recipients, so the address is part of it too.
+        event_id = _payload.derived_id(
+            item.get("message-id"),
+            item["event"],
+            item.get("email"),
+            item.get("ts_epoch"),
+            item.get("ts_event"),
+            item.get("ts"),
+        )
+        parsed.events.append(
+            DeliveryEvent(
+                provider=Brevo.name,
+                event_id=event_id,
+                event=ours,
+                email=_payload.recipient(item, "email", where),
+                send_id=_payload.send_id(custom),
+                detail=None if ours == DELIVERED else _payload.words(item.get("reason")),
+                occurred_at=occurred_at,
+            )
+        )
+    return parsed
+
+
+PROVIDER = Brevo()

@@ -8,8 +8,8 @@ and records each returned Delivery. The policy, per call:
 - 5xx, and connection failures before the request left (Unreachable): exponential backoff with
   full jitter, at most `max_attempts` tries.
 - Ambiguous (the request left, no answer came): retried at most `AMBIGUOUS_RETRIES` time(s), and
-  only when the provider documents an idempotency key and one was given (Brevo: a duplicate
-  within its key's 30 minutes is ignored); otherwise raised, and the caller marks those
+  only when the provider documents an idempotency key (`Provider.idempotent`: a repeat within
+  the key's lifetime is ignored) and one was given; otherwise raised, and the caller marks those
   recipients `unknown`, since a retry could send them twice. One retry, not `max_attempts`: a
   provider that does not deduplicate as documented then sends a recipient at most twice, and a
   provider that does so gives the answer the first attempt lost.
@@ -77,7 +77,7 @@ def deliver(
         raise ValueError("max_attempts must be at least 1")
     key = idempotency_key if provider.idempotent else None
     if key is not None:
-        uuid.UUID(key)  # Brevo requires a UUID; fail here rather than at the provider.
+        uuid.UUID(key)  # Providers' keys are UUIDs; fail here rather than at the provider.
     retry = _Retry(client, provider, url, api_key, sender, max_attempts, max_wait_s, sleep, rng, on_wait)
     calls = provider.split(messages)
     done: list[Delivery] = []

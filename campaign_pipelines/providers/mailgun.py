@@ -16,20 +16,31 @@ contains `%recipient.` goes alone in the single form, where Mailgun substitutes 
 Correlation: `v:send_id` (per recipient `%recipient.send_id%`); it comes back in webhooks as
 `event-data.user-variables.send_id`. Mailgun returns one message id per call; every recipient's
 events carry that same id, so every message of a call gets it.
+
+Webhooks (providers.md §4.7): one JSON object per event, `{"signature": {...}, "event-data":
+{...}}`, signed inside the body with HMAC-SHA256 of timestamp + token under the webhook signing
+key (MAILGUN_WEBHOOK_SIGNING_KEY). Mailgun's docs ask for a timestamp close to the clock (5
+minutes here) and a token used once: the token is spent with the events (a replay is answered
+406, which Mailgun never retries). Its event `id` is unique within a day only, so the event id
+is derived with the event's time.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import uuid
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from email.utils import formataddr
 from typing import Any
 
 import httpx
 import orjson
 
-from campaign_pipelines.providers import _http
+from campaign_pipelines.providers import _http, _payload
 from campaign_pipelines.providers._merge import Merged, factor, values_per_message
 from campaign_pipelines.providers.base import (
     AuthFailed,
@@ -46,14 +57,64 @@ from campaign_pipelines.providers.base import (
     envelope_size,
 )
 from campaign_pipelines.providers.client import ProviderClient
+from campaign_pipelines.providers.webhook import (
+    COMPLAINT,
+    DELIVERED,
+    HARD_BOUNCE,
+    SOFT_BOUNCE,
+    UNSUBSCRIBE,
+    DeliveryEvent,
+    MalformedPayload,
+    Parsed,
+    Refused,
+    Webhook,
+    out_of_window,
+    signed_recently,
+)
 
 SEND_ID_VARIABLE = "send_id"
 _MARKER = "%recipient."
 _MAX_SLOTS = 100
 
+SIGNING_KEY_ENV = "MAILGUN_WEBHOOK_SIGNING_KEY"
+MAX_AGE_S = 300.0
+_EVENTS = {"delivered": DELIVERED, "complained": COMPLAINT, "unsubscribed": UNSUBSCRIBE}
+_FAILED = {"permanent": HARD_BOUNCE, "temporary": SOFT_BOUNCE}
+
+
+@dataclass(frozen=True)
+class Signature:
+    timestamp: str
+    token: str
+    signature: str
+
+
+class MailgunWebhook(Webhook):
+    secrets = (SIGNING_KEY_ENV,)
+    max_age_s = MAX_AGE_S
+
+    def configure(self, values: Mapping[str, str]) -> bytes:
+        return values[SIGNING_KEY_ENV].encode()
+
+    def receive(self, secrets: bytes, headers: Mapping[str, str], body: bytes, now: datetime) -> Parsed:
+        # Mailgun signs inside the body: it must be read as JSON before anything can be trusted.
+        found = document(body)
+        signed = signature(found)
+        if signed is None:
+            raise Refused("the signature block is missing")
+        if not signature_ok(secrets, signed.timestamp, signed.token, signed.signature):
+            raise Refused("bad signature")
+        if not signed_recently(signed.timestamp, now.timestamp(), MAX_AGE_S):
+            raise out_of_window(MAX_AGE_S)
+        parsed = events(found, now)
+        parsed.token = signed.token
+        return parsed
+
 
 class Mailgun(Provider):
     name = "mailgun"
+    default_url = "https://api.mailgun.net/v3"
+    webhook = MailgunWebhook()
     max_batch = 1000
     max_call_bytes = 20 * 1024 * 1024
 
@@ -179,9 +240,13 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     status = response.status_code
     payload: dict[str, Any] = _http.json_object(response)
     if status == 200:
+        if not _http.is_json(response):
+            raise _http.not_its_answer(
+                Mailgun.name, response, " (is the server URL the API base, like https://api.mailgun.net/v3?)"
+            )
         message_id = payload.get("id")
         if not message_id:
-            # A wrong base URL can answer 200 "Mailgun Magnificent API" without sending anything.
+            # Mailgun's JSON without a message id: not its answer to a send, nothing was sent.
             raise Rejected(
                 f"mailgun: the server URL answered without a message id ({_http.quote(response.text)}); "
                 "is it the API base, like https://api.mailgun.net/v3?",
@@ -213,3 +278,67 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         if status != 413:
             return [Delivery.refused(messages[0].send_id, f"mailgun refused {messages[0].to_email}: {words}")]
     raise Rejected(f"mailgun: refused the request: {words}", status=status)
+
+
+def signature_ok(signing_key: bytes, timestamp: str, token: str, signature: str) -> bool:
+    expected = hmac.new(signing_key, (timestamp + token).encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
+
+
+def document(body: bytes) -> dict[str, Any]:
+    """Mailgun posts one JSON object: {"signature": {...}, "event-data": {...}}."""
+    found = _payload.load(body)
+    if not isinstance(found, dict):
+        raise MalformedPayload("the body is not a JSON object")
+    return found
+
+
+def signature(found: dict[str, Any]) -> Signature | None:
+    """The signature block, or None when it is missing or incomplete (the request is then refused)."""
+    block = found.get("signature")
+    if not isinstance(block, dict):
+        return None
+    timestamp, token, signed = block.get("timestamp"), block.get("token"), block.get("signature")
+    if isinstance(timestamp, int) and not isinstance(timestamp, bool):
+        timestamp = str(timestamp)
+    if not all(isinstance(value, str) and value for value in (timestamp, token, signed)):
+        return None
+    return Signature(timestamp=timestamp, token=token, signature=signed)
+
+
+def events(found: dict[str, Any], now: datetime) -> Parsed:
+    parsed = Parsed()
+    where = "event-data"
+    data = found.get("event-data")
+    if not isinstance(data, dict):
+        raise MalformedPayload("event-data is missing or not an object")
+    name = _payload.event_name(data, "event", where)
+    if name == "failed":
+        ours = _FAILED.get(_payload.text(data, "severity", where) or "")
+    else:
+        ours = _EVENTS.get(name)
+    if ours is None:
+        parsed.ignored += 1
+        return parsed
+    status = _payload.obj(data, "delivery-status", where)
+    variables = _payload.obj(data, "user-variables", where)
+    stamp = data.get("timestamp")
+    # Mailgun's event `id` is unique within a day only; with the event's own time it is unique.
+    event_id = _payload.derived_id(data.get("id"), stamp, name, data.get("severity"), data.get("recipient"))
+    parsed.events.append(
+        DeliveryEvent(
+            provider=Mailgun.name,
+            event_id=event_id,
+            event=ours,
+            email=_payload.recipient(data, "recipient", where),
+            send_id=_payload.send_id(variables.get(SEND_ID_VARIABLE)),
+            detail=None
+            if ours == DELIVERED
+            else _payload.words(status.get("message"), status.get("description"), data.get("reason")),
+            occurred_at=now if stamp is None else _payload.epoch(stamp, "timestamp", where),
+        )
+    )
+    return parsed
+
+
+PROVIDER = Mailgun()

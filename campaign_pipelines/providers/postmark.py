@@ -11,18 +11,24 @@ by Postmark support and its response shape is undocumented; not used.)
 Correlation: `Metadata: {"send_id": …}`, echoed in every webhook. Campaign mail goes to the
 server's broadcast message stream (`broadcast`, the id Postmark gives the default one), as
 Postmark's policy wants for marketing; pass another stream id to `Postmark(message_stream=…)`.
+
+Webhooks (providers.md §5.7): one record per request, its `RecordType` saying which; Postmark
+signs nothing and sends the basic auth configured on the webhook (POSTMARK_WEBHOOK_USER and
+POSTMARK_WEBHOOK_PASSWORD). No time is signed and records have no event id, so copies are stored
+once by a derived id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from email.utils import formataddr
 from typing import Any
 
 import httpx
 import orjson
 
-from campaign_pipelines.providers import _http
+from campaign_pipelines.providers import _http, _payload
 from campaign_pipelines.providers.base import (
     AuthFailed,
     BatchRefused,
@@ -38,6 +44,18 @@ from campaign_pipelines.providers.base import (
     ensure_header_safe,
 )
 from campaign_pipelines.providers.client import ProviderClient
+from campaign_pipelines.providers.webhook import (
+    COMPLAINT,
+    DELIVERED,
+    HARD_BOUNCE,
+    SOFT_BOUNCE,
+    UNSUBSCRIBE,
+    DeliveryEvent,
+    Parsed,
+    Refused,
+    Webhook,
+    basic_auth_ok,
+)
 
 SEND_ID_METADATA = "send_id"
 DEFAULT_STREAM = "broadcast"
@@ -50,9 +68,37 @@ _INACTIVE_RECIPIENT = 406
 _TOO_MANY_BATCH_MESSAGES = 410
 _ACCOUNT_CODES = {412, 413}
 
+USER_ENV = "POSTMARK_WEBHOOK_USER"
+PASSWORD_ENV = "POSTMARK_WEBHOOK_PASSWORD"
+# Bounces by their `Type` name (Postmark's TypeCode table is inconsistent between sources).
+# Transient is a delay Postmark retries itself; Blocked, AutoResponder and the like say nothing
+# about the address.
+_BOUNCES = {
+    "HardBounce": HARD_BOUNCE,
+    "BadEmailAddress": HARD_BOUNCE,
+    "SoftBounce": SOFT_BOUNCE,
+    "DnsError": SOFT_BOUNCE,
+    "SpamComplaint": COMPLAINT,
+    "Unsubscribe": UNSUBSCRIBE,
+}
+# A SubscriptionChange for this reason is the recipient unsubscribing; Postmark's HardBounce and
+# SpamComplaint suppressions arrive as their own Bounce and SpamComplaint records.
+_UNSUBSCRIBED = "ManualSuppression"
+
+
+class PostmarkWebhook(Webhook):
+    secrets = (USER_ENV, PASSWORD_ENV)
+
+    def receive(self, secrets: Any, headers: Mapping[str, str], body: bytes, now: datetime) -> Parsed:
+        if not basic_auth_ok(headers.get("authorization"), secrets[USER_ENV], secrets[PASSWORD_ENV]):
+            raise Refused("bad or missing basic auth")
+        return events(body, now)
+
 
 class Postmark(Provider):
     name = "postmark"
+    default_url = "https://api.postmarkapp.com"
+    webhook = PostmarkWebhook()
     max_batch = 500
     max_call_bytes = 40 * 1024 * 1024
 
@@ -107,7 +153,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         try:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            raise ServerError(f"postmark: unreadable answer {_http.quote(response.text)!r}", status=status) from None
+            raise _http.not_its_answer(Postmark.name, response) from None
         results = payload if isinstance(payload, list) else [payload]
         if len(results) != len(messages) or not all(isinstance(result, dict) for result in results):
             raise ServerError(
@@ -160,3 +206,48 @@ def _words(payload: dict[str, Any], status: int | None) -> str:
     said = _http.quote(str(payload.get("Message") or "no message"))
     where = f"ErrorCode {payload.get('ErrorCode')}" + (f", HTTP {status}" if status else "")
     return f"{said} ({where})"
+
+
+def events(body: bytes, now: datetime) -> Parsed:
+    """Postmark posts one record per request; its RecordType says which."""
+    parsed = Parsed()
+    for index, item in enumerate(_payload.objects(_payload.load(body))):
+        where = f"record {index}"
+        kind = _payload.event_name(item, "RecordType", where)
+        if kind == "Delivery":
+            ours, recipient_key, time_key, detail = DELIVERED, "Recipient", "DeliveredAt", None
+        elif kind in ("Bounce", "SpamComplaint"):
+            bounce_type = "SpamComplaint" if kind == "SpamComplaint" else _payload.text(item, "Type", where)
+            ours = _BOUNCES.get(bounce_type or "")
+            recipient_key, time_key = "Email", "BouncedAt"
+            detail = _payload.words(item.get("Details"), item.get("Description"), bounce_type)
+        elif kind == "SubscriptionChange":
+            unsubscribed = item.get("SuppressSending") is True and item.get("SuppressionReason") == _UNSUBSCRIBED
+            ours = UNSUBSCRIBE if unsubscribed else None
+            recipient_key, time_key, detail = "Recipient", "ChangedAt", _payload.words(item.get("SuppressionReason"))
+        else:
+            ours = None
+        if ours is None:
+            parsed.ignored += 1
+            continue
+        metadata = _payload.obj(item, "Metadata", where)
+        stamp = item.get(time_key)
+        # Postmark gives no event id (a bounce's `ID` is one, other records have none).
+        event_id = _payload.derived_id(
+            kind, item.get("ID"), item.get("MessageID"), item.get("Type"), item.get(recipient_key), stamp
+        )
+        parsed.events.append(
+            DeliveryEvent(
+                provider=Postmark.name,
+                event_id=event_id,
+                event=ours,
+                email=_payload.recipient(item, recipient_key, where),
+                send_id=_payload.send_id(metadata.get(SEND_ID_METADATA)),
+                detail=detail,
+                occurred_at=now if stamp is None else _payload.iso(stamp, time_key, where),
+            )
+        )
+    return parsed
+
+
+PROVIDER = Postmark()

@@ -48,6 +48,8 @@ def eml_name(send_id: str) -> str:
 
 class Sandbox(Provider):
     name = "sandbox"
+    default_url = "file:var/outbox"
+    local = True
     max_batch = 1000
     max_call_bytes = 256 * 1024 * 1024
 
@@ -91,3 +93,6 @@ class Sandbox(Provider):
         except OSError as error:
             return Delivery.refused(message.send_id, f"sandbox: cannot write {path}: {error.strerror}")
         return Delivery.accepted(message.send_id, message_id)
+
+
+PROVIDER = Sandbox()

@@ -16,17 +16,30 @@ batches only campaigns whose per-recipient parts are small — which is the comm
 Correlation: the send id in per-personalization `custom_args` as `send_id`; SendGrid merges it into
 every webhook event. SendGrid returns no per-message id: the `X-Message-Id` header names the call
 and prefixes each recipient's `sg_message_id`, so every message of a call gets that id.
+
+Webhooks (providers.md §3.7): a JSON array of events, signed with ECDSA P-256 over the timestamp
+header + the raw body; the verification key (SENDGRID_WEBHOOK_PUBLIC_KEY) is base64 DER as
+SendGrid's settings show it. SendGrid retries a refused batch for 24 hours and does not say
+whether a retry is signed anew, so a signature is good for 25 hours; each event has its own
+`sg_event_id`, so copies within the window are stored once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
 import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from campaign_pipelines.providers import _http
+from campaign_pipelines.providers import _http, _payload
 from campaign_pipelines.providers._merge import Merged, factor, values_per_message
 from campaign_pipelines.providers.base import (
     AuthFailed,
@@ -43,6 +56,19 @@ from campaign_pipelines.providers.base import (
     envelope_size,
 )
 from campaign_pipelines.providers.client import ProviderClient
+from campaign_pipelines.providers.webhook import (
+    COMPLAINT,
+    DELIVERED,
+    HARD_BOUNCE,
+    SOFT_BOUNCE,
+    UNSUBSCRIBE,
+    DeliveryEvent,
+    Parsed,
+    Refused,
+    Webhook,
+    out_of_window,
+    signed_recently,
+)
 
 SEND_ID_ARG = "send_id"
 MAX_SUBSTITUTION_BYTES = 10_000
@@ -50,9 +76,48 @@ _MAX_SLOTS_PER_PART = 49
 # Substitution keys look like "[%cp:h3%]"; texts containing the marker go alone.
 _MARKER = "[%cp:"
 
+PUBLIC_KEY_ENV = "SENDGRID_WEBHOOK_PUBLIC_KEY"
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+# SendGrid retries a refused batch for 24 hours (providers.md §3.7): an hour's margin keeps its last retries in.
+MAX_AGE_S = 25 * 3600.0
+# `bounce` is split by its `type` in events(); a group unsubscribe is still the recipient saying no.
+_EVENTS = {
+    "delivered": DELIVERED,
+    "spamreport": COMPLAINT,
+    "unsubscribe": UNSUBSCRIBE,
+    "group_unsubscribe": UNSUBSCRIBE,
+}
+
+
+class SendGridWebhook(Webhook):
+    secrets = (PUBLIC_KEY_ENV,)
+    max_age_s = MAX_AGE_S
+
+    def configure(self, values: Mapping[str, str]) -> ec.EllipticCurvePublicKey:
+        try:
+            return load_public_key(values[PUBLIC_KEY_ENV])
+        except ValueError as error:
+            raise ValueError(f"{PUBLIC_KEY_ENV} cannot be used: {error}") from None
+
+    def receive(
+        self, secrets: ec.EllipticCurvePublicKey, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> Parsed:
+        signature = headers.get(SIGNATURE_HEADER)
+        timestamp = headers.get(TIMESTAMP_HEADER)
+        if not signature or not timestamp:
+            raise Refused("the signature headers are missing")
+        if not signature_ok(secrets, signature, timestamp, body):
+            raise Refused("bad signature")
+        if not signed_recently(timestamp, now.timestamp(), MAX_AGE_S):
+            raise out_of_window(MAX_AGE_S)
+        return events(body, now)
+
 
 class SendGrid(Provider):
     name = "sendgrid"
+    default_url = "https://api.sendgrid.com/v3/mail/send"
+    webhook = SendGridWebhook()
     max_batch = 1000
     max_call_bytes = 20 * 1024 * 1024
 
@@ -169,6 +234,9 @@ def _content(text: str, html: str) -> list[dict[str, str]]:
 def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
     status = response.status_code
     if 200 <= status < 300:
+        # The documented answer has no body (202), or a JSON one.
+        if response.content.strip() and not _http.is_json(response):
+            raise _http.not_its_answer(SendGrid.name, response)
         message_id = response.headers.get("x-message-id")
         return [Delivery.accepted(message.send_id, message_id) for message in messages]
     errors = _http.json_object(response).get("errors")
@@ -200,3 +268,59 @@ def _describe(error: dict[str, Any]) -> str:
     message = str(error.get("message") or "error")
     field = error.get("field")
     return f"{message} [{field}]" if field else message
+
+
+def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
+    """The verification key as SendGrid's settings show it: base64 DER (SubjectPublicKeyInfo), P-256."""
+    try:
+        key = load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
+    except (binascii.Error, ValueError):
+        raise ValueError("it is not a base64 DER public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("it is not an ECDSA P-256 public key")
+    return key
+
+
+def signature_ok(key: ec.EllipticCurvePublicKey, signature: str, timestamp: str, body: bytes) -> bool:
+    try:
+        der_signature = base64.b64decode(signature, validate=True)
+        key.verify(der_signature, timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
+
+
+def events(body: bytes, now: datetime) -> Parsed:
+    """SendGrid posts a JSON array of events."""
+    parsed = Parsed()
+    for index, item in enumerate(_payload.objects(_payload.load(body))):
+        where = f"event {index}"
+        name = _payload.event_name(item, "event", where)
+        if name == "bounce":
+            # type "bounce" is a hard bounce, "blocked" a soft one.
+            ours: str | None = SOFT_BOUNCE if _payload.text(item, "type", where) == "blocked" else HARD_BOUNCE
+        else:
+            ours = _EVENTS.get(name)
+        if ours is None:
+            parsed.ignored += 1
+            continue
+        stamp = item.get("timestamp")
+        event_id = _payload.text(item, "sg_event_id", where) or _payload.derived_id(
+            item.get("sg_message_id"), name, item.get("type"), item.get("email"), stamp
+        )
+        parsed.events.append(
+            DeliveryEvent(
+                provider=SendGrid.name,
+                event_id=event_id,
+                event=ours,
+                email=_payload.recipient(item, "email", where),
+                # custom_args come back merged at the top level of each event.
+                send_id=_payload.send_id(item.get(SEND_ID_ARG)),
+                detail=None if ours == DELIVERED else _payload.words(item.get("reason"), item.get("status")),
+                occurred_at=now if stamp is None else _payload.epoch(stamp, "timestamp", where),
+            )
+        )
+    return parsed
+
+
+PROVIDER = SendGrid()

@@ -20,6 +20,7 @@ from campaign_pipelines.reports.model import (
     LineFunnel,
     LinkClicks,
 )
+from campaign_pipelines.statuses import NOT_LAUNCHED, CampaignStatus
 from campaign_pipelines.store import outcomes as outcome_sql
 from campaign_pipelines.store import reports as report_sql
 from campaign_pipelines.store.connection import connect
@@ -37,13 +38,14 @@ def build_report(
     outcomes: Path | None = None,
     outcomes_while_running: bool = False,
     top_domains: int = TOP_DOMAINS,
+    slice_contacts: int = outcome_sql.SLICE_CONTACTS,
 ) -> CampaignReport:
     """The report of one campaign now. Read-only; never fails for lack of data (its notes say why).
 
     `outcomes`: where to write the per-contact Parquet file, when the campaign is not running (or
-    `outcomes_while_running`); without it, or while it runs, the funnels are counted as the contacts
-    stream from PostgreSQL and nothing per contact is kept. Raises NotFoundError when the campaign
-    does not exist.
+    `outcomes_while_running`); without it, or while it runs, the slices' files are deleted once
+    counted and nothing per contact is kept. `slice_contacts`: contact ids read, folded and
+    counted at a time (the report's memory). Raises NotFoundError when the campaign does not exist.
     """
     generated_at = datetime.now(UTC)
     with connect(database_url) as conn, report_sql.report_snapshot(conn):
@@ -59,22 +61,29 @@ def build_report(
     event_hours: list[outcome_sql.EventHourRow] = []
     link_rows: list[outcome_sql.LinkRow] = []
     if imported:
-        export = outcomes if outcomes is not None and (outcomes_while_running or facts.status != "running") else None
+        export = (
+            outcomes
+            if outcomes is not None and (outcomes_while_running or facts.status != CampaignStatus.RUNNING)
+            else None
+        )
         with (
             tempfile.TemporaryDirectory(prefix="campaign-report-") as tmp,
             outcome_sql.duckdb_over(database_url, Path(tmp)) as duck,
         ):
-            outcome_sql.load_events(duck, campaign_id)
+            outcome_sql.start_totals(duck)
+            slices = outcome_sql.id_ranges(duck, campaign_id, size=slice_contacts)
+            # A campaign of one slice is written straight to the export; more are joined into it at the end.
+            direct = export is not None and len(slices) == 1
+            paths = [export if direct else Path(tmp) / f"slice-{n:06d}.parquet" for n in range(len(slices))]
+            for (lo, hi), path in zip(slices, paths, strict=True):
+                outcome_sql.add_slice(duck, campaign_id, lo, hi, path)
+                if export is None:
+                    path.unlink()  # counted: nothing per contact is kept
+            if export is not None and not direct and paths:
+                outcome_sql.merge_slices(duck, paths, export)
+            funnel_rows = outcome_sql.funnels(duck, top_domains=top_domains)
             event_hours = outcome_sql.events_by_hour(duck)
             link_rows = outcome_sql.clicks_by_link(duck)
-            outcome_sql.prepare_outcomes(duck, campaign_id)
-            outcome_sql.drop_events(duck)
-            source = "outcomes"
-            if export is not None:
-                # One read of the contacts: streamed to the file, then counted from it.
-                outcome_sql.write_outcomes(duck, export)
-                source = outcome_sql.outcomes_file(export)
-            funnel_rows = outcome_sql.funnels(duck, top_domains=top_domains, source=source)
 
     by_group: dict[int, list[outcome_sql.FunnelRow]] = {}
     for row in funnel_rows:
@@ -173,7 +182,7 @@ def _notes(
 ) -> tuple[str, ...]:
     notes = []
     totals = report.totals
-    if facts.status == "failed":
+    if facts.status == CampaignStatus.FAILED:
         notes.append(f"the import failed: {facts.error or 'no reason recorded'}")
     if not imported:
         notes.append("no contacts: the campaign's contacts have not been imported yet")
@@ -184,7 +193,7 @@ def _notes(
     if imported and totals.contacts and not totals.sent:
         notes.append(
             "nothing sent yet: the campaign has not been launched"
-            if facts.status in ("draft", "scheduled", "processing", "failed")
+            if facts.status in NOT_LAUNCHED
             else "nothing sent yet"
         )
     if totals.sent and not events:

@@ -5,6 +5,9 @@ call, paces itself, sends through its provider and records every result. It ends
 state saved, when there is nothing left, at its quota, before a long wait (start date,
 pacing, provider rate limit), when paused or cancelled, or on an error that needs a person.
 Sensors and the daily schedule relaunch it; it then resumes exactly where it was.
+
+Beside the loop: its setup (sending.setup), its quota reservations (sending.reservations), the
+recorder of its results (sending.recorder) and what provider answers mean (sending.outcomes).
 """
 
 from __future__ import annotations
@@ -12,73 +15,42 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 
-from campaign_pipelines import providers, servers
 from campaign_pipelines.errors import ValidationError
-from campaign_pipelines.headers import header_problem
-from campaign_pipelines.providers import (
-    Ambiguous,
-    AuthFailed,
-    Delivery,
-    OutgoingMessage,
-    ProviderClient,
-    ProviderError,
-    QuotaExhausted,
-    RateLimited,
-    Rejected,
-    Sender,
-    deliver,
-)
-from campaign_pipelines.quotas import RedisQuotas, quota_day
+from campaign_pipelines.providers import Delivery, OutgoingMessage, ProviderClient, ProviderError, deliver
+from campaign_pipelines.quotas import RedisQuotas
 from campaign_pipelines.rendering import MessageRenderer, Tracking
+from campaign_pipelines.send_ids import send_id
 from campaign_pipelines.sending.clock import Clock
+from campaign_pipelines.sending.outcomes import (
+    BatchCalls,
+    LineOutcome,
+    LineStop,
+    Progress,
+    delivery_results,
+    quota_reached,
+    stop_after,
+    unanswered_status,
+)
 from campaign_pipelines.sending.recorder import Recorder
-from campaign_pipelines.sending.reservations import Reservations
+from campaign_pipelines.sending.reservations import Reservations, day_quotas
+from campaign_pipelines.sending.setup import prepare, take_over
+from campaign_pipelines.statuses import CampaignStatus, ContactStatus, LineStatus
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store import tracking as tracking_sql
-from campaign_pipelines.store.contacts import FAILED, SENT, SUPPRESSED, UNKNOWN
 from campaign_pipelines.store.quotas import Quota
 
 # A wait longer than this ends the step (state saved); a sensor relaunches the line on time.
 MAX_WAIT_IN_STEP_S = 180.0
 # Control (pause, cancel) and heartbeat are checked at least this often, waits included.
 CONTROL_EVERY_S = 1.0
-# Transient provider trouble that outlasts the retries: try again after this.
-RETRY_LATER_S = 300.0
-# A line whose heartbeat is older than this has lost its worker (provider waits heartbeat too).
-STALE_AFTER_S = 120.0
 # Rendering errors are logged for the first few contacts; every one is in its contact's `error`.
 MAX_RENDER_WARNINGS = 10
-# Contacts an unpaced line claims at once, whatever its messages per call. After a crash only
-# the contacts of calls that may have left are `unknown` (inflight_calls); the rest of a claim
-# goes back to the pool.
-CLAIM_AT_LEAST = 100
-
-
-@dataclass
-class LineOutcome:
-    line_id: int
-    status: str
-    reason: str | None = None
-    sent: int = 0
-    failed: int = 0
-    unknown: int = 0
-    suppressed: int = 0
-    undefined_variables: int = 0
-    seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        return self.sent / self.seconds if self.seconds else 0.0
-
-
-Progress = Callable[[LineOutcome], None]
 
 
 @dataclass
@@ -91,39 +63,6 @@ class _Batch:
     # The quotas the claim was charged to, and a function giving unused sends back to Redis.
     quotas: list[Quota]
     give_back: Callable[[int], None]
-
-
-@dataclass
-class _Calls:
-    """What the provider calls of a batch did: accepted/refused messages (and their in-flight
-    call ids), the call that failed (with its error), the contacts no call was made for, and
-    whether the line was lost to another run before a call."""
-
-    messages: list[OutgoingMessage] = field(default_factory=list)
-    ids: list[int] = field(default_factory=list)
-    deliveries: list[Delivery] = field(default_factory=list)
-    calls: list[int] = field(default_factory=list)
-    error: ProviderError | None = None
-    failed_messages: list[OutgoingMessage] = field(default_factory=list)
-    failed_ids: list[int] = field(default_factory=list)
-    failed_call: int | None = None
-    not_attempted: list[int] = field(default_factory=list)
-    lost: bool = False
-
-
-def send_id(campaign_id: int, contact_id: int) -> str:
-    """Our per-recipient id, carried by the provider and back in its webhooks."""
-    return f"{campaign_id}-{contact_id}"
-
-
-class _Stop(Exception):
-    """Ends the loop with the line's new status and the reason a person reads."""
-
-    def __init__(self, status: str, reason: str | None = None, next_run_at: datetime | None = None) -> None:
-        super().__init__(reason or status)
-        self.status = status
-        self.reason = reason
-        self.next_run_at = next_run_at
 
 
 class _Lost(Exception):
@@ -162,30 +101,18 @@ class LineSender:
 
     def run(self) -> LineOutcome:
         started = time.monotonic()
-        line = send_sql.line_by_id(self._conn, self._line_id)
+        line = line_sql.line_by_id(self._conn, self._line_id)
         if line is None:
             raise ValidationError(f"line {self._line_id}", ["does not exist"])
         campaign = campaign_sql.campaign_by_id(self._conn, line.campaign_id)
         assert campaign is not None
-        outcome = LineOutcome(line_id=line.id, status="sending")
+        outcome = LineOutcome(line_id=line.id, status=LineStatus.SENDING)
         self._line, self._campaign, self._outcome = line, campaign, outcome
         self._reservations = Reservations(self._conn, self._quotas, outcome.warnings.append)
         self._renderer: MessageRenderer | None = None
-        if not send_sql.claim_line(self._conn, line.id, self._run_id, stale_after_s=STALE_AFTER_S):
+        if not take_over(self._conn, line, self._run_id, outcome.warnings.append):
             outcome.reason = "another run is sending this line"
             return outcome
-        # Contacts of a call a dead run of this line had started may have been sent: never resent
-        # on their own. What it had reserved but not requested yet goes back to the pool.
-        recovered = send_sql.recover_line(self._conn, campaign.id, line.id)
-        if recovered.unknown:
-            outcome.warnings.append(
-                f"{recovered.unknown} contact(s) of a call an interrupted run had started are now 'unknown'"
-            )
-        if recovered.released:
-            outcome.warnings.append(
-                f"{recovered.released} contact(s) an interrupted run had reserved but not requested"
-                " went back to the pool"
-            )
         if self._recorder is not None:
             self._recorder.start()
         try:
@@ -197,10 +124,10 @@ class LineSender:
                 batch = self._claim_batch()
                 if batch is not None:
                     self._settle(batch, self._call(batch))
-        except _Stop as stop:
+        except LineStop as stop:
             self._drain()
             outcome.status, outcome.reason = stop.status, stop.reason
-            send_sql.set_line_state(
+            line_sql.set_line_state(
                 self._conn, line.id, self._run_id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at
             )
         except _Lost:
@@ -214,35 +141,11 @@ class LineSender:
         return outcome
 
     def _prepare(self) -> None:
-        line = self._line
-        if not line.server_active:
-            raise _Stop("error", f"server '{line.server_name}' is inactive")
-        # A sender saved before validation refused control characters: stop for a person, rather
-        # than fail every contact on the adapters' own check.
-        for what, value in (("sender name", line.sender_name), ("sender email", line.sender_email)):
-            if problem := header_problem(what, value):
-                raise _Stop("error", problem)
-        try:
-            self._api_key = servers.resolve_api_key(line.api_key_ref)
-        except ValidationError as error:
-            raise _Stop("error", "; ".join(error.problems)) from None
-        self._provider = providers.get(line.provider)
-        self._renderer = MessageRenderer(
-            self._campaign.subject,
-            campaign_sql.template_snapshot(self._conn, self._campaign.id),
-            tracking=self._tracking,
-            campaign_id=self._campaign.id,
-            line_id=line.id,
-            links=tracking_sql.links_of(self._conn, self._campaign.id),
-        )
-        self._gap = timedelta(minutes=float(line.send_frequency_minutes or 0))
-        batch = line.server_batch_size or self._provider.max_batch
-        self._batch_size = 1 if self._gap else max(1, min(batch, self._provider.max_batch))
-        # An unpaced line claims and records at least CLAIM_AT_LEAST contacts at a time, even
-        # with one message per call: two commits per message would cost more than the call.
-        self._claim_size = 1 if self._gap else max(self._batch_size, CLAIM_AT_LEAST)
-        self._sender = Sender(name=line.sender_name, email=line.sender_email)
-        self._last_sent = line.last_sent_at
+        setup = prepare(self._conn, self._line, self._campaign, self._tracking)
+        self._provider, self._api_key, self._sender = setup.provider, setup.api_key, setup.sender
+        self._renderer, self._gap = setup.renderer, setup.gap
+        self._batch_size, self._claim_size = setup.batch_size, setup.claim_size
+        self._last_sent = self._line.last_sent_at
 
     # --- control, waits and pacing -----------------------------------------------------
 
@@ -252,21 +155,23 @@ class LineSender:
         if not force and now - self._last_control < CONTROL_EVERY_S:
             return
         self._last_control = now
-        status = send_sql.heartbeat(self._conn, self._line_id, self._run_id)
-        if status == "lost":
+        status = line_sql.heartbeat(self._conn, self._line_id, self._run_id)
+        if status == line_sql.LOST:
             # Another run took the line over (this one was thought dead): leave it to that run.
             raise _Lost()
-        if status == "paused":
-            raise _Stop("paused", "paused by an operator")
-        if status == "cancelled":
-            raise _Stop("cancelled", "cancelled by an operator")
+        if status == CampaignStatus.PAUSED:
+            raise LineStop(LineStatus.PAUSED, "paused by an operator")
+        if status == CampaignStatus.CANCELLED:
+            raise LineStop(LineStatus.CANCELLED, "cancelled by an operator")
 
     def _wait_until(self, moment: datetime, why: str) -> None:
         remaining = (moment - self._clock.now()).total_seconds()
         if remaining <= 0:
             return
         if remaining > MAX_WAIT_IN_STEP_S:
-            raise _Stop("waiting", f"{why} until {moment.isoformat(timespec='seconds')}", next_run_at=moment)
+            raise LineStop(
+                LineStatus.WAITING, f"{why} until {moment.isoformat(timespec='seconds')}", next_run_at=moment
+            )
         while remaining > 0:
             self._clock.sleep(min(remaining, CONTROL_EVERY_S))
             self._control()
@@ -279,51 +184,30 @@ class LineSender:
     def _pace(self) -> None:
         if self._gap and self._last_sent is not None:
             if not send_sql.has_pending(self._conn, self._campaign.id):
-                raise _Stop("done", "no contact left to send")
+                raise LineStop(LineStatus.DONE, "no contact left to send")
             self._wait_until(self._last_sent + self._gap, "pacing")
 
     # --- one batch ---------------------------------------------------------------------
 
-    def _day_quotas(self) -> tuple[list[Quota], datetime]:
-        """The quotas a send made now is charged to, and when their day ends."""
-        line = self._line
-        day, next_day = quota_day(self._clock.now(), line.server_timezone)
-        quotas = []
-        if line.max_daily_sends is not None:
-            quotas.append(Quota(f"line:{line.id}", day, line.max_daily_sends, f"{line.max_daily_sends}/day"))
-        if line.server_daily_cap is not None:
-            quotas.append(
-                Quota(f"server:{line.server_id}", day, line.server_daily_cap, f"server cap {line.server_daily_cap}/day")
-            )
-        return quotas, next_day
-
-    def _quota_reached(self, quota: Quota, next_day: datetime) -> _Stop:
-        zone = self._line.server_timezone
-        return _Stop(
-            "quota_reached",
-            f"reached {quota.label}, stopping until {next_day.strftime('%Y-%m-%d %H:%M')} {zone}",
-            next_run_at=next_day,
-        )
-
     def _claim_batch(self) -> _Batch | None:
         """Quota, claim and render the next contacts; None when none is left to call for
         (all suppressed, or failed to render: recorded)."""
-        quotas, next_day = self._day_quotas()
+        quotas, next_day = day_quotas(self._line, self._clock.now())
         granted, full, give_back = self._reservations.reserve(quotas, self._claim_size)
         if full is not None:
-            raise self._quota_reached(full, next_day)
+            raise quota_reached(full, next_day, self._line.server_timezone)
         claim = send_sql.claim(self._conn, self._campaign.id, self._line_id, self._run_id, granted, quotas)
         if claim.lost:
             give_back(granted)
             raise _Lost()
-        sendable = [c for c in claim.contacts if c.send_status != SUPPRESSED]
+        sendable = [c for c in claim.contacts if c.send_status != ContactStatus.SUPPRESSED]
         give_back(granted - len(sendable))
         if claim.room is not None and claim.room < granted:
             self._reservations.raise_to_recorded(quotas)
         if not claim.contacts:
             if claim.room == 0 and claim.tightest is not None:
-                raise self._quota_reached(claim.tightest, next_day)
-            raise _Stop("done", "no contact left to send")
+                raise quota_reached(claim.tightest, next_day, self._line.server_timezone)
+            raise LineStop(LineStatus.DONE, "no contact left to send")
         suppressed = len(claim.contacts) - len(sendable)
         messages, ids, unrendered, reasons = [], [], [], []
         for contact in sendable:
@@ -350,10 +234,10 @@ class LineSender:
         if len(self._outcome.warnings) < MAX_RENDER_WARNINGS:
             self._outcome.warnings.append(f"contact {ids[0]}: {reasons[0]}")
 
-    def _call(self, batch: _Batch) -> _Calls:
+    def _call(self, batch: _Batch) -> BatchCalls:
         """The provider calls of a batch, `batch_size` messages each (one, on a server that takes
         one message per call); the database is left to `_settle`, but for heartbeats in waits."""
-        sent = _Calls()
+        sent = BatchCalls()
         started = time.monotonic()
         for start in range(0, len(batch.ids), self._batch_size):
             if start and time.monotonic() - started >= CONTROL_EVERY_S:
@@ -394,7 +278,7 @@ class LineSender:
             sent.calls.append(call_id)
         return sent
 
-    def _settle(self, batch: _Batch, sent: _Calls) -> None:
+    def _settle(self, batch: _Batch, sent: BatchCalls) -> None:
         """Record a batch's results; contacts whose call was never made go back to the pool."""
         self._unclaim(batch, sent.not_attempted)
         suppressed = batch.suppressed
@@ -426,19 +310,8 @@ class LineSender:
         suppressed: int,
         calls: list[int],
     ) -> None:
-        by_id = {d.send_id: d for d in deliveries}
-        statuses, message_ids, errors = [], [], []
-        for message in messages:
-            delivery = by_id.get(message.send_id)
-            if delivery is None:
-                statuses.append(UNKNOWN)
-                message_ids.append(None)
-                errors.append("the provider's answer did not mention this recipient")
-            else:
-                statuses.append(SENT if delivery.ok else FAILED)
-                message_ids.append(delivery.provider_message_id)
-                errors.append(delivery.error)
-        self._record(ids, statuses, message_ids, errors, suppressed, calls)
+        results = delivery_results(messages, deliveries)
+        self._record(ids, results.statuses, results.message_ids, results.errors, suppressed, calls)
         self._last_sent = self._clock.now()
 
     def _record_failed_call(
@@ -457,34 +330,20 @@ class LineSender:
             self._record_deliveries([m for m, _ in pairs], [i for _, i in pairs], error.done, suppressed, [])
             suppressed = 0
         rest = [i for m, i in zip(messages, ids, strict=True) if m.send_id not in decided]
-        reason = str(error)
-        if isinstance(error, Ambiguous):
-            self._record(rest, [UNKNOWN] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed, [call])
-            return
-        if isinstance(error, Rejected):
-            self._record(rest, [FAILED] * len(rest), [None] * len(rest), [reason] * len(rest), suppressed, [call])
+        status = unanswered_status(error)
+        if status is not None:
+            n = len(rest)
+            self._record(rest, [status] * n, [None] * n, [str(error)] * n, suppressed, [call])
             return
         # Nothing was sent for the rest: back to the pool for this line or another.
         self._unclaim(batch, rest, [call])
         if suppressed:
             self._record([], [], [], [], suppressed)
-        now = self._clock.now()
-        if isinstance(error, AuthFailed):
-            raise _Stop("error", f"the provider refused the API key: {reason}")
-        if isinstance(error, QuotaExhausted):
-            raise _Stop("error", f"the provider account cannot send: {reason}")
-        if isinstance(error, RateLimited):
-            wait = error.retry_after_s or RETRY_LATER_S
-            raise _Stop("waiting", f"rate limited by the provider: {reason}", next_run_at=now + timedelta(seconds=wait))
-        raise _Stop(
-            "waiting",
-            f"provider unavailable after retries: {reason}",
-            next_run_at=now + timedelta(seconds=RETRY_LATER_S),
-        )
+        raise stop_after(error, self._clock.now())
 
     def _heartbeat_while_waiting(self, seconds: float, error: ProviderError) -> None:
         # Only a heartbeat: a pause during a provider wait is honoured once the batch is recorded.
-        send_sql.heartbeat(self._conn, self._line_id, self._run_id)
+        line_sql.heartbeat(self._conn, self._line_id, self._run_id)
 
     def _message(self, contact_id: int, email: str, attributes: dict) -> OutgoingMessage:
         assert self._renderer is not None
@@ -521,10 +380,6 @@ class LineSender:
             self._recorder.submit(record)
         else:
             record(self._conn)
-        outcome = self._outcome
-        outcome.sent += sum(1 for s in statuses if s == SENT)
-        outcome.failed += sum(1 for s in statuses if s == FAILED)
-        outcome.unknown += sum(1 for s in statuses if s == UNKNOWN)
-        outcome.suppressed += suppressed
+        self._outcome.count(statuses, suppressed)
         if self._on_progress is not None:
-            self._on_progress(outcome)
+            self._on_progress(self._outcome)

@@ -14,7 +14,7 @@ import psycopg
 
 from campaign_pipelines.errors import NotFoundError
 from campaign_pipelines.store import campaigns as campaign_sql
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import lines as line_sql
 
 
 def line_label(position: int) -> str:
@@ -59,7 +59,7 @@ class SendTotals:
         return 1.0 - self.pending / self.total if self.total else 1.0
 
     @classmethod
-    def of(cls, campaign: campaign_sql.CampaignRow, lines: Sequence[send_sql.LineState]) -> SendTotals:
+    def of(cls, campaign: campaign_sql.CampaignRow, lines: Sequence[line_sql.LineState]) -> SendTotals:
         return cls(
             campaign_id=campaign.id,
             status=campaign.status,
@@ -89,4 +89,4 @@ def send_totals(conn: psycopg.Connection, campaign_id: int) -> SendTotals:
     campaign = campaign_sql.campaign_by_id(conn, campaign_id)
     if campaign is None:
         raise NotFoundError(f"campaign {campaign_id} does not exist")
-    return SendTotals.of(campaign, send_sql.lines_of(conn, campaign_id))
+    return SendTotals.of(campaign, line_sql.lines_of(conn, campaign_id))

@@ -1,4 +1,4 @@
-"""A line's reservations on the Redis counters of its quotas, taken before each claim.
+"""A line's quotas for the day, and its reservations on their Redis counters, taken before each claim.
 
 PostgreSQL's record enforces every quota at the claim (store.quotas); these reservations let many
 workers learn at once that a quota is spent. On any Redis error the rest of the run goes on
@@ -8,13 +8,29 @@ with PostgreSQL alone, with a warning. Called by sending.line.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 import psycopg
 import redis
 
-from campaign_pipelines.quotas import RedisQuotas
+from campaign_pipelines.quotas import RedisQuotas, quota_day
 from campaign_pipelines.store import quotas as quota_sql
+from campaign_pipelines.store.lines import LineState
 from campaign_pipelines.store.quotas import Quota
+
+
+def day_quotas(line: LineState, now: datetime) -> tuple[list[Quota], datetime]:
+    """The quotas a send of the line made `now` is charged to (its own max_daily_sends, its
+    server's daily cap), and when their day ends in the server's time zone."""
+    day, next_day = quota_day(now, line.server_timezone)
+    quotas = []
+    if line.max_daily_sends is not None:
+        quotas.append(Quota(f"line:{line.id}", day, line.max_daily_sends, f"{line.max_daily_sends}/day"))
+    if line.server_daily_cap is not None:
+        quotas.append(
+            Quota(f"server:{line.server_id}", day, line.server_daily_cap, f"server cap {line.server_daily_cap}/day")
+        )
+    return quotas, next_day
 
 
 def _nothing_to_give_back(unused: int) -> None:

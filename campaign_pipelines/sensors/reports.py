@@ -15,6 +15,7 @@ import dagster as dg
 from campaign_pipelines.assets.report import campaign_report
 from campaign_pipelines.partitions import campaign_key, campaign_partitions
 from campaign_pipelines.resources.database import PostgresResource
+from campaign_pipelines.statuses import CampaignStatus
 from campaign_pipelines.store import reports as report_sql
 
 REPORT_DAYS_AFTER = 30
@@ -29,7 +30,7 @@ _IN_PROGRESS = [
 
 def report_run_key(campaign_id: int, status: str, now: datetime) -> str:
     """`report-<id>-<minute>` while running, `report-<id>-<day>` after (UTC)."""
-    when = now.astimezone(UTC).strftime("%Y%m%dT%H%M" if status == "running" else "%Y%m%d")
+    when = now.astimezone(UTC).strftime("%Y%m%dT%H%M" if status == CampaignStatus.RUNNING else "%Y%m%d")
     return f"report-{campaign_id}-{when}"
 
 

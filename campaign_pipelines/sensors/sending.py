@@ -15,9 +15,9 @@ import dagster as dg
 
 from campaign_pipelines.ops.send import SendConfig, send_campaign
 from campaign_pipelines.resources.database import PostgresResource
-from campaign_pipelines.sending.line import STALE_AFTER_S
 from campaign_pipelines.store import campaigns as campaign_sql
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import lines as line_sql
+from campaign_pipelines.store.lines import STALE_AFTER_S
 
 MAX_LAUNCHES_PER_TICK = 20
 
@@ -51,13 +51,13 @@ def campaign_launch_sensor(context: dg.SensorEvaluationContext, database: Postgr
 
 def _relaunch(database: PostgresResource, *, quota: bool) -> list[dg.RunRequest]:
     with database.connect() as conn:
-        due = send_sql.lines_due(conn, stale_after_s=STALE_AFTER_S, quota=quota)
+        due = line_sql.lines_due(conn, stale_after_s=STALE_AFTER_S, quota=quota)
         by_campaign: defaultdict[int, list[int]] = defaultdict(list)
         for line in due:
             by_campaign[line.campaign_id].append(line.line_id)
         requests = []
         for campaign_id, line_ids in by_campaign.items():
-            attempt = send_sql.lease_lines(conn, line_ids, None)
+            attempt = line_sql.lease_lines(conn, line_ids, None)
             ids = "_".join(map(str, line_ids))
             requests.append(_send_request(campaign_id, f"lines-{campaign_id}-{ids}-{attempt}", line_ids))
     return requests

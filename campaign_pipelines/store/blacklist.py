@@ -1,4 +1,4 @@
-"""SQL of the global blacklist and of what feeds it: provider delivery events and Mailgun's webhook tokens.
+"""SQL of the global blacklist and of what feeds it: provider delivery events and the one-time webhook tokens.
 
 campaign_pipelines.blacklist calls these (the `campaigns blacklist` commands, the webhook effects);
 tracking_app.webhooks calls `claim_webhook_token`. A contact table's name is built only from

@@ -1,18 +1,18 @@
-"""SQL of campaigns and their channel lines."""
+"""SQL of campaigns and of saving their sending lines (store.lines reads the lines back).
+
+Lines are saved in `campaign_channels`, the table's first name (store.lines says why it stays).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 import psycopg
 from psycopg.rows import class_row
 
-# Statuses in which step 2 may (re)configure a campaign: a failed import is fixed this way too.
-CONFIGURABLE = ("draft", "scheduled", "failed")
-# Statuses from which an import may start: configured, failed, or an import that died.
-IMPORTABLE = ("scheduled", "failed", "processing")
+from campaign_pipelines.statuses import CONFIGURE, IMPORT_FAILED, IMPORTED, START_IMPORT, CampaignStatus
+
 # Advisory lock keys of imports: one per campaign, away from the migration lock.
 _IMPORT_LOCK_BASE = 1 << 40
 
@@ -35,19 +35,10 @@ class CampaignRow:
 
 
 @dataclass(frozen=True)
-class ChannelRow:
-    id: int
-    position: int
-    sender_name: str
-    sender_email: str
-    server_name: str
-    send_frequency_minutes: Decimal | None
-    max_daily_sends: int | None
-    scheduled_at: datetime | None
+class NewLine:
+    """A checked line, ready to insert: its server resolved to an id, its sender email
+    normalised, its start date parsed."""
 
-
-@dataclass(frozen=True)
-class NewChannel:
     sender_name: str
     sender_email: str
     server_id: int
@@ -83,19 +74,8 @@ def list_campaigns(conn: psycopg.Connection, limit: int = 100) -> list[CampaignR
 
 
 def newest_draft_id(conn: psycopg.Connection) -> int | None:
-    row = conn.execute("SELECT max(id) FROM campaigns WHERE status = 'draft'").fetchone()
+    row = conn.execute("SELECT max(id) FROM campaigns WHERE status = %s", (CampaignStatus.DRAFT,)).fetchone()
     return row[0] if row else None
-
-
-def channels_of(conn: psycopg.Connection, campaign_id: int) -> list[ChannelRow]:
-    with conn.cursor(row_factory=class_row(ChannelRow)) as cur:
-        return cur.execute(
-            "SELECT l.id, l.position, l.sender_name, l.sender_email, s.name AS server_name,"
-            " l.send_frequency_minutes, l.max_daily_sends, l.scheduled_at"
-            " FROM campaign_channels l JOIN servers s ON s.id = l.server_id"
-            " WHERE l.campaign_id = %s ORDER BY l.position",
-            (campaign_id,),
-        ).fetchall()
 
 
 def save_configuration(
@@ -103,7 +83,7 @@ def save_configuration(
     campaign_id: int,
     *,
     contact_files: list[str],
-    channels: list[NewChannel],
+    lines: list[NewLine],
     template_html: str,
 ) -> None:
     """Replace the campaign's lines and files and mark it scheduled (caller holds the row lock)."""
@@ -123,51 +103,53 @@ def save_configuration(
                     line.max_daily_sends,
                     line.scheduled_at,
                 )
-                for position, line in enumerate(channels, start=1)
+                for position, line in enumerate(lines, start=1)
             ],
         )
     conn.execute(
-        "UPDATE campaigns SET contact_files = %s, template_html = %s, status = 'scheduled', error = NULL,"
+        "UPDATE campaigns SET contact_files = %s, template_html = %s, status = %s, error = NULL,"
         " configured_at = clock_timestamp(), updated_at = now() WHERE id = %s",
-        (contact_files, template_html, campaign_id),
+        (contact_files, template_html, CONFIGURE.target, campaign_id),
     )
 
 
 def campaigns_awaiting_import(conn: psycopg.Connection, limit: int) -> list[tuple[int, datetime]]:
     """(id, configured_at) of scheduled campaigns whose configuration is newer than their import."""
     rows = conn.execute(
-        "SELECT id, configured_at FROM campaigns WHERE status = 'scheduled' AND configured_at IS NOT NULL"
+        "SELECT id, configured_at FROM campaigns WHERE status = %s AND configured_at IS NOT NULL"
         " AND (imported_at IS NULL OR imported_at < configured_at) ORDER BY id LIMIT %s",
-        (limit,),
+        (CampaignStatus.SCHEDULED, limit),
     )
     return [(int(r[0]), r[1]) for r in rows]
 
 
 def mark_processing(conn: psycopg.Connection, campaign_id: int) -> None:
     conn.execute(
-        "UPDATE campaigns SET status = 'processing', error = NULL, updated_at = now() WHERE id = %s", (campaign_id,)
+        "UPDATE campaigns SET status = %s, error = NULL, updated_at = now() WHERE id = %s",
+        (START_IMPORT.target, campaign_id),
     )
 
 
 def mark_imported(conn: psycopg.Connection, campaign_id: int, *, nbre_contacts: int, blacklisted: int) -> None:
     conn.execute(
-        "UPDATE campaigns SET status = 'scheduled', nbre_contacts = %s, blacklisted_contacts = %s, error = NULL,"
+        "UPDATE campaigns SET status = %s, nbre_contacts = %s, blacklisted_contacts = %s, error = NULL,"
         " imported_at = clock_timestamp(), updated_at = now() WHERE id = %s",
-        (nbre_contacts, blacklisted, campaign_id),
+        (IMPORTED.target, nbre_contacts, blacklisted, campaign_id),
     )
 
 
 def mark_failed(conn: psycopg.Connection, campaign_id: int, error: str) -> None:
     conn.execute(
-        "UPDATE campaigns SET status = 'failed', error = %s, updated_at = now() WHERE id = %s", (error, campaign_id)
+        "UPDATE campaigns SET status = %s, error = %s, updated_at = now() WHERE id = %s",
+        (IMPORT_FAILED.target, error, campaign_id),
     )
 
 
 def mark_interrupted(conn: psycopg.Connection, campaign_id: int, error: str) -> None:
     """The import stopped for a reason outside the files: still `processing`, the sensor retries."""
     conn.execute(
-        "UPDATE campaigns SET error = %s, updated_at = now() WHERE id = %s AND status = 'processing'",
-        (error, campaign_id),
+        "UPDATE campaigns SET error = %s, updated_at = now() WHERE id = %s AND status = %s",
+        (error, campaign_id, CampaignStatus.PROCESSING),
     )
 
 
@@ -178,12 +160,12 @@ def interrupted_imports(conn: psycopg.Connection, limit: int) -> list[tuple[int,
     ends, so `processing` without the lock held means the process is gone.
     """
     rows = conn.execute(
-        "SELECT id, updated_at FROM campaigns c WHERE status = 'processing' AND NOT EXISTS ("
+        "SELECT id, updated_at FROM campaigns c WHERE status = %s AND NOT EXISTS ("
         " SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
         " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s + c.id)"
         " ORDER BY id LIMIT %s",
-        (_IMPORT_LOCK_BASE, limit),
+        (CampaignStatus.PROCESSING, _IMPORT_LOCK_BASE, limit),
     )
     return [(int(r[0]), r[1]) for r in rows]
 
@@ -201,8 +183,9 @@ def template_snapshot(conn: psycopg.Connection, campaign_id: int) -> str:
 
 
 def set_status(
-    conn: psycopg.Connection, campaign_id: int, status: str, *, started: bool = False, finished: bool = False
+    conn: psycopg.Connection, campaign_id: int, status: CampaignStatus, *, started: bool = False, finished: bool = False
 ) -> None:
+    """A move of the campaign state machine (statuses.py); the caller checked it is allowed."""
     conn.execute(
         "UPDATE campaigns SET status = %s, updated_at = now(),"
         " started_at = CASE WHEN %s THEN coalesce(started_at, now()) ELSE started_at END,"
@@ -215,10 +198,10 @@ def campaigns_ready_to_send(conn: psycopg.Connection, limit: int) -> list[tuple[
     """(id, configured_at) of scheduled, fully imported campaigns whose earliest start date has come."""
     rows = conn.execute(
         "SELECT c.id, c.configured_at FROM campaigns c"
-        " WHERE c.status = 'scheduled' AND c.imported_at >= c.configured_at"
+        " WHERE c.status = %s AND c.imported_at >= c.configured_at"
         " AND (SELECT min(coalesce(l.scheduled_at, '-infinity')) FROM campaign_channels l"
         "      WHERE l.campaign_id = c.id) <= now()"
         " ORDER BY c.id LIMIT %s",
-        (limit,),
+        (CampaignStatus.SCHEDULED, limit),
     )
     return [(int(r[0]), r[1]) for r in rows]

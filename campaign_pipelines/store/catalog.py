@@ -8,6 +8,8 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
+from campaign_pipelines.statuses import CampaignStatus
+
 
 @dataclass(frozen=True)
 class ServerRow:
@@ -95,8 +97,8 @@ def campaigns_using_server(conn: psycopg.Connection, server_id: int) -> list[int
     """Campaigns not finished yet that have a line on this server."""
     rows = conn.execute(
         "SELECT DISTINCT c.id FROM campaign_channels l JOIN campaigns c ON c.id = l.campaign_id"
-        " WHERE l.server_id = %s AND c.status NOT IN ('completed', 'cancelled') ORDER BY c.id",
-        (server_id,),
+        " WHERE l.server_id = %s AND c.status <> ALL(%s) ORDER BY c.id",
+        (server_id, [CampaignStatus.COMPLETED, CampaignStatus.CANCELLED]),
     )
     return [int(r[0]) for r in rows]
 

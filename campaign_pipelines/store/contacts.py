@@ -10,6 +10,8 @@ from collections.abc import Iterable
 import psycopg
 from psycopg import sql
 
+from campaign_pipelines.statuses import ContactStatus
+
 _STAGING = sql.Identifier("contact_staging")
 
 
@@ -27,18 +29,6 @@ def contact_table_exists(conn: psycopg.Connection, campaign_id: int) -> bool:
     return bool(row and row[0])
 
 
-# Send states of a contact: the seed's EmailLog, one per campaign and contact.
-PENDING, RESERVED, SENT, FAILED, UNKNOWN, SUPPRESSED = 0, 1, 2, 3, 4, 5
-SEND_STATES = {
-    PENDING: "pending",
-    RESERVED: "reserved",
-    SENT: "sent",
-    FAILED: "failed",
-    UNKNOWN: "unknown",
-    SUPPRESSED: "suppressed",
-}
-
-
 def create_contact_table(conn: psycopg.Connection, campaign_id: int) -> int:
     """Create the campaign's contact table if it is missing; returns the contacts it already holds."""
     table = contact_table(campaign_id)
@@ -48,7 +38,7 @@ def create_contact_table(conn: psycopg.Connection, campaign_id: int) -> int:
         return int(row[0])
     conn.execute(
         sql.SQL(
-            "CREATE TABLE {} ("
+            "CREATE TABLE {table} ("
             # The primary key on id is added at launch (`create_send_indexes`): only sending and
             # tracking look contacts up by id, and an index kept up to date during the import
             # costs PostgreSQL about a quarter of its load time.
@@ -60,7 +50,7 @@ def create_contact_table(conn: psycopg.Connection, campaign_id: int) -> int:
             # input was 60% of PostgreSQL's import cost); nothing queries inside attributes.
             " attributes json NOT NULL,"
             # Send state: reserved under a row lock before the request, final after it.
-            " send_status smallint NOT NULL DEFAULT 0,"
+            " send_status smallint NOT NULL DEFAULT {pending},"
             " channel_id bigint,"
             " message_id text,"
             " error text,"
@@ -68,7 +58,7 @@ def create_contact_table(conn: psycopg.Connection, campaign_id: int) -> int:
             # Room on each page: a re-imported record's new attributes (not indexed) stay on
             # its page as a HOT update, with no new index entries (import merges -25%).
             " WITH (fillfactor = 90)"
-        ).format(table)
+        ).format(table=table, pending=sql.Literal(ContactStatus.PENDING))
     )
     return 0
 
@@ -89,14 +79,16 @@ def create_send_indexes(conn: psycopg.Connection, campaign_id: int) -> None:
         conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(table))
     # Lines claim pending contacts in id order: this index holds only what is left to send.
     conn.execute(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (id) WHERE send_status = 0").format(
-            sql.Identifier(f"{contact_table_name(campaign_id)}_pending_idx"), table
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (id) WHERE send_status = {}").format(
+            sql.Identifier(f"{contact_table_name(campaign_id)}_pending_idx"), table, sql.Literal(ContactStatus.PENDING)
         )
     )
     # After a crash, the contacts a line had reserved are found by line.
     conn.execute(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (channel_id) WHERE send_status = 1").format(
-            sql.Identifier(f"{contact_table_name(campaign_id)}_reserved_idx"), table
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (channel_id) WHERE send_status = {}").format(
+            sql.Identifier(f"{contact_table_name(campaign_id)}_reserved_idx"),
+            table,
+            sql.Literal(ContactStatus.RESERVED),
         )
     )
     # Fresh statistics: without them the planner guesses 0.5% of the rows pending and claims by
@@ -182,7 +174,7 @@ def count_blacklisted_now(conn: psycopg.Connection, campaign_id: int) -> int:
         sql.SQL(
             "SELECT count(*) FROM {} c WHERE c.send_status = {suppressed}"
             " OR EXISTS (SELECT 1 FROM blacklist b WHERE b.email = c.email)"
-        ).format(contact_table(campaign_id), suppressed=sql.Literal(SUPPRESSED))
+        ).format(contact_table(campaign_id), suppressed=sql.Literal(ContactStatus.SUPPRESSED))
     ).fetchone()
     assert row is not None
     return int(row[0])

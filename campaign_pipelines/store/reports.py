@@ -18,12 +18,13 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from campaign_pipelines.store.contacts import PENDING, RESERVED, contact_table
+from campaign_pipelines.statuses import CampaignStatus, ContactStatus
+from campaign_pipelines.store.contacts import contact_table
 
 # A report never queues behind a DDL (the primary key built at launch) for long: it fails and the next one runs.
 _LOCK_TIMEOUT = "5s"
 # Statuses whose campaigns are reported on: while they run, and for a while after they stop.
-REPORTED_AFTER = ("completed", "cancelled", "paused")
+REPORTED_AFTER = (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.PAUSED)
 
 
 @contextmanager
@@ -91,7 +92,7 @@ def pending_blacklisted(conn: psycopg.Connection, campaign_id: int) -> int:
             "SELECT count(*) FROM blacklist b"
             " WHERE EXISTS (SELECT 1 FROM {} c WHERE c.email = b.email AND c.send_status IN (%s, %s))"
         ).format(contact_table(campaign_id)),
-        (PENDING, RESERVED),
+        (ContactStatus.PENDING, ContactStatus.RESERVED),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -102,9 +103,9 @@ def campaigns_to_report(conn: psycopg.Connection, *, within_days: int, limit: in
     at most `within_days` ago, oldest first."""
     rows = conn.execute(
         "SELECT id, status FROM campaigns"
-        " WHERE status = 'running'"
+        " WHERE status = %s"
         " OR (status = ANY(%s) AND coalesce(finished_at, updated_at) >= now() - make_interval(days => %s))"
         " ORDER BY id LIMIT %s",
-        (list(REPORTED_AFTER), within_days, limit),
+        (CampaignStatus.RUNNING, list(REPORTED_AFTER), within_days, limit),
     )
     return [(int(r[0]), str(r[1])) for r in rows]

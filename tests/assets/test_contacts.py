@@ -26,7 +26,7 @@ SEED_EMAILS = [
     "farid.benali@example.com",
     "gaelle.roux@example.fr",
 ]
-LINE = campaigns.ChannelSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER)
+LINE = campaigns.LineSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER)
 BROKEN = '[{"email": "zoe@example.com"},\n {"email": oops}]\n'
 FIXED = '[{"email": "zoe@example.com"},\n {"email": "yann@example.com"}]\n'
 
@@ -53,7 +53,7 @@ def materialize(instance: dg.DagsterInstance, database_url: str, contacts_dir: P
 
 
 def configure(db: psycopg.Connection, campaign_id: int, contacts_dir: Path, files: list[str]) -> None:
-    campaigns.configure_campaign(db, campaign_id, contact_files=files, channels=[LINE], contacts_dir=contacts_dir)
+    campaigns.configure_campaign(db, campaign_id, contact_files=files, lines=[LINE], contacts_dir=contacts_dir)
 
 
 def emails_of(db: psycopg.Connection, campaign_id: int) -> list[str]:

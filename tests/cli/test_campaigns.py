@@ -10,9 +10,10 @@ import pytest
 from psycopg import sql
 
 from campaign_pipelines.contacts import campaign_import
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
-from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import PENDING, UNKNOWN, contact_table
+from campaign_pipelines.store import lines as line_sql
+from campaign_pipelines.store.contacts import contact_table
 from tests.cli.support import PROMO_LINE, configure_seed, set_progress, status_of
 from tests.support import BREVO_SERVER, SENDGRID_SERVER
 
@@ -30,7 +31,7 @@ def test_seed_scenario_schedules_the_campaign_with_its_two_lines(
     assert campaign.status == "scheduled"
     assert campaign.contact_files == ["nouveaux_inscrits.json", "clients_vip.json"]
     assert campaign.nbre_contacts == 0  # the import is left to Dagster
-    promo, support = campaign_sql.channels_of(db, draft)
+    promo, support = line_sql.lines_of(db, draft)
     assert (promo.sender_name, promo.sender_email, promo.server_name) == (
         "L'équipe Promo",
         "offres@mondomaine.com",
@@ -143,7 +144,7 @@ def test_configure_lists_every_problem_and_changes_nothing(
     assert "line 2: sender email 'not-an-address' is not a valid address" in err
     campaign = campaign_sql.campaign_by_id(db, draft)
     assert campaign is not None and campaign.status == "draft"
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_configure_refuses_a_sender_that_would_forge_headers(
@@ -161,7 +162,7 @@ def test_configure_refuses_a_sender_that_would_forge_headers(
 
     assert (code, out) == (1, "")
     assert "line 1: sender name contains control characters (CR, LF)" in err
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_configure_an_unknown_campaign_exits_1(run, db: psycopg.Connection, seed_files: Path) -> None:
@@ -227,7 +228,7 @@ def test_launch_an_imported_campaign_makes_it_running(db: psycopg.Connection, ru
     assert "stalled_lines_sensor" in out
     assert f"campaigns campaign watch {imported}" in out
     assert status_of(db, imported) == "running"
-    assert [line.status for line in send_sql.lines_of(db, imported)] == ["pending", "pending"]
+    assert [line.status for line in line_sql.lines_of(db, imported)] == ["pending", "pending"]
 
     code, out, _ = run("campaign", "launch", str(imported))
     assert code == 0
@@ -254,7 +255,7 @@ def test_pause_resume_cancel(db: psycopg.Connection, run, launched: int) -> None
     assert out.startswith(f"campaign {launched} running: ")
     assert "stalled_lines_sensor" in out
     assert status_of(db, launched) == "running"
-    assert [(line.status, line.reason) for line in send_sql.lines_of(db, launched)] == [
+    assert [(line.status, line.reason) for line in line_sql.lines_of(db, launched)] == [
         ("pending", None),
         ("pending", None),
     ]
@@ -290,7 +291,7 @@ def _unknown_contact(db: psycopg.Connection, campaign_id: int) -> int:
         sql.SQL("UPDATE {} SET send_status = %s WHERE id = (SELECT min(id) FROM {}) RETURNING id").format(
             contact_table(campaign_id), contact_table(campaign_id)
         ),
-        (UNKNOWN,),
+        (ContactStatus.UNKNOWN,),
     ).fetchone()
     assert row is not None
     set_progress(db, campaign_id, 1, unknown_count=1)
@@ -315,7 +316,7 @@ def test_resend_unknown_needs_yes(db: psycopg.Connection, run, launched: int) ->
     assert f"campaign {launched} has 1 contact(s) whose send is unknown" in err
     assert "may deliver the campaign TWICE" in err
     assert "--yes" in err
-    assert _send_status(db, launched, contact) == UNKNOWN
+    assert _send_status(db, launched, contact) == ContactStatus.UNKNOWN
 
 
 def test_resend_unknown_with_yes_puts_them_back_in_the_pool(db: psycopg.Connection, run, launched: int) -> None:
@@ -325,8 +326,8 @@ def test_resend_unknown_with_yes_puts_them_back_in_the_pool(db: psycopg.Connecti
 
     assert (code, err) == (0, "")
     assert f"campaign {launched}: 1 unknown contact(s) back in the pool" in out
-    assert _send_status(db, launched, contact) == PENDING
-    assert [line.unknown_count for line in send_sql.lines_of(db, launched)] == [0, 0]
+    assert _send_status(db, launched, contact) == ContactStatus.PENDING
+    assert [line.unknown_count for line in line_sql.lines_of(db, launched)] == [0, 0]
 
 
 def test_resend_unknown_without_unknown_contacts_does_nothing(db: psycopg.Connection, run, launched: int) -> None:

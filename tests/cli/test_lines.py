@@ -11,8 +11,9 @@ import psycopg
 import pytest
 
 from campaign_pipelines import cli
-from campaign_pipelines.ops.admin import ChannelConfig
+from campaign_pipelines.ops.admin import LineConfig
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import lines as line_sql
 from tests.cli.support import PROMO_LINE
 from tests.support import BREVO_SERVER, SENDGRID_SERVER
 
@@ -46,7 +47,7 @@ def test_configure_from_a_config_file(
     assert (code, err) == (0, "")
     campaign = campaign_sql.campaign_by_id(db, draft)
     assert campaign is not None and campaign.contact_files == ["clients_vip.json"]
-    promo, support = campaign_sql.channels_of(db, draft)
+    promo, support = line_sql.lines_of(db, draft)
     assert (promo.max_daily_sends, promo.send_frequency_minutes) == (None, None)
     assert (support.send_frequency_minutes, support.max_daily_sends) == (1.5, 5000)
     assert support.scheduled_at is not None and support.scheduled_at.isoformat().startswith("2025-11-28T07:00:00")
@@ -72,7 +73,7 @@ def test_a_bad_config_file_lists_every_problem(db: psycopg.Connection, run, draf
     assert "contact_files must be a list of file names" in err
     assert "channel 1: server is missing" in err
     assert "channel 1: max_daily_sends 'lots' is not a whole number" in err
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_an_escaped_comma_stays_in_the_value(db: psycopg.Connection, run, draft: int, seed_files: Path) -> None:
@@ -82,7 +83,7 @@ def test_an_escaped_comma_stays_in_the_value(db: psycopg.Connection, run, draft:
         "--channel", line,
     )  # fmt: skip
     assert (code, err) == (0, "")
-    (only,) = campaign_sql.channels_of(db, draft)
+    (only,) = line_sql.lines_of(db, draft)
     assert (only.sender_name, only.max_daily_sends) == ("Dupont, Frères", None)
 
 
@@ -124,7 +125,7 @@ def test_a_line_has_the_keys_of_the_launchpad_form(run, draft: int) -> None:
     code, _, err = run("campaign", "configure", str(draft), "--file", "a.json", "--channel", "sender=S,server=X")
 
     assert code == 2
-    expected = ", ".join(ChannelConfig.model_fields)
+    expected = ", ".join(LineConfig.model_fields)
     assert f"channel 1: unknown key 'sender' (expected {expected})" in err
     assert expected == "sender_name, sender_email, server, send_frequency_minutes, max_daily_sends, scheduled_at"
     assert "channel 1: sender_name is missing" in err
@@ -163,7 +164,7 @@ def test_every_wrongly_typed_value_of_a_config_file_is_named_with_its_line(
     assert "channel 3: send_frequency_minutes False is not a number" in err
     assert "channel 3: scheduled_at must be text, got 20251128" in err
     assert "channel 4: server must be text, got None" in err
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_empty_optional_values_are_the_defaults_and_numbers_are_read_as_the_launchpad_reads_them(
@@ -180,7 +181,7 @@ def test_empty_optional_values_are_the_defaults_and_numbers_are_read_as_the_laun
     )  # fmt: skip
 
     assert (code, err) == (0, "")
-    (only,) = campaign_sql.channels_of(db, draft)
+    (only,) = line_sql.lines_of(db, draft)
     assert (only.send_frequency_minutes, only.max_daily_sends, only.scheduled_at) == (None, 2500, None)
 
 

@@ -12,7 +12,9 @@ import pytest
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts import campaign_import
 from campaign_pipelines.contacts.campaign_import import import_campaign
-from campaign_pipelines.contacts.reader import MAX_DEPTH, ContactFileError, iter_records
+from campaign_pipelines.contacts.depth import MAX_DEPTH
+from campaign_pipelines.contacts.file_errors import ContactFileError
+from campaign_pipelines.contacts.reader import iter_records
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store.connection import connect
 from campaign_pipelines.store.contacts import contacts_by_email
@@ -200,7 +202,7 @@ def _campaign(db: psycopg.Connection, contacts_dir: Path, name: str) -> int:
         db,
         campaign_id,
         contact_files=["base.json", name],
-        channels=[campaigns.ChannelSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
+        lines=[campaigns.LineSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
         contacts_dir=contacts_dir,
     )
     return campaign_id

@@ -27,7 +27,7 @@ def configured(db: psycopg.Connection, contacts_dir: Path) -> int:
         db,
         campaign_id,
         contact_files=[path.name],
-        channels=[campaigns.ChannelSpec(sender_name="Promo", sender_email="promo@example.com", server="Sandbox")],
+        lines=[campaigns.LineSpec(sender_name="Promo", sender_email="promo@example.com", server="Sandbox")],
         contacts_dir=contacts_dir,
     )
     return campaign_id

@@ -15,8 +15,8 @@ from psycopg import sql
 
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
+from campaign_pipelines.contacts.file_errors import ContactFileError
 from campaign_pipelines.contacts.loader import import_contact_files
-from campaign_pipelines.contacts.reader import ContactFileError
 from campaign_pipelines.errors import ValidationError
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store.connection import connect
@@ -47,7 +47,7 @@ def campaign(db: psycopg.Connection, contacts_dir: Path) -> int:
         db,
         campaign_id,
         contact_files=["nouveaux_inscrits.json", "clients_vip.json"],
-        channels=[campaigns.ChannelSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
+        lines=[campaigns.LineSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
         contacts_dir=contacts_dir,
     )
     return campaign_id
@@ -214,7 +214,7 @@ def test_reconfiguring_with_fewer_files_drops_the_removed_contacts(
         db,
         campaign,
         contact_files=["clients_vip.json"],
-        channels=[campaigns.ChannelSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
+        lines=[campaigns.LineSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
         contacts_dir=contacts_dir,
     )
 

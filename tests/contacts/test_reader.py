@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from campaign_pipelines.contacts.reader import MAX_DEPTH, MAX_RECORD_BYTES, TOO_LARGE, ContactFileError, iter_records
+from campaign_pipelines.contacts.depth import MAX_DEPTH
+from campaign_pipelines.contacts.file_errors import ContactFileError
+from campaign_pipelines.contacts.reader import MAX_RECORD_BYTES, TOO_LARGE, iter_records
 
 RECORDS = [{"email": "a@example.com", "n": 1}, {"email": "b@example.com", "tags": ["x", "y"]}, "junk"]
 

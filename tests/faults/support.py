@@ -39,12 +39,14 @@ from platformdirs.api import RuntimeDirWarning
 from psycopg import sql
 
 from campaign_pipelines.resources.database import PostgresResource
-from campaign_pipelines.sending.line import STALE_AFTER_S
 from campaign_pipelines.sensors.imports import campaign_import_sensor
 from campaign_pipelines.sensors.sending import stalled_lines_sensor
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import FAILED, SENT, SUPPRESSED, UNKNOWN, contact_table
+from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.store.lines import STALE_AFTER_S
 from tests.fakes.providers import FakeProviders
 
 with warnings.catch_warnings():
@@ -69,7 +71,7 @@ _STOP_TIMEOUT_S = 30.0
 # A step or a run is given this long before a test gives up on it.
 RUN_TIMEOUT_S = 120.0
 _LAUNCH_TAG = "faults/launch"
-FINAL = {SENT, FAILED, SUPPRESSED, UNKNOWN}
+FINAL = {ContactStatus.SENT, ContactStatus.FAILED, ContactStatus.SUPPRESSED, ContactStatus.UNKNOWN}
 
 T = TypeVar("T")
 
@@ -422,7 +424,7 @@ def assert_never_twice(
     twice = duplicates(counts)
     assert not twice, f"{len(twice)} recipient(s) reached more than once, e.g. {sorted(twice.items())[:10]}"
     states = emails_by_status(conn, campaign_id)
-    sent, unknown = states.get(SENT, set()), states.get(UNKNOWN, set())
+    sent, unknown = states.get(ContactStatus.SENT, set()), states.get(ContactStatus.UNKNOWN, set())
     assert sent <= counts.keys(), f"{len(sent - counts.keys())} contact(s) `sent` that the provider never got"
     stray = counts.keys() - sent - unknown
     assert not stray, f"{len(stray)} recipient(s) reached but neither `sent` nor `unknown`: {sorted(stray)[:10]}"
@@ -434,7 +436,7 @@ def assert_never_twice(
         delivered=len(counts),
         duplicates=sum(counts.values()) - len(counts),
         sent=len(sent),
-        failed=len(states.get(FAILED, set())),
+        failed=len(states.get(ContactStatus.FAILED, set())),
         unknown=len(unknown),
         pending=sum(len(emails) for status, emails in states.items() if status not in FINAL),
     )
@@ -445,6 +447,6 @@ def assert_sent_count_exact(conn: psycopg.Connection, campaign_id: int) -> None:
     """The campaign's sent_count == contacts in `sent` == the sum of its lines' counts."""
     campaign = campaign_sql.campaign_by_id(conn, campaign_id)
     assert campaign is not None
-    rows = send_sql.status_counts(conn, campaign_id).get(SENT, 0)
-    lines = sum(line.sent_count for line in send_sql.lines_of(conn, campaign_id))
+    rows = send_sql.status_counts(conn, campaign_id).get(ContactStatus.SENT, 0)
+    lines = sum(line.sent_count for line in line_sql.lines_of(conn, campaign_id))
     assert campaign.sent_count == rows == lines, f"sent_count {campaign.sent_count}, `sent` rows {rows}, lines {lines}"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
-from campaign_pipelines.store.contacts import SENT, UNKNOWN
 from tests.fakes.providers import FakeProviders
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, assert_sent_count_exact, deliveries, emails_by_status
@@ -50,8 +50,8 @@ def test_a_late_brevo_answer_is_retried_once_then_unknown(
     # One bounded retry: two copies at most, and only for the late calls.
     assert {email: n for email, n in counts.items() if n != 1} == dict.fromkeys(answered_on_retry | never_answered, 2)
     states = emails_by_status(db, setup.campaign_id)
-    assert states.get(UNKNOWN, set()) == never_answered
-    assert states.get(SENT, set()) == counts.keys() - never_answered
+    assert states.get(ContactStatus.UNKNOWN, set()) == never_answered
+    assert states.get(ContactStatus.SENT, set()) == counts.keys() - never_answered
     assert len(calls) == CONTACTS // BATCH + 2
     assert_sent_count_exact(db, setup.campaign_id)
     campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)

@@ -9,9 +9,9 @@ import signal
 import psycopg
 import pytest
 
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import SENT
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, assert_never_twice, wait_for
 from tests.sending.fixtures import SENDGRID
@@ -33,7 +33,10 @@ def test_a_frozen_run_coming_back_after_its_relaunch_sends_nobody_twice(
     first = runs.send(setup.campaign_id)
     (line_id,) = setup.line_ids
     step_pid = runs.step_pid(first, f"send_channel[line_{line_id}]")
-    wait_for(lambda: send_sql.status_counts(db, setup.campaign_id).get(SENT, 0) >= 5 * BATCH, "a few batches sent")
+    wait_for(
+        lambda: send_sql.status_counts(db, setup.campaign_id).get(ContactStatus.SENT, 0) >= 5 * BATCH,
+        "a few batches sent",
+    )
     os.kill(step_pid, signal.SIGSTOP)
     try:
         in_flight_at_freeze = len(strict_fake.state.calls("sendgrid"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import lines as line_sql
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, assert_never_twice
 from tests.sending.fixtures import BREVO, SENDGRID
@@ -31,10 +31,10 @@ def test_a_stored_sender_with_a_line_break_stops_its_line_and_sends_nothing(
     assert not [m for m in strict_fake.state.messages() if "evil@attacker.example" in repr(m)]
     tally = assert_never_twice(db, strict_fake.state, setup.campaign_id)
     assert (tally.delivered, tally.duplicates, tally.sent, tally.unknown) == (CONTACTS, 0, CONTACTS, 0)
-    bad = send_sql.line_by_id(db, bad_line)
+    bad = line_sql.line_by_id(db, bad_line)
     assert bad is not None and (bad.status, bad.sent_count) == ("error", 0)
     assert bad.reason == (
         "sender name contains control characters (CR, LF); it goes into an email header, which is one line of text"
     )
-    good = send_sql.line_by_id(db, good_line)
+    good = line_sql.line_by_id(db, good_line)
     assert good is not None and (good.status, good.sent_count) == ("done", CONTACTS)

@@ -13,10 +13,11 @@ from psycopg import sql
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts.loader import BATCH_SIZE
 from campaign_pipelines.partitions import campaign_key
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import SENT, contact_table
+from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.server import FakeServer
 from tests.faults.support import OwnPostgres, Runs, Tally, assert_never_twice, wait_for
 from tests.sending.fixtures import SENDGRID
@@ -39,7 +40,10 @@ def test_the_database_killed_mid_send_then_restarted(
     strict_fake.state.delay_next("sendgrid", HELD_S, after=2)
     run = runs.send(setup.campaign_id)
     wait_for(lambda: len(strict_fake.state.calls("sendgrid")) == 3, "the third provider call")
-    wait_for(lambda: send_sql.status_counts(db, setup.campaign_id).get(SENT) == 2 * BATCH, "two batches recorded")
+    wait_for(
+        lambda: send_sql.status_counts(db, setup.campaign_id).get(ContactStatus.SENT) == 2 * BATCH,
+        "two batches recorded",
+    )
 
     pg.kill()
     pg.start()
@@ -72,7 +76,7 @@ def _configured_campaign(db: psycopg.Connection, contacts_dir: Path) -> tuple[in
         db,
         campaign_id,
         contact_files=["contacts.ndjson"],
-        channels=[campaigns.ChannelSpec("Promo", "offres@mondomaine.com", "Sandbox")],
+        lines=[campaigns.LineSpec("Promo", "offres@mondomaine.com", "Sandbox")],
         contacts_dir=contacts_dir,
     )
     return campaign_id, people

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from campaign_pipelines.store import campaigns as campaign_sql
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import lines as line_sql
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, Tally, assert_never_twice, deliveries
 from tests.sending.fixtures import POSTMARK, SENDGRID
@@ -68,7 +68,7 @@ def test_server_errors_rate_limits_and_a_read_timeout_send_nobody_twice_nor_over
         "mailgun": QUOTA,
     }
     by_server = {
-        line.server_name: (line.sent_count, line.unknown_count) for line in send_sql.lines_of(db, setup.campaign_id)
+        line.server_name: (line.sent_count, line.unknown_count) for line in line_sql.lines_of(db, setup.campaign_id)
     }
     assert by_server == {
         SENDGRID["server"]: (QUOTA, 0),

@@ -14,8 +14,9 @@ import pytest
 import redis
 
 from campaign_pipelines.quotas import RedisQuotas
+from campaign_pipelines.statuses import ContactStatus
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import PENDING, UNKNOWN
 from tests.fakes.server import FakeServer
 from tests.faults.support import OwnRedis, Runs, assert_never_twice, deliveries, emails_by_status, wait_for
 from tests.sending.fixtures import SENDGRID
@@ -46,12 +47,14 @@ def test_redis_lost_mid_send_and_back_empty_never_lets_a_line_past_its_quota(
         runs.relaunch_stalled(db, setup.campaign_id)
 
     tally = assert_never_twice(db, strict_fake.state, setup.campaign_id, settled=False)
-    reached = deliveries(strict_fake.state).keys() | emails_by_status(db, setup.campaign_id).get(UNKNOWN, set())
+    reached = deliveries(strict_fake.state).keys() | emails_by_status(db, setup.campaign_id).get(
+        ContactStatus.UNKNOWN, set()
+    )
     # Everyone the provider got, and everyone it may have got, fit in the day's quota; and the
     # quota was used to the last send.
     assert len(reached) == tally.sent + tally.unknown == QUOTA
-    assert send_sql.status_counts(db, setup.campaign_id).get(PENDING) == CONTACTS - QUOTA
-    (line,) = send_sql.lines_of(db, setup.campaign_id)
+    assert send_sql.status_counts(db, setup.campaign_id).get(ContactStatus.PENDING) == CONTACTS - QUOTA
+    (line,) = line_sql.lines_of(db, setup.campaign_id)
     assert (line.status, line.sent_count + line.unknown_count) == ("quota_reached", QUOTA)
 
 

@@ -7,9 +7,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
-from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import FAILED, contact_table
+from campaign_pipelines.store import lines as line_sql
+from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, Tally, assert_never_twice, deliveries
 from tests.sending.fixtures import SENDGRID
@@ -39,7 +40,7 @@ def test_a_render_error_fails_only_its_contact(
     assert tally == Tally(delivered=CONTACTS - 1, duplicates=0, sent=CONTACTS - 1, failed=1, unknown=0, pending=0)
     failed = db.execute(
         sql.SQL("SELECT email, error FROM {} WHERE send_status = %s").format(contact_table(setup.campaign_id)),
-        (FAILED,),
+        (ContactStatus.FAILED,),
     ).fetchall()
     assert [email for email, _ in failed] == [f"user{AGELESS}@example.com"]
     assert failed[0][1] == "the template failed for this contact: ZeroDivisionError: integer division or modulo by zero"
@@ -47,7 +48,7 @@ def test_a_render_error_fails_only_its_contact(
     # The others got their own figure.
     (message,) = [m for m in strict_fake.state.messages() if m.to == "user7@example.com"]
     assert "3 % de remise" in message.html  # 100 // 27
-    (line,) = send_sql.lines_of(db, setup.campaign_id)
+    (line,) = line_sql.lines_of(db, setup.campaign_id)
     assert (line.status, line.sent_count, line.failed_count) == ("done", CONTACTS - 1, 1)
     campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)
     assert campaign is not None and campaign.status == "completed"

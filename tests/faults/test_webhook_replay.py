@@ -15,15 +15,13 @@ import httpx
 import psycopg
 import pytest
 
+from tests.fakes.providers.brevo import event as brevo_event
+from tests.fakes.providers.brevo import headers as brevo_headers
+from tests.fakes.providers.sendgrid import event as sendgrid_event
+from tests.fakes.providers.sendgrid import headers as sendgrid_headers
 from tests.fakes.server import serving
+from tests.providers.webhook_support import ENVIRONMENT
 from tests.tracking_app.conftest import SECRET
-from tests.tracking_app.test_webhooks import (
-    ENVIRONMENT,
-    brevo_event,
-    brevo_headers,
-    sendgrid_event,
-    sendgrid_headers,
-)
 from tracking_app.app import create_app
 from tracking_app.settings import Settings
 from tracking_app.webhooks import WebhookSettings

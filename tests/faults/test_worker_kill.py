@@ -14,9 +14,10 @@ import signal
 import psycopg
 import pytest
 
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import SENT, UNKNOWN
 from tests.fakes.server import FakeServer
 from tests.faults.support import Run, Runs, Tally, assert_never_twice, deliveries, emails_by_status, wait_for
 from tests.sending.fixtures import POSTMARK, SENDGRID, Setup
@@ -43,7 +44,9 @@ def _send_holding_the_third_call(
 def _sending_third_batch(db: psycopg.Connection, fake: FakeServer, provider: str, campaign_id: int) -> None:
     """Wait until the third call is in flight and the first two are recorded."""
     wait_for(lambda: len(fake.state.calls(provider)) == 3, "the third provider call")
-    wait_for(lambda: send_sql.status_counts(db, campaign_id).get(SENT) == 2 * BATCH, "two batches recorded")
+    wait_for(
+        lambda: send_sql.status_counts(db, campaign_id).get(ContactStatus.SENT) == 2 * BATCH, "two batches recorded"
+    )
 
 
 def _expect_in_flight_batch_unknown(db: psycopg.Connection, fake: FakeServer, campaign_id: int) -> Tally:
@@ -69,7 +72,7 @@ def test_a_send_step_killed_mid_batch_is_relaunched_by_the_sensor(
     _expect_in_flight_batch_unknown(db, strict_fake, setup.campaign_id)
     # The relaunch sent only what the dead step had not reached.
     assert len(strict_fake.state.calls("sendgrid")) == 3 + (CONTACTS - 3 * BATCH) // BATCH
-    (line,) = send_sql.lines_of(db, setup.campaign_id)
+    (line,) = line_sql.lines_of(db, setup.campaign_id)
     assert (line.status, line.sent_count, line.unknown_count) == ("done", CONTACTS - BATCH, BATCH)
     assert runs.dagster_run(relaunch).tags["campaign"] == str(setup.campaign_id)
 
@@ -102,13 +105,13 @@ def test_only_recipients_of_requests_sent_end_unknown_after_a_kill(
 
     tally = assert_never_twice(db, strict_fake.state, setup.campaign_id)
     states = emails_by_status(db, setup.campaign_id)
-    unknown = states.get(UNKNOWN, set())
+    unknown = states.get(ContactStatus.UNKNOWN, set())
     # Unknown: only recipients of the dead step's requests, the unanswered one's at least.
     assert set(requested[2 * SMALL_BATCH :]) <= unknown <= set(requested)
     assert SMALL_BATCH <= tally.unknown <= 3 * SMALL_BATCH
     # Everyone never requested before the kill was sent by the relaunch, once.
     never_requested = {f"user{i}@example.com" for i in range(CONTACTS)} - set(requested)
-    assert never_requested <= states.get(SENT, set())
+    assert never_requested <= states.get(ContactStatus.SENT, set())
     counts = deliveries(strict_fake.state)
     assert all(counts[email] == 1 for email in never_requested)
     assert (tally.delivered, tally.sent + tally.unknown) == (CONTACTS, CONTACTS)

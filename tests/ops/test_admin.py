@@ -15,9 +15,9 @@ import pytest
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.ops.admin import (
     ADMIN_JOBS,
-    ChannelConfig,
     ConfigureCampaignConfig,
     CreateCampaignConfig,
+    LineConfig,
     ServerConfig,
     TemplateConfig,
     configure_campaign,
@@ -29,13 +29,14 @@ from campaign_pipelines.resources.contact_files import ContactFilesResource
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
+from campaign_pipelines.store import lines as line_sql
 from tests.support import BREVO_KEY, BREVO_SERVER, SEED_FILES, SENDGRID_KEY, SENDGRID_SERVER, failure_message, refusal
 
 REPO = Path(__file__).resolve().parents[2]
-PROMO = ChannelConfig(
+PROMO = LineConfig(
     sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER, max_daily_sends=10000
 )
-SUPPORT = ChannelConfig(
+SUPPORT = LineConfig(
     sender_name="Le Service Client",
     sender_email="support@mondomaine.com",
     server=SENDGRID_SERVER,
@@ -272,7 +273,7 @@ def test_configure_campaign_schedules_the_seed_scenario_and_adds_its_partition(
     campaign = campaign_sql.campaign_by_id(db, draft)
     assert campaign is not None
     assert (campaign.status, campaign.contact_files, campaign.nbre_contacts) == ("scheduled", SEED_FILES, 0)
-    promo, support = campaign_sql.channels_of(db, draft)
+    promo, support = line_sql.lines_of(db, draft)
     assert (promo.sender_name, promo.sender_email, promo.server_name) == (
         "L'équipe Promo",
         "offres@mondomaine.com",
@@ -296,7 +297,7 @@ def test_configure_campaign_lists_every_problem_and_changes_nothing(
         "configure",
         ConfigureCampaignConfig(campaign_id=draft, contact_files=SEED_FILES, channels=[PROMO]),
     ).success
-    before = (campaign_sql.campaign_by_id(db, draft), campaign_sql.channels_of(db, draft))
+    before = (campaign_sql.campaign_by_id(db, draft), line_sql.lines_of(db, draft))
 
     result = execute(
         configure_campaign,
@@ -305,9 +306,9 @@ def test_configure_campaign_lists_every_problem_and_changes_nothing(
             campaign_id=draft,
             contact_files=["clients_vip.json", "absent.json", "../../etc/passwd"],
             channels=[
-                ChannelConfig(sender_name="Promo", sender_email="offres@mondomaine.com", server="Mailjet - Inconnu"),
-                ChannelConfig(sender_name="Support", sender_email="not-an-address", server=SENDGRID_SERVER),
-                ChannelConfig(
+                LineConfig(sender_name="Promo", sender_email="offres@mondomaine.com", server="Mailjet - Inconnu"),
+                LineConfig(sender_name="Support", sender_email="not-an-address", server=SENDGRID_SERVER),
+                LineConfig(
                     sender_name="Lent",
                     sender_email="lent@mondomaine.com",
                     server=BREVO_SERVER,
@@ -331,13 +332,13 @@ def test_configure_campaign_lists_every_problem_and_changes_nothing(
     )
     assert "line 2: sender email 'not-an-address' is not a valid address" in message
     assert "line 3: send_frequency_minutes is negative (-5.0)" in message
-    assert (campaign_sql.campaign_by_id(db, draft), campaign_sql.channels_of(db, draft)) == before
+    assert (campaign_sql.campaign_by_id(db, draft), line_sql.lines_of(db, draft)) == before
 
 
 def test_configure_campaign_refuses_a_sender_name_that_would_forge_headers(
     db: psycopg.Connection, execute, draft: int
 ) -> None:
-    forged = ChannelConfig(
+    forged = LineConfig(
         sender_name="Promo\r\nBcc: evil@attacker.example", sender_email="offres@mondomaine.com", server=BREVO_SERVER
     )
 
@@ -349,7 +350,7 @@ def test_configure_campaign_refuses_a_sender_name_that_would_forge_headers(
 
     assert not result.success
     assert "line 2: sender name contains control characters (CR, LF)" in failure_message(result)
-    assert campaign_sql.channels_of(db, draft) == []
+    assert line_sql.lines_of(db, draft) == []
 
 
 def test_configure_campaign_without_an_id_configures_the_newest_draft_and_tags_its_run(
@@ -428,7 +429,7 @@ def test_every_launchpad_knob_of_the_forms_has_a_description() -> None:
 def test_a_line_refuses_a_pacing_or_quota_that_is_not_a_real_number(rules: dict, refused: str) -> None:
     """The CLI reads its lines with this form too: what it refuses, both refuse."""
     with pytest.raises(pydantic.ValidationError) as error:
-        ChannelConfig(sender_name="Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER, **rules)
+        LineConfig(sender_name="Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER, **rules)
 
     assert [found["loc"] for found in error.value.errors()] == [(refused,)]
 

@@ -18,10 +18,12 @@ from campaign_pipelines.ops.control import ControlConfig, control_campaign
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.sending.clock import Clock
-from campaign_pipelines.sending.line import LineOutcome
+from campaign_pipelines.sending.outcomes import LineOutcome
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import PENDING, RESERVED, SENT, UNKNOWN, contact_table
+from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.providers import FakeProviders
 from tests.sending.fixtures import BREVO, SENDGRID
 from tests.support import failure_message
@@ -52,7 +54,7 @@ def campaign_status(db: psycopg.Connection, campaign_id: int) -> str:
 
 
 def line_states(db: psycopg.Connection, campaign_id: int) -> list[tuple[str, str | None]]:
-    return [(line.status, line.reason) for line in send_sql.lines_of(db, campaign_id)]
+    return [(line.status, line.reason) for line in line_sql.lines_of(db, campaign_id)]
 
 
 def test_pause_then_resume(
@@ -82,9 +84,9 @@ def test_pause_then_resume(
     assert campaign_status(db, setup.campaign_id) == "running"
     # Paused lines are pending again: the stalled-lines sensor starts a run for them.
     assert line_states(db, setup.campaign_id) == [("pending", None)] * 2
-    assert [line.line_id for line in send_sql.lines_due(db, stale_after_s=120, quota=False)] == setup.line_ids
+    assert [line.line_id for line in line_sql.lines_due(db, stale_after_s=120, quota=False)] == setup.line_ids
     assert run_line(setup.line_ids[0]).sent == 20
-    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 20}
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 20}
 
 
 def test_cancel_stops_the_campaign_for_good(
@@ -106,7 +108,7 @@ def test_cancel_stops_the_campaign_for_good(
     assert (outcome.status, outcome.reason, outcome.sent) == ("cancelled", "cancelled by an operator", 0)
     assert fakes.calls() == []
     # Nothing brings it back.
-    assert send_sql.lines_due(db, stale_after_s=120, quota=False) == []
+    assert line_sql.lines_due(db, stale_after_s=120, quota=False) == []
     refused = control(setup.campaign_id, "resume")
     assert not refused.success
     assert "cannot resume a campaign whose status is 'cancelled'" in failure_message(refused)
@@ -126,20 +128,20 @@ def test_resend_unknown_puts_interrupted_contacts_back_in_the_pool(
     fakes.delay_next("sendgrid", 60, after=1)
     first = run_line(line_id)
     assert (first.status, first.sent, first.unknown) == ("done", 20, 10)
-    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 20, UNKNOWN: 10}
-    assert send_sql.lines_of(db, setup.campaign_id)[0].unknown_count == 10
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 20, ContactStatus.UNKNOWN: 10}
+    assert line_sql.lines_of(db, setup.campaign_id)[0].unknown_count == 10
 
     resent = control(setup.campaign_id, "resend_unknown")
 
     assert resent.success
     assert resent.output_for_node("apply_control") == "10 unknown contact(s) back in the pool"
-    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 20, PENDING: 10}
-    line = send_sql.line_by_id(db, line_id)
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 20, ContactStatus.PENDING: 10}
+    line = line_sql.line_by_id(db, line_id)
     assert line is not None
     assert (line.status, line.reason, line.unknown_count) == ("pending", None, 0)
     second = run_line(line_id)
     assert (second.status, second.sent) == ("done", 10)
-    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 30}
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 30}
     # The 10 interrupted contacts were accepted by the provider the first time: they got it twice,
     # which is what the operator accepted by asking for it.
     assert fakes.sent_count("sendgrid") == 40
@@ -235,11 +237,16 @@ def test_a_pause_stops_a_sending_line_within_seconds_and_loses_nothing(
     assert line_states(db, setup.campaign_id) == [("paused", "paused by an operator")]
     counts = send_sql.status_counts(db, setup.campaign_id)
     # Nothing lost: no contact left reserved, every message the provider took is recorded as sent.
-    assert RESERVED not in counts
-    assert counts == {SENT: fakes.sent_count("sendgrid"), PENDING: 200 - fakes.sent_count("sendgrid")}
-    assert result.sent == counts[SENT] < 200
+    assert ContactStatus.RESERVED not in counts
+    assert counts == {
+        ContactStatus.SENT: fakes.sent_count("sendgrid"),
+        ContactStatus.PENDING: 200 - fakes.sent_count("sendgrid"),
+    }
+    assert result.sent == counts[ContactStatus.SENT] < 200
     table = contact_table(setup.campaign_id)
-    recorded = db.execute(sql.SQL("SELECT id FROM {} WHERE send_status = %s").format(table), (SENT,)).fetchall()
+    recorded = db.execute(
+        sql.SQL("SELECT id FROM {} WHERE send_status = %s").format(table), (ContactStatus.SENT,)
+    ).fetchall()
     assert {message.custom_id for message in fakes.messages()} == {f"{setup.campaign_id}-{id_}" for (id_,) in recorded}
 
 

@@ -19,9 +19,10 @@ from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.resources.tracking import TrackingResource
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import PENDING, SENT
 from tests.fakes.providers import DEFAULT_KEYS, FakeProviders
 from tests.sending.fixtures import BREVO, SENDGRID, Setup
 from tests.support import failure_message
@@ -59,7 +60,7 @@ def step_keys(result: dg.ExecuteInProcessResult) -> set[str]:
 
 
 def assert_each_contact_sent_once(db: psycopg.Connection, fakes: FakeProviders, setup: Setup, n: int) -> None:
-    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: n}
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: n}
     recipients = [message.to for message in fakes.messages()]
     assert len(recipients) == len(set(recipients)) == n
     campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)
@@ -91,7 +92,7 @@ def test_a_scheduled_campaign_is_launched_and_sent_completely(
         "SELECT started_at, finished_at FROM campaigns WHERE id = %s", (setup.campaign_id,)
     ).fetchone()
     assert started is not None and finished is not None and started <= finished
-    lines = send_sql.lines_of(db, setup.campaign_id)
+    lines = line_sql.lines_of(db, setup.campaign_id)
     assert [(line.status, line.attempt) for line in lines] == [("done", 1), ("done", 1)]
     assert sum(line.sent_count for line in lines) == 300
     # Batches of the server's size, not one call per contact.
@@ -112,9 +113,9 @@ def test_a_line_at_its_quota_leaves_the_campaign_running_with_the_reason(
     assert result.success
     assert result.output_for_node("finalize") == "running"
     assert result.output_for_node("send_channel")[f"line_{line_id}"]["status"] == "quota_reached"
-    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 5, PENDING: 3}
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 5, ContactStatus.PENDING: 3}
     assert fakes.sent_count("sendgrid") == 5
-    line = send_sql.line_by_id(db, line_id)
+    line = line_sql.line_by_id(db, line_id)
     assert line is not None
     tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(0), UTC)
     assert line.status == "quota_reached"
@@ -139,7 +140,7 @@ def test_selected_channel_ids_run_only_those_lines(
     assert step_keys(result) == {"plan_channels", f"send_channel[line_{sendgrid_line}]", "finalize"}
     assert fakes.sent_count("brevo") == 0
     assert fakes.sent_count("sendgrid") == 50
-    brevo, sendgrid = send_sql.lines_of(db, setup.campaign_id)
+    brevo, sendgrid = line_sql.lines_of(db, setup.campaign_id)
     assert (brevo.status, brevo.sent_count, brevo.attempt, brevo.run_id) == ("pending", 0, 0, None)
     assert (sendgrid.status, sendgrid.sent_count, sendgrid.run_id) == ("done", 50, result.run_id)
 
@@ -170,9 +171,9 @@ def unimported(db: psycopg.Connection, contacts_dir: Path, provider_keys) -> int
     templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
     (contacts_dir / "contacts.ndjson").write_text('{"email": "a@example.com"}\n')
     campaign_id = campaigns.create_campaign(db, name="Black Friday", subject="Offres", template="promo")
-    line = campaigns.ChannelSpec(BREVO["sender_name"], BREVO["sender_email"], BREVO["server"])
+    line = campaigns.LineSpec(BREVO["sender_name"], BREVO["sender_email"], BREVO["server"])
     campaigns.configure_campaign(
-        db, campaign_id, contact_files=["contacts.ndjson"], channels=[line], contacts_dir=contacts_dir
+        db, campaign_id, contact_files=["contacts.ndjson"], lines=[line], contacts_dir=contacts_dir
     )
     return campaign_id
 
@@ -190,7 +191,7 @@ def test_a_campaign_whose_contacts_are_not_imported_fails_the_plan(
     assert step_keys(result) == {"plan_channels"}
     campaign = campaign_sql.campaign_by_id(db, unimported)
     assert campaign is not None and campaign.status == "scheduled"
-    assert [line.status for line in send_sql.lines_of(db, unimported)] == ["pending"]
+    assert [line.status for line in line_sql.lines_of(db, unimported)] == ["pending"]
     assert fakes.calls() == []
 
 
@@ -249,7 +250,7 @@ def test_a_refused_api_key_stops_that_line_while_the_other_sends_everything(
     assert [call.status for call in fakes.calls("sendgrid")] == [401]
     assert fakes.sent_count("sendgrid") == 0
     assert_each_contact_sent_once(db, fakes, setup, 120)
-    line = send_sql.line_by_id(db, sendgrid_line)
+    line = line_sql.line_by_id(db, sendgrid_line)
     assert line is not None
     assert line.status == "error"
     assert line.reason is not None

@@ -1,15 +1,19 @@
-"""Fixtures for the provider tests: the fake providers, reached in-process or over a socket."""
+"""Fixtures for the provider tests: the fake providers, reached in-process or over a socket, and the
+webhook routes on the test database."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from starlette.testclient import TestClient
 
 from campaign_pipelines.providers.client import ProviderClient
 from tests.fakes.providers import FakeProviders, urls
 from tests.fakes.server import FakeServer, fake_server  # noqa: F401  (the session fixture)
 from tests.providers.support import CLIENT_TIMEOUT, Recorder, Wire
+from tests.providers.webhook_support import add_contacts, client_for
 
 
 @pytest.fixture
@@ -37,3 +41,15 @@ def recorder() -> Iterator[Recorder]:
     recording = Recorder(FakeProviders())
     with recording.client:
         yield recording
+
+
+@pytest.fixture
+def ids(db: psycopg.Connection) -> dict[str, int]:
+    return add_contacts(db)
+
+
+@pytest.fixture
+def client(db: psycopg.Connection, database_url: str) -> Iterator[TestClient]:
+    """A client of the webhook routes, with every fake provider's secrets."""
+    with client_for(database_url) as client:
+        yield client

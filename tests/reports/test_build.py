@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import psycopg
 import pytest
 
@@ -18,8 +19,8 @@ HUMAN, APPLE_MPP, SCANNER = 0, 1, 2
 
 
 def _events(db: psycopg.Connection, campaign_id: int, rows: list[tuple[int, int, int | None, int]]) -> None:
-    """(contact id, kind, link number, flag) events, one second apart, as the tracking app writes them."""
-    start = datetime.now(UTC) - timedelta(minutes=5)
+    """(contact id, kind, link number, flag) events from now on, one second apart, as the tracking app writes them."""
+    start = datetime.now(UTC)  # after the launch: hours since launch are never negative
     null = "\\N"
     lines = [
         f"{campaign_id}\t{contact}\t{kind}\t{null if link is None else link}\t{flag}\t"
@@ -39,7 +40,11 @@ def sent_campaign(db, make_campaign, run_line) -> int:
     return setup.campaign_id
 
 
-def test_a_sent_campaign_shows_its_funnel_with_human_rates_beside_raw_ones(db, database_url, sent_campaign):
+# Read in one slice, and in slices of 3 contact ids (1-3, 4-6, 7-9, 10): the counts are the same.
+@pytest.mark.parametrize("slice_contacts", [1_000_000, 3])
+def test_a_sent_campaign_shows_its_funnel_with_human_rates_beside_raw_ones(
+    db, database_url, sent_campaign, slice_contacts
+):
     _events(
         db,
         sent_campaign,
@@ -59,7 +64,7 @@ def test_a_sent_campaign_shows_its_funnel_with_human_rates_beside_raw_ones(db, d
     record_delivery(db, sent_campaign, 9, blacklist.HARD_BOUNCE)
     record_delivery(db, sent_campaign, 8, blacklist.COMPLAINT)
 
-    report = build_report(database_url, sent_campaign)
+    report = build_report(database_url, sent_campaign, slice_contacts=slice_contacts)
 
     totals = report.totals
     assert (totals.contacts, totals.sent, totals.pending, totals.failed) == (10, 10, 0, 0)
@@ -85,6 +90,22 @@ def test_a_sent_campaign_shows_its_funnel_with_human_rates_beside_raw_ones(db, d
     assert report.notes == ()
     as_json = report.to_dict()
     assert as_json["totals"]["human_open_rate"] == 0.1 and as_json["lines"][0]["label"] == "line 1"
+
+
+def test_the_per_contact_file_of_a_campaign_read_in_slices_is_one_file_of_every_contact(
+    db, database_url, sent_campaign, tmp_path
+):
+    _events(db, sent_campaign, [(4, OPEN, None, HUMAN), (10, CLICK, 0, HUMAN), (10, CLICK, 0, APPLE_MPP)])
+    (tmp_path / "report").mkdir()
+    path = tmp_path / "report" / "outcomes.parquet"
+
+    build_report(database_url, sent_campaign, outcomes=path, outcomes_while_running=True, slice_contacts=4)
+
+    rows = duckdb.sql(f"SELECT contact_id, status, opens, clicks, human_clicks FROM '{path}' ORDER BY 1").fetchall()
+    assert [row[0] for row in rows] == list(range(1, 11))
+    assert {row[1] for row in rows} == {"sent"}
+    assert (rows[3][2], rows[9][3:]) == (1, (2, 1))
+    assert list(path.parent.iterdir()) == [path]
 
 
 def test_a_sent_campaign_without_events_shows_zeros_and_says_why(database_url, sent_campaign):

@@ -20,8 +20,9 @@ from campaign_pipelines.quotas import RedisQuotas
 from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
 from campaign_pipelines.sending import campaign as lifecycle
-from campaign_pipelines.sending.line import LineOutcome, LineSender
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.sending.line import LineSender
+from campaign_pipelines.sending.outcomes import LineOutcome
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store.connection import connect
 from tests.fakes.clock import FakeClock
 from tests.fakes.providers import DEFAULT_KEYS, FakeProviders, urls
@@ -73,7 +74,7 @@ class Setup:
 
 @pytest.fixture
 def make_campaign(db: psycopg.Connection, database_url: str, contacts_dir: Path, provider_keys) -> Callable[..., Setup]:
-    """A launched campaign with `n` contacts and the given lines (dicts of ChannelSpec fields + provider).
+    """A launched campaign with `n` contacts and the given lines (dicts of LineSpec fields + provider).
 
     `launch=False` leaves it scheduled and imported, as the launch sensor and `plan_channels` find it.
     `attributes(i)` adds attributes to contact i; `template` replaces the default HTML.
@@ -117,7 +118,7 @@ def make_campaign(db: psycopg.Connection, database_url: str, contacts_dir: Path,
             db,
             campaign_id,
             contact_files=[path.name],
-            channels=[campaigns.ChannelSpec(**{k: v for k, v in spec.items() if k != "provider"}) for spec in lines],
+            lines=[campaigns.LineSpec(**{k: v for k, v in spec.items() if k != "provider"}) for spec in lines],
             contacts_dir=contacts_dir,
         )
         for email in blacklist:
@@ -125,7 +126,7 @@ def make_campaign(db: psycopg.Connection, database_url: str, contacts_dir: Path,
         import_campaign(lambda: connect(database_url), campaign_id, contacts_dir)
         if launch:
             lifecycle.launch(db, campaign_id)
-        return Setup(campaign_id, [line.id for line in send_sql.lines_of(db, campaign_id)])
+        return Setup(campaign_id, [line.id for line in line_sql.lines_of(db, campaign_id)])
 
     return make
 

@@ -14,8 +14,9 @@ import pytest
 from psycopg import sql
 
 from campaign_pipelines.providers.client import ProviderClient
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import PENDING, RESERVED, SENT, UNKNOWN, contact_table
+from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.server import running_fakes
 from tests.sending.fixtures import SENDGRID
 
@@ -54,7 +55,7 @@ def test_sigkill_mid_batch_then_relaunch_sends_nobody_twice(db, database_url, ma
             worker.send_signal(signal.SIGKILL)
             worker.wait()
 
-        assert send_sql.status_counts(db, setup.campaign_id)[RESERVED] == 100
+        assert send_sql.status_counts(db, setup.campaign_id)[ContactStatus.RESERVED] == 100
         # Later, the stalled sensor's relaunch: the dead worker's heartbeat is old.
         db.execute("UPDATE campaign_channels SET heartbeat_at = now() - interval '10 minutes'")
         fake.state.reset()
@@ -65,9 +66,9 @@ def test_sigkill_mid_batch_then_relaunch_sends_nobody_twice(db, database_url, ma
         "100 contact(s) of a call an interrupted run had started are now 'unknown'"
     ]
     counts = send_sql.status_counts(db, setup.campaign_id)
-    assert counts == {SENT: 400, UNKNOWN: 100}
+    assert counts == {ContactStatus.SENT: 400, ContactStatus.UNKNOWN: 100}
     query = sql.SQL("SELECT email FROM {} WHERE send_status = %s").format(contact_table(setup.campaign_id))
-    unknown = {row[0] for row in db.execute(query, (UNKNOWN,))}
+    unknown = {row[0] for row in db.execute(query, (ContactStatus.UNKNOWN,))}
     assert resent.isdisjoint(unknown)  # the batch in flight was not sent again
     assert len(resent) == 200  # only what the dead worker had not reached
 
@@ -102,38 +103,8 @@ def test_after_a_sigkill_only_the_contacts_of_calls_that_left_are_unknown(
         "30 contact(s) of a call an interrupted run had started are now 'unknown'",
         "70 contact(s) an interrupted run had reserved but not requested went back to the pool",
     ]
-    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 270, UNKNOWN: 30}
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 270, ContactStatus.UNKNOWN: 30}
     query = sql.SQL("SELECT email FROM {} WHERE send_status = %s").format(contact_table(setup.campaign_id))
-    unknown = {row[0] for row in db.execute(query, (UNKNOWN,))}
+    unknown = {row[0] for row in db.execute(query, (ContactStatus.UNKNOWN,))}
     assert unknown == set(first_run)
     assert len(every) == len(set(every)) == 300
-
-
-def test_a_run_that_lost_its_line_may_not_call_nor_change_what_its_new_owner_holds(db, make_campaign) -> None:
-    setup = make_campaign(20, [SENDGRID])
-    (line_id,) = setup.line_ids
-    assert send_sql.claim_line(db, line_id, "first", stale_after_s=120)
-    claimed = [c.id for c in send_sql.claim(db, setup.campaign_id, line_id, "first", 10).contacts]
-    assert send_sql.mark_in_flight(db, line_id, "first", claimed[:5]) is not None
-    # The first run freezes; a second takes the line over, recovers it and claims again.
-    db.execute("UPDATE campaign_channels SET heartbeat_at = now() - interval '10 minutes' WHERE id = %s", (line_id,))
-    assert send_sql.claim_line(db, line_id, "second", stale_after_s=120)
-    assert send_sql.recover_line(db, setup.campaign_id, line_id) == (5, 5)
-    second = [c.id for c in send_sql.claim(db, setup.campaign_id, line_id, "second", 10).contacts]
-    assert set(claimed[5:]) <= set(second)
-
-    # The first run wakes up: it may not start a call, and whatever else it tries leaves the
-    # second run's contacts alone.
-    assert send_sql.mark_in_flight(db, line_id, "first", claimed[5:]) is None
-    assert send_sql.release(db, setup.campaign_id, line_id, "first", claimed[5:]) == 0
-    assert send_sql.fail_unsent(db, setup.campaign_id, line_id, "first", claimed[5:], ["x"] * 5) == 0
-    send_sql.record_results(
-        db, setup.campaign_id, line_id, "first", ids=second, statuses=[SENT] * 10,
-        message_ids=[None] * 10, errors=[None] * 10,
-    )  # fmt: skip
-    assert send_sql.claim(db, setup.campaign_id, line_id, "first", 10).lost
-    send_sql.set_line_state(db, line_id, "first", "done")
-
-    assert send_sql.status_counts(db, setup.campaign_id) == {UNKNOWN: 5, RESERVED: 10, PENDING: 5}
-    line = send_sql.line_by_id(db, line_id)
-    assert line is not None and (line.status, line.run_id, line.sent_count) == ("sending", "second", 0)

@@ -6,8 +6,9 @@ import threading
 from datetime import timedelta
 
 from campaign_pipelines.sending import campaign as lifecycle
+from campaign_pipelines.statuses import ContactStatus
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import SENT
 from tests.fakes.clock import FakeClock
 from tests.sending.fixtures import BREVO, MIDNIGHT, SENDGRID
 
@@ -40,7 +41,7 @@ def test_the_seed_scenario_gives_each_line_its_exact_share(db, make_campaign, ru
     assert outcomes[sendgrid_line].status == "done"
     assert outcomes[sendgrid_line].sent == 1_000
     # Every contact sent exactly once, by one line.
-    assert _states(db, setup.campaign_id) == {SENT: 11_000}
+    assert _states(db, setup.campaign_id) == {ContactStatus.SENT: 11_000}
     recipients = [m.to for m in fakes.messages()]
     assert len(recipients) == len(set(recipients)) == 11_000
     assert fakes.sent_count("brevo") == 10_000 and fakes.sent_count("sendgrid") == 1_000
@@ -67,24 +68,12 @@ def test_a_future_start_date_ends_the_step_until_then(db, make_campaign, run_lin
     outcome = run_line(setup.line_ids[0], clock=FakeClock(MIDNIGHT))
 
     assert outcome.status == "waiting" and outcome.sent == 0
-    line = send_sql.line_by_id(db, setup.line_ids[0])
+    line = line_sql.line_by_id(db, setup.line_ids[0])
     assert line.next_run_at == start
     assert fakes.sent_count() == 0
 
     later = run_line(setup.line_ids[0], clock=FakeClock(start))
     assert (later.status, later.sent) == ("done", 3)
-
-
-def test_a_line_held_by_a_live_run_is_left_to_it(db, make_campaign) -> None:
-    setup = make_campaign(5, [BREVO, SENDGRID])
-    held, free = setup.line_ids
-    db.execute(
-        "UPDATE campaign_channels SET status = 'sending', run_id = 'other', heartbeat_at = now() WHERE id = %s", (held,)
-    )
-
-    planned = lifecycle.lines_to_run(db, setup.campaign_id, None, run_id="mine", stale_after_s=120)
-
-    assert [line.id for line in planned] == [free]
 
 
 def test_a_run_whose_line_was_taken_over_stops_without_touching_it(db, make_campaign, run_line, monkeypatch) -> None:
@@ -98,7 +87,7 @@ def test_a_run_whose_line_was_taken_over_stops_without_touching_it(db, make_camp
     outcome = run_line(line_id, on_progress=intruder_takes_over)
 
     assert outcome.sent == 1 and outcome.reason == "another run took this line over"
-    line = send_sql.line_by_id(db, line_id)
+    line = line_sql.line_by_id(db, line_id)
     assert (line.status, line.run_id) == ("sending", "intruder")
 
 
@@ -108,5 +97,5 @@ def test_results_recorded_in_turn_on_one_connection_are_the_same(db, make_campai
     outcome = run_line(setup.line_ids[0], second_connection=False)
 
     assert (outcome.status, outcome.sent) == ("quota_reached", 2_000)
-    assert send_sql.status_counts(db, setup.campaign_id) == {SENT: 2_000, 0: 500}
-    assert send_sql.line_by_id(db, setup.line_ids[0]).sent_count == 2_000
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 2_000, 0: 500}
+    assert line_sql.line_by_id(db, setup.line_ids[0]).sent_count == 2_000

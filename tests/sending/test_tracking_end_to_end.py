@@ -10,8 +10,9 @@ from psycopg import sql
 from starlette.testclient import TestClient
 
 from campaign_pipelines.rendering import Tracking
+from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import SENT, SUPPRESSED, contact_table
+from campaign_pipelines.store.contacts import contact_table
 from tests.sending.fixtures import BREVO
 from tracking_app.app import create_app
 from tracking_app.settings import Settings
@@ -79,4 +80,4 @@ def test_a_sent_message_is_tracked_and_its_unsubscribe_holds_for_the_next_campai
     outcome = run_line(second.line_ids[0], tracking=tracking)
     assert (outcome.sent, outcome.suppressed) == (2, 1)
     assert "user1@example.com" not in {m.to for m in fakes.messages()}
-    assert send_sql.status_counts(db, second.campaign_id) == {SENT: 2, SUPPRESSED: 1}
+    assert send_sql.status_counts(db, second.campaign_id) == {ContactStatus.SENT: 2, ContactStatus.SUPPRESSED: 1}

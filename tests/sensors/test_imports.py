@@ -18,7 +18,7 @@ from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store.connection import connect
 from tests.support import BREVO_SERVER
 
-LINE = campaigns.ChannelSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER)
+LINE = campaigns.LineSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER)
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def evaluate(instance: dg.DagsterInstance, database_url: str):
 
 def configure(db: psycopg.Connection, campaign_id: int, contacts_dir: Path) -> None:
     campaigns.configure_campaign(
-        db, campaign_id, contact_files=["clients_vip.json"], channels=[LINE], contacts_dir=contacts_dir
+        db, campaign_id, contact_files=["clients_vip.json"], lines=[LINE], contacts_dir=contacts_dir
     )
 
 

@@ -15,7 +15,7 @@ from psycopg import sql
 from campaign_pipelines.ops.send import send_campaign
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.sensors.sending import campaign_launch_sensor, relaunch_stalled, stalled_lines_sensor
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import lines as line_sql
 from tests.sending.fixtures import BREVO, SENDGRID
 
 
@@ -161,7 +161,7 @@ def test_a_line_with_a_stale_heartbeat_is_relaunched_alone(db, stalled_tick, mak
 
     assert plan_config(request) == {"campaign_id": setup.campaign_id, "channel_ids": [dead]}
     assert_valid_for_the_job(request)
-    line = send_sql.line_by_id(db, dead)
+    line = line_sql.line_by_id(db, dead)
     assert line is not None
     assert request.run_key == f"lines-{setup.campaign_id}-{dead}-{line.attempt}"
     assert line.attempt == 1
@@ -200,7 +200,7 @@ def test_lines_of_a_paused_or_finished_campaign_are_left_alone(db, stalled_tick,
 
         assert stalled_tick().run_requests == []
 
-    assert [line.attempt for line in send_sql.lines_of(db, setup.campaign_id)] == [0, 0]
+    assert [line.attempt for line in line_sql.lines_of(db, setup.campaign_id)] == [0, 0]
 
 
 def test_lines_quota_reached_wait_for_the_schedule(db, stalled_tick, make_campaign) -> None:
@@ -240,7 +240,7 @@ def test_the_schedule_skips_when_every_quota_day_is_still_running(db, hourly, ma
 
     assert isinstance(skipped, dg.SkipReason)
     assert skipped.skip_message == "no line waits for a new quota day"
-    assert send_sql.lines_of(db, setup.campaign_id)[0].status == "quota_reached"
+    assert line_sql.lines_of(db, setup.campaign_id)[0].status == "quota_reached"
 
 
 def test_several_lines_of_one_campaign_share_one_run(db, hourly, make_campaign) -> None:

@@ -68,7 +68,9 @@ def test_event_ids_come_to_a_database_holding_delivery_events(
             ],
         )
 
-    assert apply_migrations(scratch) == [6]
+    with monkeypatch.context() as patch:
+        patch.setattr(migrate, "_migration_files", lambda: [(v, text) for v, text in files if v <= 6])
+        assert apply_migrations(scratch) == [6]
 
     rows = scratch.execute("SELECT id, provider, occurred_at::date::text, event_id FROM delivery_events ORDER BY id")
     assert rows.fetchall() == [

@@ -7,8 +7,10 @@ import pytest
 from psycopg import sql
 from starlette.testclient import TestClient
 
+from campaign_pipelines.statuses import ContactStatus
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import PENDING, SUPPRESSED, contact_table
+from campaign_pipelines.store.contacts import contact_table
 from campaign_pipelines.tracking.tokens import make_token
 from tests.tracking_app.conftest import Campaign, add_campaign, events
 from tracking_app.unsubscribe import language
@@ -80,13 +82,13 @@ def test_the_next_claim_of_any_campaign_suppresses_the_unsubscribed_contact(
 
     assert client.post(f"/u/{campaign.token(1)}", content=ONE_CLICK_BODY, headers=ONE_CLICK).status_code == 200
 
-    (line,) = send_sql.lines_of(db, later.id)
-    assert send_sql.claim_line(db, line.id, "run", stale_after_s=120)
+    (line,) = line_sql.lines_of(db, later.id)
+    assert line_sql.claim_line(db, line.id, "run", stale_after_s=120)
     claimed = {
         contact.email: contact.send_status for contact in send_sql.claim(db, later.id, line.id, "run", 10).contacts
     }
-    assert claimed["user1@example.com"] == SUPPRESSED
-    assert [email for email, status in claimed.items() if status != SUPPRESSED] == [
+    assert claimed["user1@example.com"] == ContactStatus.SUPPRESSED
+    assert [email for email, status in claimed.items() if status != ContactStatus.SUPPRESSED] == [
         "user0@example.com",
         "user2@example.com",
     ]
@@ -94,7 +96,7 @@ def test_the_next_claim_of_any_campaign_suppresses_the_unsubscribed_contact(
 
 def _reset_to_pending(campaign_id: int) -> sql.Composed:
     return sql.SQL("UPDATE {} SET send_status = {}, attempted_at = NULL").format(
-        contact_table(campaign_id), sql.Literal(PENDING)
+        contact_table(campaign_id), sql.Literal(ContactStatus.PENDING)
     )
 
 
