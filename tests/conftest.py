@@ -1,4 +1,5 @@
-"""Shared fixtures: a real PostgreSQL database per test session, emptied before each test.
+"""Shared fixtures: a real PostgreSQL database per test session, emptied before each test, and
+the seed's Black Friday campaign as a draft.
 
 The server is TEST_DATABASE_URL (default: the one on 127.0.0.1:5432); when none answers, an
 embedded PostgreSQL is started for the session. Each session gets its own database, so
@@ -8,6 +9,7 @@ several test runs can share one server.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +19,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from campaign_pipelines.settings import start_embedded_postgres, with_database
+from campaign_pipelines import campaigns, servers, templates
+from campaign_pipelines.settings import as_sqlalchemy_url, start_embedded_postgres, with_database
 from campaign_pipelines.store.connection import connect, ensure_schema
+from tests.support import BREVO_KEY, BREVO_SERVER, SEED_CONTACTS, SEED_FILES, SENDGRID_KEY, SENDGRID_SERVER
 
 # Campaigns with imported contacts, fake providers and a send loop runner, for every test folder;
 # servers of their own for the fault and cluster tests (started only when asked for).
@@ -65,6 +69,17 @@ def database_url(pg_server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_database_url(pg_server_url: str) -> Iterator[str]:
+    """A database of its own with no table yet, dropped after the test."""
+    name = f"cp_empty_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield with_database(pg_server_url, name)
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
 def db(database_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection to an emptied campaign database."""
     with connect(database_url) as conn:
@@ -95,3 +110,48 @@ def instance() -> Iterator[dg.DagsterInstance]:
     """A throwaway Dagster instance (its own temporary home)."""
     with dg.instance_for_test() as instance:
         yield instance
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, pg_server_url: str) -> Iterator[Path]:
+    """A DAGSTER_HOME whose runs and events live in their own PostgreSQL database, as with `make dev`."""
+    name = f"cp_dagster_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    storage_url = as_sqlalchemy_url(with_database(pg_server_url, name))
+    (home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: '{storage_url}'\ntelemetry:\n  enabled: false\n", encoding="utf-8"
+    )
+    yield home
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API keys of the seed's two servers, in the variables the servers name."""
+    monkeypatch.setenv("BREVO_API_KEY", BREVO_KEY)
+    monkeypatch.setenv("SENDGRID_API_KEY", SENDGRID_KEY)
+
+
+@pytest.fixture
+def seed_files(contacts_dir: Path) -> Path:
+    """The contacts directory holding the seed's two contact files."""
+    for name in SEED_FILES:
+        shutil.copy(SEED_CONTACTS / name, contacts_dir / name)
+    return contacts_dir
+
+
+@pytest.fixture
+def draft(db: psycopg.Connection, keys: None, seed_files: Path) -> int:
+    """The seed's two servers, its two contact files, a template and the Black Friday campaign as a draft."""
+    servers.save_server(db, servers.ServerSpec(name=BREVO_SERVER, provider="brevo", api_key_env="BREVO_API_KEY"))
+    servers.save_server(
+        db, servers.ServerSpec(name=SENDGRID_SERVER, provider="sendgrid", api_key_env="SENDGRID_API_KEY")
+    )
+    templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
+    return campaigns.create_campaign(
+        db, name="Black Friday 2025 - Ventes Flash", subject="⚡ Offres Exclusives : Jusqu'à -70% !", template="promo"
+    )

@@ -9,9 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from campaign_pipelines.errors import ValidationError
 from campaign_pipelines.headers import header_problem, is_field_name, unsafe_characters
-from campaign_pipelines.resources.tracking import TrackingResource
 from campaign_pipelines.sending.outcomes import LineOutcome
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store.contacts import contact_table
@@ -48,22 +46,6 @@ def test_a_header_problem_names_the_field() -> None:
 )
 def test_field_names_are_printable_ascii_without_colon_or_space(name: str, valid: bool) -> None:
     assert is_field_name(name) is valid
-
-
-def test_the_tracking_resource_refuses_values_that_would_break_its_headers() -> None:
-    resource = TrackingResource(
-        base_url="https://t.example.com\r\nBcc: evil@attacker.example",
-        secret="s",
-        unsubscribe_mailto="unsubscribe@example.com",
-        feedback_sender_id="acme\n",
-    )
-
-    with pytest.raises(ValidationError) as caught:
-        resource.config()
-
-    assert caught.value.what == "tracking resource"
-    assert [problem.split(" contains ")[0] for problem in caught.value.problems] == ["base_url", "feedback_sender_id"]
-    assert TrackingResource(base_url="https://t.example.com", secret="s").config().base_url == "https://t.example.com"
 
 
 @pytest.mark.parametrize("provider", ["brevo", "mailgun"])

@@ -8,11 +8,8 @@ re-imports the code location and resolves DATABASE_URL / CONTACTS_DIR itself.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -20,49 +17,27 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from campaign_pipelines import campaigns, servers, templates
-from campaign_pipelines.settings import as_sqlalchemy_url, with_database
+from campaign_pipelines import campaigns
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store.contacts import contact_table
+from tests.support import BREVO_SERVER, SEED_FILES
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-SEED_FILES = ["nouveaux_inscrits.json", "clients_vip.json"]
 
 
 @pytest.fixture
-def dagster_home(tmp_path: Path, pg_server_url: str) -> Iterator[Path]:
-    """A DAGSTER_HOME whose runs and events live in their own PostgreSQL database, as with `make dev`."""
-    name = f"cp_dagster_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    storage_url = as_sqlalchemy_url(with_database(pg_server_url, name))
-    (home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: '{storage_url}'\ntelemetry:\n  enabled: false\n", encoding="utf-8"
-    )
-    yield home
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def campaign_id(db: psycopg.Connection, contacts_dir: Path) -> int:
+def campaign_id(db: psycopg.Connection, draft: int, contacts_dir: Path) -> int:
     """The seed's campaign, configured with its two files and awaiting its import."""
-    servers.save_server(db, servers.ServerSpec(name="Sandbox", provider="sandbox"))
-    templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
-    for name in SEED_FILES:
-        shutil.copy(REPO / "contacts" / name, contacts_dir / name)
-    campaign_id = campaigns.create_campaign(db, name="Black Friday 2025", subject="Offres", template="promo")
     campaigns.configure_campaign(
         db,
-        campaign_id,
+        draft,
         contact_files=SEED_FILES,
-        lines=[campaigns.LineSpec("L'équipe Promo", "offres@mondomaine.com", "Sandbox")],
+        lines=[campaigns.LineSpec("L'équipe Promo", "offres@mondomaine.com", BREVO_SERVER)],
         contacts_dir=contacts_dir,
     )
-    return campaign_id
+    return draft
 
 
 def test_the_import_runs_through_the_multiprocess_executor(
@@ -105,5 +80,5 @@ def test_the_import_runs_through_the_multiprocess_executor(
     campaign = campaign_sql.campaign_by_id(db, campaign_id)
     assert campaign is not None
     assert (campaign.status, campaign.nbre_contacts) == ("scheduled", 7)
-    table = sql.Identifier(f"contacts_campaign_{campaign_id}")
+    table = contact_table(campaign_id)
     assert db.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone() == (7,)

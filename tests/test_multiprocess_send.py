@@ -27,9 +27,7 @@ from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
 from tests.fakes.providers import FakeProviders, Reply
 from tests.fakes.server import running_fakes
-from tests.sending.fixtures import REDIS_URL
-from tests.sending.test_line import BREVO, POSTMARK, SENDGRID
-from tests.test_multiprocess import dagster_home  # noqa: F401  (fixture)
+from tests.sending.fixtures import BREVO, POSTMARK, REDIS_URL, SENDGRID
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +59,7 @@ def test_three_lines_send_at_the_same_time_through_the_multiprocess_executor(
     db: psycopg.Connection,
     database_url: str,
     contacts_dir: Path,
-    dagster_home: Path,  # noqa: F811  (the fixture imported above)
+    dagster_home: Path,
     make_campaign,
     quota_resource: QuotaResource,  # drops the run's Redis counters afterwards
     tmp_path: Path,

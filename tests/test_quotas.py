@@ -13,10 +13,7 @@ from campaign_pipelines.store import quotas as quota_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.connection import connect
 from campaign_pipelines.store.quotas import Quota
-from tests.sending.fixtures import lose_counters
-from tests.sending.test_line import BREVO, SENDGRID
-
-DAY = date(2026, 11, 30)
+from tests.sending.fixtures import BREVO, DAY, SENDGRID, lose_counters
 
 
 def test_a_redis_counter_grants_up_to_the_limit_and_gives_back(cache: RedisQuotas) -> None:

@@ -1,19 +1,45 @@
-"""Sending lines as typed on the command line: `--channel` key=value options and `--config` files."""
+"""Sending lines as typed on the command line: `--channel` key=value options and `--config` files.
+
+Each line is read by `LineConfig`, the Launchpad's own form for a line, so a line has the same
+keys and types from a terminal as from Dagster; only the wording of its problems is the CLI's.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pydantic_core
 
 from campaign_pipelines import campaigns
 from campaign_pipelines.errors import ValidationError
 
-# Keys of one sending line, as typed in --channel or a --config file. The option and the file's
-# "channels" key keep the names users' scripts and saved files have; messages name them so.
-_TEXT_KEYS = ("sender_name", "sender_email", "server")
-_LINE_KEYS = (*_TEXT_KEYS, "send_frequency_minutes", "max_daily_sends", "scheduled_at")
+if TYPE_CHECKING:
+    from campaign_pipelines.ops.admin import LineConfig
+
+# The --channel option and the config file's "channels" key keep the names users' scripts and saved
+# files have; messages name them so.
 _CONFIG_KEYS = ("contact_files", "channels")
+# How a problem pydantic finds in a line's value reads on the command line, by pydantic's error type.
+_WORDING = {
+    "string_type": "{key} must be text, got {value!r}",
+    "int_type": "{key} {value!r} is not a whole number",
+    "int_parsing": "{key} {value!r} is not a whole number",
+    "int_from_float": "{key} {value!r} is not a whole number",
+    "float_type": "{key} {value!r} is not a number",
+    "float_parsing": "{key} {value!r} is not a number",
+    "finite_number": "{key} {value!r} is not a number",
+    "number_type": "{key} {value!r} is not a number",
+}
+
+
+def _line_config() -> type[LineConfig]:
+    # Imported when a line is read, not with the CLI: dagster takes a second to import, which
+    # every other command (and --help) would pay for nothing.
+    from campaign_pipelines.ops.admin import LineConfig
+
+    return LineConfig
 
 
 def _parse_line_options(values: list[str]) -> tuple[list[campaigns.LineSpec], list[str]]:
@@ -62,50 +88,31 @@ def _line_from_fields(number: int, fields: dict[str, object]) -> tuple[campaigns
     Only the shape is checked here; configure_campaign checks the values (server exists, email valid...).
     """
     where = f"channel {number}"
-    problems = [
-        f"{where}: unknown key '{key}' (expected {', '.join(_LINE_KEYS)})" for key in fields if key not in _LINE_KEYS
-    ]
-    problems += [f"{where}: {key} is missing" for key in _TEXT_KEYS if key not in fields]
-    for key in (*_TEXT_KEYS, "scheduled_at"):
-        value = fields.get(key)
-        if value is not None and not isinstance(value, str):
-            problems.append(f"{where}: {key} must be text, got {value!r}")
+    config = _line_config()
+    known = config.model_fields
+    problems = [f"{where}: unknown key '{key}' (expected {', '.join(known)})" for key in fields if key not in known]
+    missing = [key for key, field in known.items() if field.is_required() and key not in fields]
+    problems += [f"{where}: {key} is missing" for key in missing]
+    # An empty optional value (`max_daily_sends=`) means the seed's default, as an empty Launchpad field does.
+    given = {
+        key: value
+        for key, value in fields.items()
+        if key in known and (known[key].is_required() or not (isinstance(value, str) and not value.strip()))
+    }
     try:
-        frequency = _number(fields.get("send_frequency_minutes"), float)
-    except ValueError:
-        frequency = None
-        problems.append(f"{where}: send_frequency_minutes {fields['send_frequency_minutes']!r} is not a number")
-    try:
-        quota = _number(fields.get("max_daily_sends"), int)
-    except ValueError:
-        quota = None
-        problems.append(f"{where}: max_daily_sends {fields['max_daily_sends']!r} is not a whole number")
+        line = config.model_validate(given)
+    except pydantic_core.ValidationError as error:
+        problems += [f"{where}: {_worded(found)}" for found in error.errors() if found["loc"][0] not in missing]
+        return None, problems
     if problems:
         return None, problems
-    start = fields.get("scheduled_at")
-    spec = campaigns.LineSpec(
-        sender_name=str(fields["sender_name"]),
-        sender_email=str(fields["sender_email"]),
-        server=str(fields["server"]),
-        send_frequency_minutes=frequency,
-        max_daily_sends=None if quota is None else int(quota),
-        scheduled_at=start if isinstance(start, str) else None,
-    )
-    return spec, []
+    return campaigns.LineSpec(**line.model_dump()), []
 
 
-def _number(value: object, kind: type[int] | type[float]) -> int | float | None:
-    """The number, or None when empty; ValueError when it is not a finite number of this kind."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(value)
-    if kind is int and isinstance(value, float) and not value.is_integer():
-        raise ValueError(value)
-    number = kind(value)
-    if not math.isfinite(number):
-        raise ValueError(value)
-    return number
+def _worded(error: pydantic_core.ErrorDetails) -> str:
+    key, value = error["loc"][0], error["input"]
+    wording = _WORDING.get(error["type"], "{key} {value!r}: {message}")
+    return wording.format(key=key, value=value, message=error["msg"])
 
 
 def _read_config(path: Path) -> tuple[list[str], list[campaigns.LineSpec]]:

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.errors import NotFoundError, ValidationError
@@ -161,7 +162,9 @@ class LineConfig(dg.Config):
     sender_email: str = Field(description="Sender address, e.g. offres@mondomaine.com.")
     server: str = Field(description="Name of an active sending server, e.g. 'sandbox' or 'Brevo - Compte Principal'.")
     send_frequency_minutes: float | None = Field(
-        default=None, description="Minimum minutes between two sends of this line, e.g. 1; empty = as fast as possible."
+        default=None,
+        allow_inf_nan=False,
+        description="Minimum minutes between two sends of this line, e.g. 1; empty = as fast as possible.",
     )
     max_daily_sends: int | None = Field(
         default=None, description="At most this many sends a day, e.g. 10000; empty = unlimited."
@@ -170,6 +173,14 @@ class LineConfig(dg.Config):
         default=None,
         description="Start date-time, ISO 8601, e.g. 2025-11-28T08:00:00+01:00 (no zone = UTC); empty = now.",
     )
+
+    @field_validator("send_frequency_minutes", "max_daily_sends", mode="before")
+    @classmethod
+    def _a_number_not_a_yes_or_no(cls, value: object) -> object:
+        """Pydantic reads true as 1: a pacing or a quota written true/false is a mistake, not 1."""
+        if isinstance(value, bool):
+            raise PydanticCustomError("number_type", "expected a number, not true/false")
+        return value
 
 
 class ConfigureCampaignConfig(dg.Config):

@@ -15,16 +15,17 @@ from campaign_pipelines.statuses import ContactStatus
 _STAGING = sql.Identifier("contact_staging")
 
 
-def _table_name(campaign_id: int) -> str:
+def contact_table_name(campaign_id: int) -> str:
+    """The name of the campaign's contact table (the seed's contacts_campaign_123)."""
     return f"contacts_campaign_{int(campaign_id)}"
 
 
 def contact_table(campaign_id: int) -> sql.Identifier:
-    return sql.Identifier(_table_name(campaign_id))
+    return sql.Identifier(contact_table_name(campaign_id))
 
 
 def contact_table_exists(conn: psycopg.Connection, campaign_id: int) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (_table_name(campaign_id),)).fetchone()
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (contact_table_name(campaign_id),)).fetchone()
     return bool(row and row[0])
 
 
@@ -72,20 +73,22 @@ def create_send_indexes(conn: psycopg.Connection, campaign_id: int) -> None:
     # Sending, tracking and webhooks find contacts by id.
     has_key = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = %s::regclass AND indisprimary)",
-        (_table_name(campaign_id),),
+        (contact_table_name(campaign_id),),
     ).fetchone()
     if not (has_key and has_key[0]):
         conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(table))
     # Lines claim pending contacts in id order: this index holds only what is left to send.
     conn.execute(
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (id) WHERE send_status = {}").format(
-            sql.Identifier(f"{_table_name(campaign_id)}_pending_idx"), table, sql.Literal(ContactStatus.PENDING)
+            sql.Identifier(f"{contact_table_name(campaign_id)}_pending_idx"), table, sql.Literal(ContactStatus.PENDING)
         )
     )
     # After a crash, the contacts a line had reserved are found by line.
     conn.execute(
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (channel_id) WHERE send_status = {}").format(
-            sql.Identifier(f"{_table_name(campaign_id)}_reserved_idx"), table, sql.Literal(ContactStatus.RESERVED)
+            sql.Identifier(f"{contact_table_name(campaign_id)}_reserved_idx"),
+            table,
+            sql.Literal(ContactStatus.RESERVED),
         )
     )
     # Fresh statistics: without them the planner guesses 0.5% of the rows pending and claims by

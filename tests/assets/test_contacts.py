@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -10,14 +9,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from campaign_pipelines import campaigns, servers, templates
+from campaign_pipelines import campaigns
 from campaign_pipelines.assets.contacts import campaign_contacts
 from campaign_pipelines.resources.contact_files import ContactFilesResource
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.store import campaigns as campaign_sql
+from campaign_pipelines.store.contacts import contact_table
+from tests.support import BREVO_SERVER, SEED_FILES, step_error
 
-SEED_CONTACTS = Path(__file__).resolve().parents[2] / "contacts"
-SEED_FILES = ["nouveaux_inscrits.json", "clients_vip.json"]
 SEED_EMAILS = [
     "alice.martin@example.com",
     "bruno.petit@example.com",
@@ -27,7 +26,7 @@ SEED_EMAILS = [
     "farid.benali@example.com",
     "gaelle.roux@example.fr",
 ]
-LINE = campaigns.LineSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server="Sandbox")
+LINE = campaigns.LineSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER)
 BROKEN = '[{"email": "zoe@example.com"},\n {"email": oops}]\n'
 FIXED = '[{"email": "zoe@example.com"},\n {"email": "yann@example.com"}]\n'
 
@@ -53,33 +52,14 @@ def materialize(instance: dg.DagsterInstance, database_url: str, contacts_dir: P
     return materialize
 
 
-@pytest.fixture
-def draft(db: psycopg.Connection, contacts_dir: Path) -> int:
-    servers.save_server(db, servers.ServerSpec(name="Sandbox", provider="sandbox"))
-    templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
-    for name in SEED_FILES:
-        shutil.copy(SEED_CONTACTS / name, contacts_dir / name)
-    return campaigns.create_campaign(db, name="Black Friday 2025 - Ventes Flash", subject="Offres", template="promo")
-
-
 def configure(db: psycopg.Connection, campaign_id: int, contacts_dir: Path, files: list[str]) -> None:
     campaigns.configure_campaign(db, campaign_id, contact_files=files, lines=[LINE], contacts_dir=contacts_dir)
 
 
 def emails_of(db: psycopg.Connection, campaign_id: int) -> list[str]:
     """Every row of the campaign's contact table, duplicates included."""
-    table = sql.Identifier(f"contacts_campaign_{campaign_id}")
+    table = contact_table(campaign_id)
     return [row[0] for row in db.execute(sql.SQL("SELECT email FROM {} ORDER BY email").format(table))]
-
-
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    (failure,) = result.get_step_failure_events()
-    error = failure.step_failure_data.error
-    messages = []
-    while error is not None:
-        messages.append(error.message)
-        error = error.cause
-    return "\n".join(messages)
 
 
 def test_the_seed_files_import_seven_contacts(
@@ -122,7 +102,7 @@ def test_a_malformed_file_fails_the_campaign_then_a_fixed_file_imports_without_d
     assert not failed.success
     offset = BROKEN.index("oops")
     expected = f"contact file 'relances.json' is not valid JSON at byte offset {offset}"
-    assert expected in failure_message(failed)
+    assert expected in step_error(failed)
     campaign = campaign_sql.campaign_by_id(db, draft)
     assert campaign is not None
     assert campaign.status == "failed"
@@ -157,7 +137,7 @@ def test_a_partition_that_is_not_a_campaign_id_fails_clearly(
     result = materialize(key)
 
     assert not result.success
-    assert f"partition '{key}' is not a campaign id" in failure_message(result)
+    assert f"partition '{key}' is not a campaign id" in step_error(result)
     campaign = campaign_sql.campaign_by_id(db, draft)
     assert campaign is not None
     assert (campaign.status, campaign.nbre_contacts) == ("scheduled", 0)

@@ -17,8 +17,8 @@ from campaign_pipelines.assets.report import (
 )
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.resources.report_files import ReportFilesResource
-from tests.reports.test_build import _delivery
-from tests.sending.test_line import BREVO, SENDGRID
+from tests.sending.fixtures import BREVO, SENDGRID
+from tests.support import record_delivery
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_a_sent_campaign_gets_metadata_files_and_warnings(db, make_campaign, run
     setup = make_campaign(10, [BREVO, SENDGRID])
     for line_id in setup.line_ids:
         run_line(line_id)
-    _delivery(db, setup.campaign_id, 1, blacklist.COMPLAINT)  # line 1, run first, sends all ten
+    record_delivery(db, setup.campaign_id, 1, blacklist.COMPLAINT)  # line 1, run first, sends all ten
     db.execute("UPDATE campaigns SET status = 'completed', finished_at = now() WHERE id = %s", (setup.campaign_id,))
 
     result = materialize(setup.campaign_id)

@@ -21,7 +21,7 @@ from tests.cluster.support import Worker, step_workers
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, Tally, assert_never_twice, deliveries, wait_for
 from tests.faults.test_provider_faults import MAILGUN
-from tests.sending.test_line import BREVO, POSTMARK, SENDGRID
+from tests.sending.fixtures import BREVO, POSTMARK, SENDGRID
 
 pytestmark = [pytest.mark.faults, pytest.mark.cluster]
 

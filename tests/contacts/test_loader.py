@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.contacts.campaign_import import import_campaign
@@ -19,7 +20,7 @@ from campaign_pipelines.contacts.loader import import_contact_files
 from campaign_pipelines.errors import ValidationError
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import contacts_by_email
+from campaign_pipelines.store.contacts import contact_table, contacts_by_email
 
 SEED_FILES = Path(__file__).resolve().parents[2] / "contacts"
 
@@ -77,14 +78,13 @@ def test_seed_files_import_to_the_expected_contacts(db, connector, campaign: int
 
 def test_importing_twice_changes_nothing(db, connector, campaign: int, contacts_dir: Path) -> None:
     import_campaign(connector, campaign, contacts_dir)
-    before = db.execute(f"SELECT id, email, attributes, xmin::text FROM contacts_campaign_{campaign} ORDER BY id")
+    rows = sql.SQL("SELECT id, email, attributes, xmin::text FROM {} ORDER BY id").format(contact_table(campaign))
+    before = db.execute(rows)
     before_rows = before.fetchall()
 
     again = import_campaign(connector, campaign, contacts_dir)
 
-    after_rows = db.execute(
-        f"SELECT id, email, attributes, xmin::text FROM contacts_campaign_{campaign} ORDER BY id"
-    ).fetchall()
+    after_rows = db.execute(rows).fetchall()
     assert after_rows == before_rows  # same rows, not even rewritten (same xmin)
     assert (again.new_contacts, again.updated_contacts, again.nbre_contacts) == (0, 0, 7)
 
@@ -129,7 +129,9 @@ def test_a_merge_that_fails_in_either_half_fails_the_import(db, connector, tmp_p
         " END IF; RETURN NEW; END $$"
     )
     db.execute(
-        "CREATE TRIGGER refuse BEFORE UPDATE ON contacts_campaign_42 FOR EACH ROW EXECUTE FUNCTION refuse_update()"
+        sql.SQL("CREATE TRIGGER refuse BEFORE UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION refuse_update()").format(
+            contact_table(42)
+        )
     )
     updates = [{"email": f"user{i}@example.com", "version": 2} for i in range(20)]
 
@@ -175,7 +177,7 @@ def test_malformed_file_fails_the_campaign_then_a_fixed_file_completes(
     _write_json(contacts_dir / "clients_vip.json", [*good, {"email": "late@example.com", "n": 100}])
     report = import_campaign(connector, campaign, contacts_dir)
 
-    emails = [r[0] for r in db.execute(f"SELECT email FROM contacts_campaign_{campaign}")]
+    emails = [r[0] for r in db.execute(sql.SQL("SELECT email FROM {}").format(contact_table(campaign)))]
     assert len(emails) == len(set(emails)) == report.nbre_contacts == 5 + 101
     assert campaign_sql.campaign_by_id(db, campaign).status == "scheduled"
 

@@ -12,7 +12,7 @@ from campaign_pipelines.store import campaigns as campaign_sql
 from tests.fakes.providers import FakeProviders
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, assert_sent_count_exact, deliveries, emails_by_status
-from tests.sending.test_line import BREVO
+from tests.sending.fixtures import BREVO
 
 pytestmark = pytest.mark.faults
 

@@ -8,7 +8,7 @@ import pytest
 from campaign_pipelines.store import campaigns as campaign_sql
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, Tally, assert_never_twice
-from tests.sending.test_line import SENDGRID
+from tests.sending.fixtures import SENDGRID
 
 pytestmark = pytest.mark.faults
 

@@ -14,7 +14,7 @@ from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import sending as send_sql
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, assert_never_twice, wait_for
-from tests.sending.test_line import SENDGRID
+from tests.sending.fixtures import SENDGRID
 
 pytestmark = pytest.mark.faults
 

@@ -10,7 +10,7 @@ import pytest
 from campaign_pipelines.store import lines as line_sql
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, assert_never_twice
-from tests.sending.test_line import BREVO, SENDGRID
+from tests.sending.fixtures import BREVO, SENDGRID
 
 pytestmark = pytest.mark.faults
 

@@ -20,7 +20,7 @@ from campaign_pipelines.store.connection import connect
 from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.server import FakeServer
 from tests.faults.support import OwnPostgres, Runs, Tally, assert_never_twice, wait_for
-from tests.sending.test_line import SENDGRID
+from tests.sending.fixtures import SENDGRID
 
 pytestmark = pytest.mark.faults
 

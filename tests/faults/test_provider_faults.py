@@ -14,7 +14,7 @@ from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, Tally, assert_never_twice, deliveries
-from tests.sending.test_line import POSTMARK, SENDGRID
+from tests.sending.fixtures import POSTMARK, SENDGRID
 
 pytestmark = pytest.mark.faults
 

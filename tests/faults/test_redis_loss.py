@@ -19,7 +19,7 @@ from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
 from tests.fakes.server import FakeServer
 from tests.faults.support import OwnRedis, Runs, assert_never_twice, deliveries, emails_by_status, wait_for
-from tests.sending.test_line import SENDGRID
+from tests.sending.fixtures import SENDGRID
 
 pytestmark = pytest.mark.faults
 

@@ -13,7 +13,7 @@ from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, Tally, assert_never_twice, deliveries
-from tests.sending.test_line import SENDGRID
+from tests.sending.fixtures import SENDGRID
 
 pytestmark = pytest.mark.faults
 

@@ -20,8 +20,7 @@ from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
 from tests.fakes.server import FakeServer
 from tests.faults.support import Run, Runs, Tally, assert_never_twice, deliveries, emails_by_status, wait_for
-from tests.sending.fixtures import Setup
-from tests.sending.test_line import POSTMARK, SENDGRID
+from tests.sending.fixtures import POSTMARK, SENDGRID, Setup
 
 pytestmark = pytest.mark.faults
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
 import psycopg
+import pydantic
 import pytest
 
 from campaign_pipelines import campaigns, servers, templates
@@ -30,21 +30,16 @@ from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import catalog
 from campaign_pipelines.store import lines as line_sql
+from tests.support import BREVO_KEY, BREVO_SERVER, SEED_FILES, SENDGRID_KEY, SENDGRID_SERVER, failure_message, refusal
 
 REPO = Path(__file__).resolve().parents[2]
-SEED_CONTACTS = REPO / "contacts"
-SEED_FILES = ["nouveaux_inscrits.json", "clients_vip.json"]
-BREVO = "Brevo - Compte Principal"
-SENDGRID = "SendGrid - Secours"
-BREVO_KEY = "xkeysib-brevo-secret-0123456789"
-SENDGRID_KEY = "SG.sendgrid-secret-9876543210"
 PROMO = LineConfig(
-    sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server=BREVO, max_daily_sends=10000
+    sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER, max_daily_sends=10000
 )
 SUPPORT = LineConfig(
     sender_name="Le Service Client",
     sender_email="support@mondomaine.com",
-    server=SENDGRID,
+    server=SENDGRID_SERVER,
     send_frequency_minutes=1,
     max_daily_sends=5000,
 )
@@ -66,42 +61,6 @@ def execute(instance: dg.DagsterInstance, database_url: str, contacts_dir: Path)
     return execute
 
 
-@pytest.fixture
-def keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BREVO_API_KEY", BREVO_KEY)
-    monkeypatch.setenv("SENDGRID_API_KEY", SENDGRID_KEY)
-
-
-@pytest.fixture
-def draft(db: psycopg.Connection, keys: None, contacts_dir: Path) -> int:
-    """The seed's two servers, its two files, a template and the Black Friday campaign as a draft."""
-    servers.save_server(db, servers.ServerSpec(name=BREVO, provider="brevo", api_key_env="BREVO_API_KEY"))
-    servers.save_server(db, servers.ServerSpec(name=SENDGRID, provider="sendgrid", api_key_env="SENDGRID_API_KEY"))
-    templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
-    for name in SEED_FILES:
-        shutil.copy(SEED_CONTACTS / name, contacts_dir / name)
-    return campaigns.create_campaign(
-        db, name="Black Friday 2025 - Ventes Flash", subject="⚡ Offres Exclusives : Jusqu'à -70% !", template="promo"
-    )
-
-
-def refusal(result: dg.ExecuteInProcessResult) -> tuple[str, list[str]]:
-    """What the UI shows for a refused form: the Failure's description, and its problems as metadata."""
-    (failure,) = result.get_step_failure_events()
-    error = failure.step_failure_data.error
-    # The user's Failure itself, not a step error wrapping it, and no chained traceback of ours.
-    assert (error.cls_name, error.cause) == ("Failure", None)
-    user = failure.step_failure_data.user_failure_data
-    problems = [value.value for key, value in user.metadata.items() if key.startswith("problem ")]
-    return user.description, problems
-
-
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    description, problems = refusal(result)
-    assert all(problem in description for problem in problems)
-    return description
-
-
 def event_log_text(instance: dg.DagsterInstance, run_id: str) -> str:
     """Every stored event of the run, serialised whole: messages, metadata, errors."""
     return "\n".join(dg.serialize_value(entry) for entry in instance.all_logs(run_id))
@@ -118,7 +77,7 @@ def test_register_server_creates_then_updates(
     db: psycopg.Connection, execute, instance: dg.DagsterInstance, keys: None
 ) -> None:
     created = execute(
-        register_server, "save_server", ServerConfig(name=BREVO, provider="brevo", api_key_env="BREVO_API_KEY")
+        register_server, "save_server", ServerConfig(name=BREVO_SERVER, provider="brevo", api_key_env="BREVO_API_KEY")
     )
 
     assert created.success
@@ -126,15 +85,15 @@ def test_register_server_creates_then_updates(
     (output,) = [event for event in created.all_node_events if event.is_successful_output]
     metadata = {key: value.value for key, value in output.step_output_data.metadata.items()}
     assert metadata == {
-        "server": BREVO,
+        "server": BREVO_SERVER,
         "server_id": server_id,
         "provider": "brevo",
         "url": servers.DEFAULT_URLS["brevo"],
         "api_key": "env var BREVO_API_KEY",
         "active": True,
     }
-    assert f"server '{BREVO}' registered (id {server_id})" in log_messages(instance, created.run_id)
-    server = catalog.server_by_name(db, BREVO)
+    assert f"server '{BREVO_SERVER}' registered (id {server_id})" in log_messages(instance, created.run_id)
+    server = catalog.server_by_name(db, BREVO_SERVER)
     assert server is not None
     assert (server.id, server.provider, server.url, server.api_key_ref, server.active) == (
         server_id,
@@ -148,7 +107,7 @@ def test_register_server_creates_then_updates(
         register_server,
         "save_server",
         ServerConfig(
-            name=BREVO,
+            name=BREVO_SERVER,
             provider="brevo",
             url="https://api.eu.brevo.example/v3/smtp/email",
             api_key_env="SENDGRID_API_KEY",
@@ -158,7 +117,7 @@ def test_register_server_creates_then_updates(
 
     assert updated.success
     assert updated.output_for_node("save_server") == server_id
-    assert f"server '{BREVO}' updated (id {server_id})" in log_messages(instance, updated.run_id)
+    assert f"server '{BREVO_SERVER}' updated (id {server_id})" in log_messages(instance, updated.run_id)
     (server,) = catalog.list_servers(db)
     assert (server.id, server.url, server.api_key_ref, server.active) == (
         server_id,
@@ -210,11 +169,13 @@ def test_the_api_key_never_reaches_the_event_log(
     db: psycopg.Connection, execute, instance: dg.DagsterInstance, keys: None
 ) -> None:
     by_name = execute(
-        register_server, "save_server", ServerConfig(name=BREVO, provider="brevo", api_key_env="BREVO_API_KEY")
+        register_server, "save_server", ServerConfig(name=BREVO_SERVER, provider="brevo", api_key_env="BREVO_API_KEY")
     )
     # A user pasting the key itself where its variable's name belongs.
     pasted = execute(
-        register_server, "save_server", ServerConfig(name=SENDGRID, provider="sendgrid", api_key_env=SENDGRID_KEY)
+        register_server,
+        "save_server",
+        ServerConfig(name=SENDGRID_SERVER, provider="sendgrid", api_key_env=SENDGRID_KEY),
     )
 
     assert by_name.success
@@ -222,7 +183,7 @@ def test_the_api_key_never_reaches_the_event_log(
     assert "must be the NAME of an environment variable" in failure_message(pasted)
     assert BREVO_KEY not in event_log_text(instance, by_name.run_id)
     assert SENDGRID_KEY not in event_log_text(instance, pasted.run_id)
-    assert [server.name for server in catalog.list_servers(db)] == [BREVO]
+    assert [server.name for server in catalog.list_servers(db)] == [BREVO_SERVER]
 
 
 # --- save_template -----------------------------------------------------------------------
@@ -316,13 +277,13 @@ def test_configure_campaign_schedules_the_seed_scenario_and_adds_its_partition(
     assert (promo.sender_name, promo.sender_email, promo.server_name) == (
         "L'équipe Promo",
         "offres@mondomaine.com",
-        BREVO,
+        BREVO_SERVER,
     )
     assert (promo.send_frequency_minutes, promo.max_daily_sends, promo.scheduled_at) == (None, 10000, None)
     assert (support.sender_name, support.sender_email, support.server_name) == (
         "Le Service Client",
         "support@mondomaine.com",
-        SENDGRID,
+        SENDGRID_SERVER,
     )
     assert (support.send_frequency_minutes, support.max_daily_sends, support.scheduled_at) == (1, 5000, None)
     assert instance.get_dynamic_partitions("campaign") == [str(draft)]
@@ -346,9 +307,12 @@ def test_configure_campaign_lists_every_problem_and_changes_nothing(
             contact_files=["clients_vip.json", "absent.json", "../../etc/passwd"],
             channels=[
                 LineConfig(sender_name="Promo", sender_email="offres@mondomaine.com", server="Mailjet - Inconnu"),
-                LineConfig(sender_name="Support", sender_email="not-an-address", server=SENDGRID),
+                LineConfig(sender_name="Support", sender_email="not-an-address", server=SENDGRID_SERVER),
                 LineConfig(
-                    sender_name="Lent", sender_email="lent@mondomaine.com", server=BREVO, send_frequency_minutes=-5
+                    sender_name="Lent",
+                    sender_email="lent@mondomaine.com",
+                    server=BREVO_SERVER,
+                    send_frequency_minutes=-5,
                 ),
             ],
         ),
@@ -362,7 +326,10 @@ def test_configure_campaign_lists_every_problem_and_changes_nothing(
         " existing contact files: 'clients_vip.json', 'nouveaux_inscrits.json'" in message
     )
     assert "'../../etc/passwd' is outside the contacts directory" in message
-    assert f"line 1: server 'Mailjet - Inconnu' does not exist; existing servers: '{BREVO}', '{SENDGRID}'" in message
+    assert (
+        f"line 1: server 'Mailjet - Inconnu' does not exist; existing servers: '{BREVO_SERVER}', '{SENDGRID_SERVER}'"
+        in message
+    )
     assert "line 2: sender email 'not-an-address' is not a valid address" in message
     assert "line 3: send_frequency_minutes is negative (-5.0)" in message
     assert (campaign_sql.campaign_by_id(db, draft), line_sql.lines_of(db, draft)) == before
@@ -372,7 +339,7 @@ def test_configure_campaign_refuses_a_sender_name_that_would_forge_headers(
     db: psycopg.Connection, execute, draft: int
 ) -> None:
     forged = LineConfig(
-        sender_name="Promo\r\nBcc: evil@attacker.example", sender_email="offres@mondomaine.com", server=BREVO
+        sender_name="Promo\r\nBcc: evil@attacker.example", sender_email="offres@mondomaine.com", server=BREVO_SERVER
     )
 
     result = execute(
@@ -447,6 +414,24 @@ def test_every_launchpad_knob_of_the_forms_has_a_description() -> None:
 
     assert [name for name, config_type in forms.items() if not config_type.fields] == []
     assert [knob for name, config_type in forms.items() for knob in _undescribed(config_type, name)] == []
+
+
+@pytest.mark.parametrize(
+    ("rules", "refused"),
+    [
+        ({"max_daily_sends": True}, "max_daily_sends"),
+        ({"send_frequency_minutes": False}, "send_frequency_minutes"),
+        ({"send_frequency_minutes": float("inf")}, "send_frequency_minutes"),
+        ({"send_frequency_minutes": float("nan")}, "send_frequency_minutes"),
+    ],
+    ids=["quota-true", "pacing-false", "pacing-infinite", "pacing-nan"],
+)
+def test_a_line_refuses_a_pacing_or_quota_that_is_not_a_real_number(rules: dict, refused: str) -> None:
+    """The CLI reads its lines with this form too: what it refuses, both refuse."""
+    with pytest.raises(pydantic.ValidationError) as error:
+        LineConfig(sender_name="Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER, **rules)
+
+    assert [found["loc"] for found in error.value.errors()] == [(refused,)]
 
 
 @pytest.mark.slow

@@ -25,8 +25,8 @@ from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.providers import FakeProviders
-from tests.ops.test_admin import failure_message
-from tests.sending.test_line import BREVO, SENDGRID
+from tests.sending.fixtures import BREVO, SENDGRID
+from tests.support import failure_message
 
 # How soon a sending line must obey a pause (issue 3: "running lines stop within 5 s").
 STOP_WITHIN_S = 5.0

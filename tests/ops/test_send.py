@@ -24,9 +24,8 @@ from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
 from tests.fakes.providers import DEFAULT_KEYS, FakeProviders
-from tests.ops.test_admin import failure_message
-from tests.sending.fixtures import Setup
-from tests.sending.test_line import BREVO, SENDGRID
+from tests.sending.fixtures import BREVO, SENDGRID, Setup
+from tests.support import failure_message
 
 
 @pytest.fixture

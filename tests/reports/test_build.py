@@ -12,7 +12,8 @@ from campaign_pipelines import blacklist, campaigns, templates
 from campaign_pipelines.errors import NotFoundError
 from campaign_pipelines.reports import build_report
 from campaign_pipelines.store.tracking import CLICK, OPEN, UNSUBSCRIBE, copy_events, save_links
-from tests.sending.test_line import BREVO, SENDGRID
+from tests.sending.fixtures import BREVO, SENDGRID
+from tests.support import record_delivery
 
 HUMAN, APPLE_MPP, SCANNER = 0, 1, 2
 
@@ -27,24 +28,6 @@ def _events(db: psycopg.Connection, campaign_id: int, rows: list[tuple[int, int,
         for i, (contact, kind, link, flag) in enumerate(rows)
     ]
     copy_events(db, "".join(lines).encode())
-
-
-def _delivery(db: psycopg.Connection, campaign_id: int, contact_id: int, event: str) -> None:
-    blacklist.record_delivery_events(
-        db,
-        [
-            blacklist.DeliveryEvent(
-                provider="brevo",
-                event_id=f"{event}-{contact_id}",
-                event=event,
-                email=f"user{contact_id - 1}@example.com",
-                send_id=f"{campaign_id}-{contact_id}",
-                detail=None,
-                occurred_at=datetime.now(UTC),
-            )
-        ],
-        soft_bounce_limit=3,
-    )
 
 
 @pytest.fixture
@@ -77,9 +60,9 @@ def test_a_sent_campaign_shows_its_funnel_with_human_rates_beside_raw_ones(
         ],
     )
     for contact_id in (1, 2, 3, 4, 5, 6, 7, 8):
-        _delivery(db, sent_campaign, contact_id, blacklist.DELIVERED)
-    _delivery(db, sent_campaign, 9, blacklist.HARD_BOUNCE)
-    _delivery(db, sent_campaign, 8, blacklist.COMPLAINT)
+        record_delivery(db, sent_campaign, contact_id, blacklist.DELIVERED)
+    record_delivery(db, sent_campaign, 9, blacklist.HARD_BOUNCE)
+    record_delivery(db, sent_campaign, 8, blacklist.COMPLAINT)
 
     report = build_report(database_url, sent_campaign, slice_contacts=slice_contacts)
 

@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -26,11 +26,33 @@ from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store.connection import connect
 from tests.fakes.clock import FakeClock
 from tests.fakes.providers import DEFAULT_KEYS, FakeProviders, urls
+from tests.support import BREVO_SERVER, SENDGRID_SERVER
 
 FAKE_BASE = "http://fake-providers.test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MIDNIGHT = datetime(2026, 12, 1, tzinfo=UTC)
 TEMPLATE = '<p>Bonjour {{ first_name }}</p><p><a href="https://shop.example.com/bf">Offres</a></p>'
+# A sending day of the quota tests.
+DAY = date(2026, 11, 30)
+# The lines `make_campaign` takes: the seed's two, and a third on Postmark.
+BREVO = {
+    "sender_name": "L'équipe Promo",
+    "sender_email": "offres@mondomaine.com",
+    "server": BREVO_SERVER,
+    "provider": "brevo",
+}
+SENDGRID = {
+    "sender_name": "Le Service Client",
+    "sender_email": "support@mondomaine.com",
+    "server": SENDGRID_SERVER,
+    "provider": "sendgrid",
+}
+POSTMARK = {
+    "sender_name": "Promo",
+    "sender_email": "promo@mondomaine.com",
+    "server": "Postmark",
+    "provider": "postmark",
+}
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from campaign_pipelines.sending import campaign as lifecycle
-from tests.sending.test_line import BREVO, SENDGRID
+from tests.sending.fixtures import BREVO, SENDGRID
 
 
 def test_a_line_held_by_a_live_run_is_left_to_it(db, make_campaign) -> None:

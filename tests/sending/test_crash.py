@@ -11,12 +11,14 @@ import textwrap
 import time
 
 import pytest
+from psycopg import sql
 
 from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.server import running_fakes
-from tests.sending.test_line import SENDGRID
+from tests.sending.fixtures import SENDGRID
 
 _WORKER = textwrap.dedent(
     """
@@ -65,8 +67,8 @@ def test_sigkill_mid_batch_then_relaunch_sends_nobody_twice(db, database_url, ma
     ]
     counts = send_sql.status_counts(db, setup.campaign_id)
     assert counts == {ContactStatus.SENT: 400, ContactStatus.UNKNOWN: 100}
-    table = f"contacts_campaign_{setup.campaign_id}"
-    unknown = {row[0] for row in db.execute(f"SELECT email FROM {table} WHERE send_status = {ContactStatus.UNKNOWN}")}
+    query = sql.SQL("SELECT email FROM {} WHERE send_status = %s").format(contact_table(setup.campaign_id))
+    unknown = {row[0] for row in db.execute(query, (ContactStatus.UNKNOWN,))}
     assert resent.isdisjoint(unknown)  # the batch in flight was not sent again
     assert len(resent) == 200  # only what the dead worker had not reached
 
@@ -102,7 +104,7 @@ def test_after_a_sigkill_only_the_contacts_of_calls_that_left_are_unknown(
         "70 contact(s) an interrupted run had reserved but not requested went back to the pool",
     ]
     assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 270, ContactStatus.UNKNOWN: 30}
-    table = f"contacts_campaign_{setup.campaign_id}"
-    unknown = {row[0] for row in db.execute(f"SELECT email FROM {table} WHERE send_status = {ContactStatus.UNKNOWN}")}
+    query = sql.SQL("SELECT email FROM {} WHERE send_status = %s").format(contact_table(setup.campaign_id))
+    unknown = {row[0] for row in db.execute(query, (ContactStatus.UNKNOWN,))}
     assert unknown == set(first_run)
     assert len(every) == len(set(every)) == 300

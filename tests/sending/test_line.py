@@ -10,26 +10,7 @@ from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
 from tests.fakes.clock import FakeClock
-from tests.sending.fixtures import MIDNIGHT
-
-BREVO = {
-    "sender_name": "L'équipe Promo",
-    "sender_email": "offres@mondomaine.com",
-    "server": "Brevo - Compte Principal",
-    "provider": "brevo",
-}
-SENDGRID = {
-    "sender_name": "Le Service Client",
-    "sender_email": "support@mondomaine.com",
-    "server": "SendGrid - Secours",
-    "provider": "sendgrid",
-}
-POSTMARK = {
-    "sender_name": "Promo",
-    "sender_email": "promo@mondomaine.com",
-    "server": "Postmark",
-    "provider": "postmark",
-}
+from tests.sending.fixtures import BREVO, MIDNIGHT, SENDGRID
 
 
 def _states(db, campaign_id: int) -> dict[int, int]:

@@ -12,8 +12,7 @@ from campaign_pipelines.quotas import RedisQuotas
 from campaign_pipelines.sending.reservations import Reservations, day_quotas
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store.quotas import Quota
-from tests.sending.test_line import BREVO
-from tests.test_quotas import DAY
+from tests.sending.fixtures import BREVO, DAY
 
 LINE = Quota("line:1", DAY, 100, "100/day")
 SERVER = Quota("server:1", DAY, 30, "server cap 30/day")

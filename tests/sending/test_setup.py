@@ -12,7 +12,7 @@ from campaign_pipelines.statuses import ContactStatus, LineStatus
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from tests.sending.test_line import BREVO, SENDGRID
+from tests.sending.fixtures import BREVO, SENDGRID
 
 
 def _prepare(db, line_id: int):

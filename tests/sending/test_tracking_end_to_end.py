@@ -6,12 +6,14 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
+from psycopg import sql
 from starlette.testclient import TestClient
 
 from campaign_pipelines.rendering import Tracking
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import sending as send_sql
-from tests.sending.test_line import BREVO
+from campaign_pipelines.store.contacts import contact_table
+from tests.sending.fixtures import BREVO
 from tracking_app.app import create_app
 from tracking_app.settings import Settings
 
@@ -62,7 +64,7 @@ def test_a_sent_message_is_tracked_and_its_unsubscribe_holds_for_the_next_campai
         assert app.post(_path(unsubscribe), data={"List-Unsubscribe": "One-Click"}).status_code == 200
 
     contact_id = db.execute(
-        f"SELECT id FROM contacts_campaign_{first.campaign_id} WHERE email = 'user1@example.com'"
+        sql.SQL("SELECT id FROM {} WHERE email = 'user1@example.com'").format(contact_table(first.campaign_id))
     ).fetchone()[0]
     events = db.execute("SELECT campaign_id, contact_id, kind FROM tracking_events ORDER BY kind").fetchall()
     assert events == [

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
 
-from campaign_pipelines import campaigns, servers, templates
+from campaign_pipelines import campaigns
 from campaign_pipelines.assets.contacts import campaign_contacts
 from campaign_pipelines.contacts.campaign_import import import_campaign
 from campaign_pipelines.resources.contact_files import ContactFilesResource
@@ -17,9 +16,9 @@ from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.sensors.imports import campaign_import_sensor
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store.connection import connect
+from tests.support import BREVO_SERVER
 
-SEED_CONTACTS = Path(__file__).resolve().parents[2] / "contacts"
-LINE = campaigns.LineSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server="Sandbox")
+LINE = campaigns.LineSpec(sender_name="L'équipe Promo", sender_email="offres@mondomaine.com", server=BREVO_SERVER)
 
 
 @pytest.fixture
@@ -33,14 +32,6 @@ def evaluate(instance: dg.DagsterInstance, database_url: str):
         return result
 
     return evaluate
-
-
-@pytest.fixture
-def draft(db: psycopg.Connection, contacts_dir: Path) -> int:
-    servers.save_server(db, servers.ServerSpec(name="Sandbox", provider="sandbox"))
-    templates.save_template(db, "promo", "<p>Bonjour {{ first_name }}</p>")
-    shutil.copy(SEED_CONTACTS / "clients_vip.json", contacts_dir / "clients_vip.json")
-    return campaigns.create_campaign(db, name="Black Friday 2025", subject="Offres", template="promo")
 
 
 def configure(db: psycopg.Connection, campaign_id: int, contacts_dir: Path) -> None:

@@ -16,7 +16,7 @@ from campaign_pipelines.ops.send import send_campaign
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.sensors.sending import campaign_launch_sensor, relaunch_stalled, stalled_lines_sensor
 from campaign_pipelines.store import lines as line_sql
-from tests.sending.test_line import BREVO, SENDGRID
+from tests.sending.fixtures import BREVO, SENDGRID
 
 
 @pytest.fixture

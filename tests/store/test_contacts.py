@@ -49,7 +49,8 @@ def test_merging_an_unchanged_record_writes_nothing(db) -> None:
 
 def _indexes(db) -> list[str]:
     rows = db.execute(
-        "SELECT indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname", (f"contacts_campaign_{CAMPAIGN}",)
+        "SELECT indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname",
+        (contact_sql.contact_table_name(CAMPAIGN),),
     )
     return [row[0].split(" USING ", 1)[1] for row in rows]
 
@@ -69,6 +70,6 @@ def test_contacts_get_their_primary_key_with_the_send_indexes_once(db) -> None:
     ]
     primary = db.execute(
         "SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass AND indisprimary",
-        (f"contacts_campaign_{CAMPAIGN}",),
+        (contact_sql.contact_table_name(CAMPAIGN),),
     ).fetchone()
     assert primary == (1,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.statuses import CampaignStatus
 from campaign_pipelines.store import lines as line_sql
-from tests.sending.test_line import BREVO, SENDGRID
+from tests.sending.fixtures import BREVO, SENDGRID
 
 STALE_S = 120
 

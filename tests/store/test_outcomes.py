@@ -8,7 +8,7 @@ import psycopg
 
 from campaign_pipelines.store import outcomes
 from campaign_pipelines.store.tracking import OPEN, copy_events
-from tests.sending.test_line import BREVO
+from tests.sending.fixtures import BREVO
 
 
 def _opens(db: psycopg.Connection, campaign_id: int, contacts: list[int]) -> None:

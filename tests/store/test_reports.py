@@ -7,7 +7,7 @@ import pytest
 
 from campaign_pipelines import blacklist, campaigns, templates
 from campaign_pipelines.store import reports as report_sql
-from tests.sending.test_line import BREVO
+from tests.sending.fixtures import BREVO
 
 
 def test_a_report_snapshot_refuses_writes(db):

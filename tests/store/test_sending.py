@@ -5,7 +5,7 @@ from __future__ import annotations
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from tests.sending.test_line import SENDGRID
+from tests.sending.fixtures import SENDGRID
 
 
 def test_a_run_that_lost_its_line_may_not_call_nor_change_what_its_new_owner_holds(db, make_campaign) -> None:

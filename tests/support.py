@@ -1,0 +1,68 @@
+"""What tests in several folders share besides fixtures: the seed's servers and files, how a
+failed Dagster step reads, and a provider's delivery event as its webhook would record it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+
+from campaign_pipelines import blacklist
+
+SEED_CONTACTS = Path(__file__).resolve().parents[1] / "contacts"
+SEED_FILES = ["nouveaux_inscrits.json", "clients_vip.json"]
+# The seed's two sending servers; their keys are fakes the tests check never leak.
+BREVO_SERVER = "Brevo - Compte Principal"
+SENDGRID_SERVER = "SendGrid - Secours"
+BREVO_KEY = "xkeysib-brevo-secret-0123456789"
+SENDGRID_KEY = "SG.sendgrid-secret-9876543210"
+
+
+def refusal(result: dg.ExecuteInProcessResult) -> tuple[str, list[str]]:
+    """What the UI shows for a refused form: the Failure's description, and its problems as metadata."""
+    (failure,) = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    # The user's Failure itself, not a step error wrapping it, and no chained traceback of ours.
+    assert (error.cls_name, error.cause) == ("Failure", None)
+    user = failure.step_failure_data.user_failure_data
+    problems = [value.value for key, value in user.metadata.items() if key.startswith("problem ")]
+    return user.description, problems
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """A refused form's description, which holds every one of its problems."""
+    description, problems = refusal(result)
+    assert all(problem in description for problem in problems)
+    return description
+
+
+def step_error(result: dg.ExecuteInProcessResult) -> str:
+    """What the failed step raised, then each error that caused it, one a line."""
+    (failure,) = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
+
+
+def record_delivery(db: psycopg.Connection, campaign_id: int, contact_id: int, event: str) -> None:
+    """A Brevo delivery event for contact `contact_id` (user<id - 1>@example.com), as its webhook records it."""
+    blacklist.record_delivery_events(
+        db,
+        [
+            blacklist.DeliveryEvent(
+                provider="brevo",
+                event_id=f"{event}-{contact_id}",
+                event=event,
+                email=f"user{contact_id - 1}@example.com",
+                send_id=f"{campaign_id}-{contact_id}",
+                detail=None,
+                occurred_at=datetime.now(UTC),
+            )
+        ],
+        soft_bounce_limit=3,
+    )
