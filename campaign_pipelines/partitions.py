@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import dagster as dg
 
@@ -21,3 +22,10 @@ def campaign_id_of(partition_key: str) -> int:
     if not _CAMPAIGN_KEY.fullmatch(partition_key):
         raise dg.Failure(f"partition '{partition_key}' is not a campaign id: partitions are campaign ids")
     return int(partition_key)
+
+
+def add_missing(instance: dg.DagsterInstance, keys: Iterable[str]) -> list[dg.AddDynamicPartitionsRequest]:
+    """The request adding those of `keys` the instance does not have yet (none when it has them
+    all), for a sensor whose run requests name these campaigns' partitions."""
+    missing = [key for key in keys if not instance.has_dynamic_partition(campaign_partitions.name, key)]
+    return [campaign_partitions.build_add_request(missing)] if missing else []

@@ -7,7 +7,15 @@ import argparse
 from pathlib import Path
 
 from campaign_pipelines import campaigns, settings
-from campaign_pipelines.cli.common import _campaign, _command, _Database, _group, _positive_seconds, _wrap
+from campaign_pipelines.cli.common import (
+    _campaign,
+    _command,
+    _Database,
+    _group,
+    _Handler,
+    _positive_seconds,
+    _wrap,
+)
 from campaign_pipelines.cli.lines import _parse_line_options, _read_config
 from campaign_pipelines.cli.output import _print_import_report, _progress_printer
 from campaign_pipelines.cli.report import _campaign_report
@@ -132,10 +140,9 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
     listing = _command(commands, "list", _campaign_list, "List the latest campaigns, newest first.")
     listing.add_argument("--limit", type=int, default=100, help="how many campaigns to show (default: %(default)s)")
 
-    status = _command(commands, "status", _campaign_status, "Show a campaign, its progress and its sending lines.")
-    status.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
+    _campaign_command(commands, "status", _campaign_status, "Show a campaign, its progress and its sending lines.")
 
-    report = _command(
+    report = _campaign_command(
         commands,
         "report",
         _campaign_report,
@@ -147,10 +154,9 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
         )
         + "\n\nexamples:\n  campaigns campaign report 1\n  campaigns campaign report 1 --json | jq .totals",
     )
-    report.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
     report.add_argument("--json", action="store_true", help="print the report as one JSON object, for scripts")
 
-    launch = _command(
+    _campaign_command(
         commands,
         "launch",
         _campaign_launch,
@@ -161,14 +167,11 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
         )
         + "\n\nexample:\n  campaigns campaign launch 1\n  campaigns campaign watch 1",
     )
-    launch.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
 
     for name, summary in _CONTROLS.items():
-        control = _command(commands, name, _campaign_control, summary)
-        control.set_defaults(action=name)
-        control.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
+        _campaign_command(commands, name, _campaign_control, summary).set_defaults(action=name)
 
-    resend = _command(
+    resend = _campaign_command(
         commands,
         "resend-unknown",
         _campaign_resend_unknown,
@@ -180,14 +183,13 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
         )
         + "\n\nexample:\n  campaigns campaign resend-unknown 1 --yes",
     )
-    resend.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
     resend.add_argument(
         "--yes",
         action="store_true",
         help="confirm: these contacts may receive the campaign twice (without it, nothing changes)",
     )
 
-    watch = _command(
+    watch = _campaign_command(
         commands,
         "watch",
         _campaign_watch,
@@ -200,7 +202,6 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
         + "\n\nexamples:\n  campaigns campaign watch 1\n  campaigns campaign watch 1 --interval 5\n"
         "  campaigns campaign watch 1 --once   # one picture, e.g. for a log",
     )
-    watch.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
     watch.add_argument(
         "--interval",
         type=_positive_seconds,
@@ -209,6 +210,15 @@ def _add_campaign_commands(groups: argparse._SubParsersAction) -> None:
         help="seconds between two reads of the database (default: %(default)s)",
     )
     watch.add_argument("--once", action="store_true", help="show the progress once and exit")
+
+
+def _campaign_command(
+    commands: argparse._SubParsersAction, name: str, handler: _Handler, summary: str, epilog: str | None = None
+) -> argparse.ArgumentParser:
+    """A command on one campaign: its first argument is the campaign's id."""
+    parser = _command(commands, name, handler, summary, epilog)
+    parser.add_argument("campaign_id", type=int, metavar="ID", help="campaign id")
+    return parser
 
 
 def _campaign_create(args: argparse.Namespace, db: _Database) -> None:

@@ -7,7 +7,7 @@ sensor adds its partition if missing and requests that partition of `campaign_co
 import dagster as dg
 
 from campaign_pipelines.assets.contacts import campaign_contacts
-from campaign_pipelines.partitions import campaign_key, campaign_partitions
+from campaign_pipelines.partitions import add_missing, campaign_key
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.store import campaigns as campaign_sql
 
@@ -35,12 +35,12 @@ def campaign_import_sensor(context: dg.SensorEvaluationContext, database: Postgr
         ]
     if not due:
         return dg.SensorResult(skip_reason="no campaign awaits its import")
-    keys = [campaign_key(campaign_id) for campaign_id, _ in due]
-    missing = [key for key in keys if not context.instance.has_dynamic_partition(campaign_partitions.name, key)]
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(partition_key=campaign_key(campaign_id), run_key=run_key, tags={"campaign": str(campaign_id)})
             for campaign_id, run_key in due
         ],
-        dynamic_partitions_requests=[campaign_partitions.build_add_request(missing)] if missing else [],
+        dynamic_partitions_requests=add_missing(
+            context.instance, (campaign_key(campaign_id) for campaign_id, _ in due)
+        ),
     )

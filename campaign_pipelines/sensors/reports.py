@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from campaign_pipelines.assets.report import campaign_report
-from campaign_pipelines.partitions import campaign_key, campaign_partitions
+from campaign_pipelines.partitions import add_missing, campaign_key
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.statuses import CampaignStatus
 from campaign_pipelines.store import reports as report_sql
@@ -52,9 +52,6 @@ def campaign_report_sensor(context: dg.SensorEvaluationContext, database: Postgr
     with database.connect() as conn:
         due = report_sql.campaigns_to_report(conn, within_days=REPORT_DAYS_AFTER, limit=MAX_REPORTS_PER_TICK)
     keys = {campaign_id: campaign_key(campaign_id) for campaign_id, _ in due}
-    missing = [
-        key for key in keys.values() if not context.instance.has_dynamic_partition(campaign_partitions.name, key)
-    ]
     requests = [
         dg.RunRequest(
             run_key=report_run_key(campaign_id, status, now),
@@ -68,5 +65,5 @@ def campaign_report_sensor(context: dg.SensorEvaluationContext, database: Postgr
         return dg.SensorResult(skip_reason="no campaign report is due")
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[campaign_partitions.build_add_request(missing)] if missing else [],
+        dynamic_partitions_requests=add_missing(context.instance, keys.values()),
     )

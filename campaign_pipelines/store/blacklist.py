@@ -8,7 +8,7 @@ its campaign's integer id (store.contacts.contact_table).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import psycopg
@@ -116,6 +116,11 @@ def contact_emails(conn: psycopg.Connection, campaign_id: int, contact_ids: Iter
     return {int(contact_id): email for contact_id, email in rows}
 
 
+def _arrays(row_type: type, rows: Sequence[object]) -> tuple[list, ...]:
+    """One array per field of `row_type`, in its order: the parameters of an INSERT from unnest(...)."""
+    return tuple([getattr(row, field.name) for row in rows] for field in fields(row_type))
+
+
 def insert_delivery_events(conn: psycopg.Connection, rows: Sequence[DeliveryRow]) -> set[tuple[str, str]]:
     """All the rows in one INSERT, whatever their number; returns the (provider, event_id) of those stored.
 
@@ -134,16 +139,7 @@ def insert_delivery_events(conn: psycopg.Connection, rows: Sequence[DeliveryRow]
         " ORDER BY u.provider, u.event_id"
         " ON CONFLICT (provider, event_id) DO NOTHING"
         " RETURNING provider, event_id",
-        (
-            [row.provider for row in rows],
-            [row.event_id for row in rows],
-            [row.campaign_id for row in rows],
-            [row.contact_id for row in rows],
-            [row.email for row in rows],
-            [row.event for row in rows],
-            [row.detail for row in rows],
-            [row.occurred_at for row in rows],
-        ),
+        _arrays(DeliveryRow, rows),
     ).fetchall()
     return {(provider, event_id) for provider, event_id in stored}
 
@@ -181,12 +177,7 @@ def add_many(conn: psycopg.Connection, new: Sequence[NewEntry]) -> list[tuple[st
         " ORDER BY u.email"
         " ON CONFLICT (email) DO NOTHING"
         " RETURNING email, source",
-        (
-            [entry.email for entry in new],
-            [entry.reason for entry in new],
-            [entry.source for entry in new],
-            [entry.min_soft_bounces for entry in new],
-        ),
+        _arrays(NewEntry, new),
     ).fetchall()
     return sorted((email, source) for email, source in rows)
 

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import psycopg
 from psycopg.rows import class_row
 
 from campaign_pipelines.statuses import CampaignStatus
-
-
-@dataclass(frozen=True)
-class ServerRow:
-    id: int
-    name: str
-    provider: str
-    url: str
-    api_key_ref: str
-    active: bool
-    daily_cap: int | None
-    timezone: str
-    batch_size: int | None
-    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -39,6 +25,15 @@ class ServerFields:
 
 
 @dataclass(frozen=True)
+class ServerRow(ServerFields):
+    """A stored server: what the user set, and its id, name and last change."""
+
+    id: int
+    name: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class TemplateRow:
     id: int
     name: str
@@ -49,34 +44,27 @@ class TemplateRow:
 _SERVER_COLUMNS = "id, name, provider, url, api_key_ref, active, daily_cap, timezone, batch_size, updated_at"
 
 
-def insert_server(conn: psycopg.Connection, name: str, fields: ServerFields) -> int:
+def insert_server(conn: psycopg.Connection, name: str, server: ServerFields) -> int:
     row = conn.execute(
         "INSERT INTO servers (name, provider, url, api_key_ref, active, daily_cap, timezone, batch_size)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (name, *_values(fields)),
+        (name, *_values(server)),
     ).fetchone()
     assert row is not None
     return int(row[0])
 
 
-def update_server(conn: psycopg.Connection, server_id: int, fields: ServerFields) -> None:
+def update_server(conn: psycopg.Connection, server_id: int, server: ServerFields) -> None:
     conn.execute(
         "UPDATE servers SET provider = %s, url = %s, api_key_ref = %s, active = %s, daily_cap = %s, timezone = %s,"
         " batch_size = %s, updated_at = now() WHERE id = %s",
-        (*_values(fields), server_id),
+        (*_values(server), server_id),
     )
 
 
-def _values(fields: ServerFields) -> tuple:
-    return (
-        fields.provider,
-        fields.url,
-        fields.api_key_ref,
-        fields.active,
-        fields.daily_cap,
-        fields.timezone,
-        fields.batch_size,
-    )
+def _values(server: ServerFields) -> tuple:
+    """In the order of ServerFields, as the INSERT and UPDATE name them."""
+    return tuple(getattr(server, field.name) for field in fields(ServerFields))
 
 
 def set_server_active(conn: psycopg.Connection, server_id: int, active: bool) -> None:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import psycopg
@@ -34,6 +35,8 @@ from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store.contacts import contact_table
 from campaign_pipelines.store.tracking import CLICK, HUMAN_FLAG, OPEN
 from campaign_pipelines.store.tracking import UNSUBSCRIBE as UNSUBSCRIBE_KIND
+
+_Row = TypeVar("_Row")
 
 # DuckDB's own memory; past it, joins and aggregates spill to `temp_directory`. One thread: on the
 # 2-core bench machine a second one was no faster (PostgreSQL streams on the other core) and took
@@ -363,11 +366,7 @@ class EventHourRow:
 
 def events_by_hour(duck: duckdb.DuckDBPyConnection) -> list[EventHourRow]:
     """Opens, clicks and unsubscribes per hour they happened (UTC), raw and human-only, as the slices added up."""
-    rows = duck.execute(
-        "SELECT hour, sum(opens), sum(human_opens), sum(clicks), sum(human_clicks), sum(unsubscribes)"
-        " FROM hour_totals GROUP BY hour ORDER BY hour"
-    ).fetchall()
-    return [EventHourRow(*row) for row in rows]
+    return _summed(duck, "hour_totals", EventHourRow)
 
 
 @dataclass(frozen=True)
@@ -381,8 +380,14 @@ class LinkRow:
 
 def clicks_by_link(duck: duckdb.DuckDBPyConnection) -> list[LinkRow]:
     """Clicks per tracked link number, raw and human-only, total and unique, as the slices added up."""
+    return _summed(duck, "link_totals", LinkRow)
+
+
+def _summed(duck: duckdb.DuckDBPyConnection, table: str, row_type: type[_Row]) -> list[_Row]:
+    """The running totals of `table` summed per its first column, in that column's order: the
+    fields of `row_type` are the table's columns (DuckDB's sums of BIGINT come back as int)."""
+    key, *counts = (field.name for field in fields(row_type))
     rows = duck.execute(
-        "SELECT idx, sum(clicks), sum(unique_clicks), sum(human_clicks), sum(human_unique_clicks)"
-        " FROM link_totals GROUP BY idx ORDER BY idx"
+        f"SELECT {key}, {', '.join(f'sum({count})' for count in counts)} FROM {table} GROUP BY {key} ORDER BY {key}"
     ).fetchall()
-    return [LinkRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in rows]
+    return [row_type(*row) for row in rows]
