@@ -20,9 +20,17 @@ import pytest
 from psycopg import sql
 
 from campaign_pipelines import campaigns, servers, templates
-from campaign_pipelines.settings import as_sqlalchemy_url, start_embedded_postgres, with_database
+from campaign_pipelines.settings import start_embedded_postgres, with_database
 from campaign_pipelines.store.connection import connect, ensure_schema
-from tests.support import BREVO_KEY, BREVO_SERVER, SEED_CONTACTS, SEED_FILES, SENDGRID_KEY, SENDGRID_SERVER
+from tests.support import (
+    BREVO_KEY,
+    BREVO_SERVER,
+    SEED_CONTACTS,
+    SEED_FILES,
+    SENDGRID_KEY,
+    SENDGRID_SERVER,
+    dagster_home_in,
+)
 
 # Campaigns with imported contacts, fake providers and a send loop runner, for every test folder;
 # servers of their own for the fault and cluster tests (started only when asked for).
@@ -115,18 +123,10 @@ def instance() -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def dagster_home(tmp_path: Path, pg_server_url: str) -> Iterator[Path]:
     """A DAGSTER_HOME whose runs and events live in their own PostgreSQL database, as with `make dev`."""
-    name = f"cp_dagster_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     home = tmp_path / "dagster_home"
     home.mkdir()
-    storage_url = as_sqlalchemy_url(with_database(pg_server_url, name))
-    (home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: '{storage_url}'\ntelemetry:\n  enabled: false\n", encoding="utf-8"
-    )
-    yield home
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with dagster_home_in(home, pg_server_url):
+        yield home
 
 
 @pytest.fixture

@@ -3,13 +3,18 @@ failed Dagster step reads, and a provider's delivery event as its webhook would 
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import psycopg
+from psycopg import sql
 
 from campaign_pipelines import blacklist
+from campaign_pipelines.settings import as_sqlalchemy_url, with_database
 
 SEED_CONTACTS = Path(__file__).resolve().parents[1] / "contacts"
 SEED_FILES = ["nouveaux_inscrits.json", "clients_vip.json"]
@@ -18,6 +23,24 @@ BREVO_SERVER = "Brevo - Compte Principal"
 SENDGRID_SERVER = "SendGrid - Secours"
 BREVO_KEY = "xkeysib-brevo-secret-0123456789"
 SENDGRID_KEY = "SG.sendgrid-secret-9876543210"
+
+
+@contextmanager
+def dagster_home_in(home: Path, pg_server_url: str) -> Iterator[Path]:
+    """`home` made a DAGSTER_HOME whose runs and events live in a PostgreSQL database of their own
+    (as with `make dev`), dropped when the block ends."""
+    name = f"cp_dagster_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    storage_url = as_sqlalchemy_url(with_database(pg_server_url, name))
+    (home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: '{storage_url}'\ntelemetry:\n  enabled: false\n", encoding="utf-8"
+    )
+    try:
+        yield home
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def refusal(result: dg.ExecuteInProcessResult) -> tuple[str, list[str]]:

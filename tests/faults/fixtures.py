@@ -7,7 +7,7 @@ they may kill them. Loaded by tests/conftest.py; nothing starts unless a test as
   running again afterwards.
 - `own_redis`: a redis-server of the session on its own port, emptied before each test (line
   ids repeat from test to test) and running again after one that killed it.
-- `dagster_home` / `dagster_instance` (session): Dagster's storage on the shared PostgreSQL,
+- `faults_dagster_home` / `dagster_instance` (session): Dagster's storage on the shared PostgreSQL,
   never on `own_pg`, so killing that one leaves Dagster's bookkeeping whole.
 - `fault_env`: the environment of every Dagster process (own servers, keys, tracking).
 - `strict_fake`: the provider fakes on a socket, ignoring idempotency keys: every accepted
@@ -18,20 +18,18 @@ they may kill them. Loaded by tests/conftest.py; nothing starts unless a test as
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import psycopg
 import pytest
-from psycopg import sql
 
-from campaign_pipelines.settings import as_sqlalchemy_url, ensure_database, with_database
+from campaign_pipelines.settings import ensure_database, with_database
 from campaign_pipelines.store.connection import ensure_schema
 from tests.fakes.providers import DEFAULT_KEYS, FakeProviders
 from tests.fakes.server import FakeServer, running_fakes
 from tests.faults.support import OwnPostgres, OwnRedis, Runs
+from tests.support import dagster_home_in
 
 TRACKING_BASE_URL = "https://t.example.com"
 TRACKING_SECRET = "faults-secret"
@@ -78,32 +76,24 @@ def own_redis(own_redis_server: OwnRedis) -> Iterator[OwnRedis]:
 
 
 @pytest.fixture(scope="session")
-def dagster_home(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Path]:
-    """A DAGSTER_HOME whose runs and events live in a database of the shared PostgreSQL."""
-    name = f"cp_faults_dagster_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    home = tmp_path_factory.mktemp("dagster_home")
-    storage_url = as_sqlalchemy_url(with_database(pg_server_url, name))
-    (home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: '{storage_url}'\ntelemetry:\n  enabled: false\n", encoding="utf-8"
-    )
-    yield home
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+def faults_dagster_home(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Path]:
+    """A DAGSTER_HOME whose runs and events live in a database of the shared PostgreSQL, for the
+    whole session (tests/conftest.py's `dagster_home` is one per test)."""
+    with dagster_home_in(tmp_path_factory.mktemp("dagster_home"), pg_server_url) as home:
+        yield home
 
 
 @pytest.fixture(scope="session")
-def dagster_instance(dagster_home: Path) -> Iterator[dg.DagsterInstance]:
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+def dagster_instance(faults_dagster_home: Path) -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.from_config(str(faults_dagster_home)) as instance:
         yield instance
 
 
 @pytest.fixture
-def fault_env(dagster_home: Path, database_url: str, own_redis: OwnRedis, contacts_dir: Path) -> dict[str, str]:
+def fault_env(faults_dagster_home: Path, database_url: str, own_redis: OwnRedis, contacts_dir: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
+        "DAGSTER_HOME": str(faults_dagster_home),
         "DATABASE_URL": database_url,
         "REDIS_URL": own_redis.url,
         "CONTACTS_DIR": str(contacts_dir),
