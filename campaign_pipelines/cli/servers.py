@@ -78,9 +78,7 @@ def _server_options(parser: argparse.ArgumentParser, *, updating: bool) -> None:
         "--url",
         help="API endpoint (default: "
         + ("unchanged, or the new provider's documented one" if updating else "the provider's documented one")
-        + ", e.g. "
-        + servers.DEFAULT_URLS["brevo"]
-        + ")",
+        + "; see docs/providers.md)",
     )
     key = parser.add_mutually_exclusive_group()
     key.add_argument(
