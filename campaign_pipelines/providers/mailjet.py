@@ -27,7 +27,7 @@ callback URL). No time is signed and events have no id, so copies are stored onc
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -55,12 +55,10 @@ from campaign_pipelines.providers.webhook import (
     HARD_BOUNCE,
     SOFT_BOUNCE,
     UNSUBSCRIBE,
+    BasicAuthWebhook,
     DeliveryEvent,
     MalformedPayload,
     Parsed,
-    Refused,
-    Webhook,
-    basic_auth_ok,
 )
 
 # Mailjet's Send API error codes (dev.mailjet.com, "Send API errors"): the sender is not allowed,
@@ -76,12 +74,10 @@ PASSWORD_ENV = "MAILJET_WEBHOOK_PASSWORD"
 _EVENTS = {"sent": DELIVERED, "spam": COMPLAINT, "unsub": UNSUBSCRIBE}
 
 
-class MailjetWebhook(Webhook):
+class MailjetWebhook(BasicAuthWebhook):
     secrets = (USER_ENV, PASSWORD_ENV)
 
-    def receive(self, secrets: Any, headers: Mapping[str, str], body: bytes, now: datetime) -> Parsed:
-        if not basic_auth_ok(headers.get("authorization"), secrets[USER_ENV], secrets[PASSWORD_ENV]):
-            raise Refused("bad or missing basic auth")
+    def events(self, body: bytes, now: datetime) -> Parsed:
         return events(body, now)
 
 

@@ -20,7 +20,7 @@ once by a derived id.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from email.utils import formataddr
 from typing import Any
@@ -50,11 +50,9 @@ from campaign_pipelines.providers.webhook import (
     HARD_BOUNCE,
     SOFT_BOUNCE,
     UNSUBSCRIBE,
+    BasicAuthWebhook,
     DeliveryEvent,
     Parsed,
-    Refused,
-    Webhook,
-    basic_auth_ok,
 )
 
 SEND_ID_METADATA = "send_id"
@@ -86,12 +84,10 @@ _BOUNCES = {
 _UNSUBSCRIBED = "ManualSuppression"
 
 
-class PostmarkWebhook(Webhook):
+class PostmarkWebhook(BasicAuthWebhook):
     secrets = (USER_ENV, PASSWORD_ENV)
 
-    def receive(self, secrets: Any, headers: Mapping[str, str], body: bytes, now: datetime) -> Parsed:
-        if not basic_auth_ok(headers.get("authorization"), secrets[USER_ENV], secrets[PASSWORD_ENV]):
-            raise Refused("bad or missing basic auth")
+    def events(self, body: bytes, now: datetime) -> Parsed:
         return events(body, now)
 
 

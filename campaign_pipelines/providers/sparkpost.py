@@ -38,7 +38,7 @@ window, and each event's `event_id` stores its copies once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -68,12 +68,10 @@ from campaign_pipelines.providers.webhook import (
     HARD_BOUNCE,
     SOFT_BOUNCE,
     UNSUBSCRIBE,
+    BasicAuthWebhook,
     DeliveryEvent,
     MalformedPayload,
     Parsed,
-    Refused,
-    Webhook,
-    basic_auth_ok,
 )
 
 SEND_ID_METADATA = "send_id"
@@ -105,12 +103,10 @@ _HARD_CLASSES = {"10", "25", "30", "90"}
 _NOT_BOUNCES = {"60", "80", "100"}
 
 
-class SparkPostWebhook(Webhook):
+class SparkPostWebhook(BasicAuthWebhook):
     secrets = (USER_ENV, PASSWORD_ENV)
 
-    def receive(self, secrets: Any, headers: Mapping[str, str], body: bytes, now: datetime) -> Parsed:
-        if not basic_auth_ok(headers.get("authorization"), secrets[USER_ENV], secrets[PASSWORD_ENV]):
-            raise Refused("bad or missing basic auth")
+    def events(self, body: bytes, now: datetime) -> Parsed:
         return events(body, now)
 
 
