@@ -41,10 +41,8 @@ from campaign_pipelines.providers.base import (
     Delivery,
     OutgoingMessage,
     Provider,
-    RateLimited,
     Rejected,
     Sender,
-    ServerError,
     ensure_batch,
     ensure_header_safe,
 )
@@ -156,12 +154,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         words = f"{said} ({code}, HTTP {status})" if code else f"{said} (HTTP {status})"
     else:
         words = f"{_http.quote(response.text or response.reason_phrase)} (HTTP {status})"
-    if status == 429:
-        raise RateLimited(f"mailjet: rate limited: {words}", retry_after_s=_http.retry_after(response.headers))
-    if status >= 500:
-        raise ServerError(
-            f"mailjet: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
-        )
+    _http.raise_if_busy(Mailjet.name, response, words)
     if code in _SENDER_CODES:
         raise Rejected(f"mailjet: refused the sender {sender.email}: {words}", status=status)
     if status in (401, 403):

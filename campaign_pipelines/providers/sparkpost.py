@@ -54,10 +54,8 @@ from campaign_pipelines.providers.base import (
     OutgoingMessage,
     Provider,
     QuotaExhausted,
-    RateLimited,
     Rejected,
     Sender,
-    ServerError,
     ensure_batch,
     ensure_header_safe,
 )
@@ -197,12 +195,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
             raise _http.not_its_answer(SparkPost.name, response)
         return _accepted(results, messages, words)
     codes = {str(error.get("code")) for error in errors}
-    if status == 429:
-        raise RateLimited(f"sparkpost: rate limited: {words}", retry_after_s=_http.retry_after(response.headers))
-    if status >= 500:
-        raise ServerError(
-            f"sparkpost: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
-        )
+    _http.raise_if_busy(SparkPost.name, response, words)
     if status in (401, 403):
         raise AuthFailed(f"sparkpost: the API key was refused: {words}", status=status)
     if status == 420:
