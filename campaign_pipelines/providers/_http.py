@@ -4,13 +4,23 @@ and the parsing of rate-limit hints. Timeouts are the caller's client's (explici
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import orjson
 
-from campaign_pipelines.providers.base import Ambiguous, Rejected, Unreachable
+from campaign_pipelines.providers.base import (
+    Ambiguous,
+    BatchRefused,
+    Delivery,
+    OutgoingMessage,
+    RateLimited,
+    Rejected,
+    ServerError,
+    Unreachable,
+)
 from campaign_pipelines.providers.client import ProviderClient
 
 # A provider's error text is quoted in our messages, cut to this length.
@@ -64,6 +74,33 @@ def not_its_answer(provider: str, response: httpx.Response, hint: str = "") -> A
         f"{provider}: the answer (HTTP {response.status_code}) is not {provider}'s JSON: {said!r}; "
         f"the messages may have been sent{hint}"
     )
+
+
+def raise_if_busy(
+    provider: str, response: httpx.Response, words: str, wait: Callable[[httpx.Response], float | None] | None = None
+) -> None:
+    """429 is RateLimited and 5xx ServerError, each with the provider's hint of how long to wait:
+    `wait(response)`, the standard headers (`retry_after`) unless the provider has its own."""
+    status = response.status_code
+    if status != 429 and status < 500:
+        return
+    retry_after_s = retry_after(response.headers) if wait is None else wait(response)
+    if status == 429:
+        raise RateLimited(f"{provider}: rate limited: {words}", retry_after_s=retry_after_s)
+    raise ServerError(f"{provider}: server error: {words}", status=status, retry_after_s=retry_after_s)
+
+
+def refused_for_a_message(
+    provider: str, status: int, words: str, messages: Sequence[OutgoingMessage], *, too_big: bool
+) -> list[Delivery]:
+    """The call was refused because of one of its messages: a bad recipient, or a call too big
+    (`too_big`). Several messages are BatchRefused, so that deliver() halves the call until the bad
+    one goes alone; a lone message is that recipient refused, or, too big even alone, Rejected."""
+    if len(messages) > 1:
+        raise BatchRefused(f"{provider}: refused the batch of {len(messages)} because of some message: {words}")
+    if too_big:
+        raise Rejected(f"{provider}: refused the request: {words}", status=status)
+    return [Delivery.refused(messages[0].send_id, f"{provider} refused {messages[0].to_email}: {words}")]
 
 
 def quote(text: str) -> str:

@@ -37,15 +37,12 @@ import orjson
 from campaign_pipelines.providers import _http, _payload
 from campaign_pipelines.providers.base import (
     AuthFailed,
-    BatchRefused,
     Delivery,
     OutgoingMessage,
     Provider,
     QuotaExhausted,
-    RateLimited,
     Rejected,
     Sender,
-    ServerError,
     ensure_batch,
     ensure_header_safe,
 )
@@ -170,10 +167,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     code = str(payload.get("code") or "")
     said = _http.quote(str(payload.get("message") or response.text or response.reason_phrase))
     words = f"{said} ({code}, HTTP {status})" if code else f"{said} (HTTP {status})"
-    if status == 429:
-        raise RateLimited(f"brevo: rate limited: {words}", retry_after_s=_reset(response))
-    if status >= 500:
-        raise ServerError(f"brevo: server error: {words}", status=status, retry_after_s=_reset(response))
+    _http.raise_if_busy(Brevo.name, response, words, _reset)
     if code == "duplicate_request":
         # The idempotency key was already used: that call went through. Brevo's exact answer to a
         # repeat is undocumented; we read this code as "already sent", without message ids.
@@ -185,10 +179,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     if _ABOUT_SENDER.search(said):
         raise Rejected(f"brevo: refused the sender {sender.email}: {words}", status=status)
     if status == 413 or _ABOUT_RECIPIENT.search(said):
-        if len(messages) > 1:
-            raise BatchRefused(f"brevo: refused the batch of {len(messages)} because of some message: {words}")
-        if status != 413:
-            return [Delivery.refused(messages[0].send_id, f"brevo refused {messages[0].to_email}: {words}")]
+        return _http.refused_for_a_message(Brevo.name, status, words, messages, too_big=status == 413)
     raise Rejected(f"brevo: refused the request: {words}", status=status)
 
 

@@ -44,14 +44,11 @@ from campaign_pipelines.providers import _http, _payload
 from campaign_pipelines.providers._merge import Merged, factor, values_per_message
 from campaign_pipelines.providers.base import (
     AuthFailed,
-    BatchRefused,
     Delivery,
     OutgoingMessage,
     Provider,
-    RateLimited,
     Rejected,
     Sender,
-    ServerError,
     ensure_batch,
     ensure_header_safe,
     envelope_size,
@@ -255,12 +252,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         return [Delivery.accepted(message.send_id, str(message_id)) for message in messages]
     said = _http.quote(str(payload.get("message") or response.text or response.reason_phrase))
     words = f"{said} (HTTP {status})"
-    if status == 429:
-        raise RateLimited(f"mailgun: rate limited: {words}", retry_after_s=_http.retry_after(response.headers))
-    if status >= 500:
-        raise ServerError(
-            f"mailgun: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
-        )
+    _http.raise_if_busy(Mailgun.name, response, words)
     if status in (401, 403):
         raise AuthFailed(f"mailgun: the API key was refused: {words}", status=status)
     if status == 404:
@@ -273,10 +265,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     if "'from'" in lowered or "from parameter" in lowered:
         raise Rejected(f"mailgun: refused the sender {sender.email}: {words}", status=status)
     if status == 413 or "'to'" in lowered or "to parameter" in lowered:
-        if len(messages) > 1:
-            raise BatchRefused(f"mailgun: refused the batch of {len(messages)} because of some message: {words}")
-        if status != 413:
-            return [Delivery.refused(messages[0].send_id, f"mailgun refused {messages[0].to_email}: {words}")]
+        return _http.refused_for_a_message(Mailgun.name, status, words, messages, too_big=status == 413)
     raise Rejected(f"mailgun: refused the request: {words}", status=status)
 
 

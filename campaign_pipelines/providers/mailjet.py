@@ -27,7 +27,7 @@ callback URL). No time is signed and events have no id, so copies are stored onc
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,10 +41,8 @@ from campaign_pipelines.providers.base import (
     Delivery,
     OutgoingMessage,
     Provider,
-    RateLimited,
     Rejected,
     Sender,
-    ServerError,
     ensure_batch,
     ensure_header_safe,
 )
@@ -55,12 +53,10 @@ from campaign_pipelines.providers.webhook import (
     HARD_BOUNCE,
     SOFT_BOUNCE,
     UNSUBSCRIBE,
+    BasicAuthWebhook,
     DeliveryEvent,
     MalformedPayload,
     Parsed,
-    Refused,
-    Webhook,
-    basic_auth_ok,
 )
 
 # Mailjet's Send API error codes (dev.mailjet.com, "Send API errors"): the sender is not allowed,
@@ -76,12 +72,10 @@ PASSWORD_ENV = "MAILJET_WEBHOOK_PASSWORD"
 _EVENTS = {"sent": DELIVERED, "spam": COMPLAINT, "unsub": UNSUBSCRIBE}
 
 
-class MailjetWebhook(Webhook):
+class MailjetWebhook(BasicAuthWebhook):
     secrets = (USER_ENV, PASSWORD_ENV)
 
-    def receive(self, secrets: Any, headers: Mapping[str, str], body: bytes, now: datetime) -> Parsed:
-        if not basic_auth_ok(headers.get("authorization"), secrets[USER_ENV], secrets[PASSWORD_ENV]):
-            raise Refused("bad or missing basic auth")
+    def events(self, body: bytes, now: datetime) -> Parsed:
         return events(body, now)
 
 
@@ -160,12 +154,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         words = f"{said} ({code}, HTTP {status})" if code else f"{said} (HTTP {status})"
     else:
         words = f"{_http.quote(response.text or response.reason_phrase)} (HTTP {status})"
-    if status == 429:
-        raise RateLimited(f"mailjet: rate limited: {words}", retry_after_s=_http.retry_after(response.headers))
-    if status >= 500:
-        raise ServerError(
-            f"mailjet: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
-        )
+    _http.raise_if_busy(Mailjet.name, response, words)
     if code in _SENDER_CODES:
         raise Rejected(f"mailjet: refused the sender {sender.email}: {words}", status=status)
     if status in (401, 403):

@@ -20,7 +20,7 @@ once by a derived id.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from email.utils import formataddr
 from typing import Any
@@ -31,12 +31,10 @@ import orjson
 from campaign_pipelines.providers import _http, _payload
 from campaign_pipelines.providers.base import (
     AuthFailed,
-    BatchRefused,
     Delivery,
     OutgoingMessage,
     Provider,
     QuotaExhausted,
-    RateLimited,
     Rejected,
     Sender,
     ServerError,
@@ -50,11 +48,9 @@ from campaign_pipelines.providers.webhook import (
     HARD_BOUNCE,
     SOFT_BOUNCE,
     UNSUBSCRIBE,
+    BasicAuthWebhook,
     DeliveryEvent,
     Parsed,
-    Refused,
-    Webhook,
-    basic_auth_ok,
 )
 
 SEND_ID_METADATA = "send_id"
@@ -86,12 +82,10 @@ _BOUNCES = {
 _UNSUBSCRIBED = "ManualSuppression"
 
 
-class PostmarkWebhook(Webhook):
+class PostmarkWebhook(BasicAuthWebhook):
     secrets = (USER_ENV, PASSWORD_ENV)
 
-    def receive(self, secrets: Any, headers: Mapping[str, str], body: bytes, now: datetime) -> Parsed:
-        if not basic_auth_ok(headers.get("authorization"), secrets[USER_ENV], secrets[PASSWORD_ENV]):
-            raise Refused("bad or missing basic auth")
+    def events(self, body: bytes, now: datetime) -> Parsed:
         return events(body, now)
 
 
@@ -171,12 +165,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         words = _words(payload, status)
     else:
         words = f"{_http.quote(response.text or response.reason_phrase)} (HTTP {status})"
-    if status == 429:
-        raise RateLimited(f"postmark: rate limited: {words}", retry_after_s=_http.retry_after(response.headers))
-    if status >= 500:
-        raise ServerError(
-            f"postmark: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
-        )
+    _http.raise_if_busy(Postmark.name, response, words)
     if status == 401 or code == _BAD_TOKEN or code in _ACCOUNT_CODES:
         raise AuthFailed(f"postmark: the server token or account was refused: {words}", status=status)
     if code == _NOT_ALLOWED_TO_SEND:
@@ -184,10 +173,9 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     if code in _SENDER_CODES:
         raise Rejected(f"postmark: refused the sender {sender.email}: {words}", status=status)
     if status == 413 or code in (_TOO_MANY_BATCH_MESSAGES, _INACTIVE_RECIPIENT) or _about_recipient(payload):
-        if len(messages) > 1:
-            raise BatchRefused(f"postmark: refused the batch of {len(messages)} because of some message: {words}")
-        if status != 413 and code != _TOO_MANY_BATCH_MESSAGES:
-            return [Delivery.refused(messages[0].send_id, f"postmark refused {messages[0].to_email}: {words}")]
+        return _http.refused_for_a_message(
+            Postmark.name, status, words, messages, too_big=status == 413 or code == _TOO_MANY_BATCH_MESSAGES
+        )
     raise Rejected(f"postmark: refused the request: {words}", status=status)
 
 

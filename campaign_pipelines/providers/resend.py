@@ -44,15 +44,12 @@ from campaign_pipelines.providers import _http, _payload
 from campaign_pipelines.providers.base import (
     Ambiguous,
     AuthFailed,
-    BatchRefused,
     Delivery,
     OutgoingMessage,
     Provider,
     QuotaExhausted,
-    RateLimited,
     Rejected,
     Sender,
-    ServerError,
     ensure_batch,
     ensure_header_safe,
 )
@@ -174,10 +171,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     words = f"{said} ({name}, HTTP {status})" if name else f"{said} (HTTP {status})"
     if status == 429 and name in _QUOTA_NAMES:
         raise QuotaExhausted(f"resend: the account's sending quota is used up: {words}", status=status)
-    if status == 429:
-        raise RateLimited(f"resend: rate limited: {words}", retry_after_s=_wait(response))
-    if status >= 500:
-        raise ServerError(f"resend: server error: {words}", status=status, retry_after_s=_wait(response))
+    _http.raise_if_busy(Resend.name, response, words, _wait)
     if name in _KEY_IN_USE:
         raise Ambiguous(
             f"resend: the idempotency key is still in use or named another request: {words};"
@@ -189,10 +183,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         # Resend's 403 validation_error: an unverified domain, or its testing sender.
         raise Rejected(f"resend: refused the sender {sender.email}: {words}", status=status)
     if status == 413 or _ABOUT_RECIPIENT.search(said):
-        if len(messages) > 1:
-            raise BatchRefused(f"resend: refused the batch of {len(messages)} because of some message: {words}")
-        if status != 413:
-            return [Delivery.refused(messages[0].send_id, f"resend refused {messages[0].to_email}: {words}")]
+        return _http.refused_for_a_message(Resend.name, status, words, messages, too_big=status == 413)
     raise Rejected(f"resend: refused the request: {words}", status=status)
 
 

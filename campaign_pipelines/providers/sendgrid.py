@@ -47,10 +47,8 @@ from campaign_pipelines.providers.base import (
     Delivery,
     OutgoingMessage,
     Provider,
-    RateLimited,
     Rejected,
     Sender,
-    ServerError,
     ensure_batch,
     ensure_header_safe,
     envelope_size,
@@ -244,12 +242,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     said = "; ".join(_describe(error) for error in errors) or _http.quote(response.text or response.reason_phrase)
     words = f"{_http.quote(said)} (HTTP {status})"
     fields = [str(error.get("field") or "") for error in errors]
-    if status == 429:
-        raise RateLimited(f"sendgrid: rate limited: {words}", retry_after_s=_http.retry_after(response.headers))
-    if status >= 500:
-        raise ServerError(
-            f"sendgrid: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
-        )
+    _http.raise_if_busy(SendGrid.name, response, words)
     about_sender = any(field.startswith("from") for field in fields) or "sender identity" in said.lower()
     if about_sender:
         raise Rejected(f"sendgrid: refused the sender {sender.email}: {words}", status=status)
@@ -257,10 +250,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         raise AuthFailed(f"sendgrid: the API key was refused: {words}", status=status)
     about_recipient = any(field.startswith("personalizations") and ".to" in field for field in fields)
     if status == 413 or about_recipient:
-        if len(messages) > 1:
-            raise BatchRefused(f"sendgrid: refused the batch of {len(messages)} because of some message: {words}")
-        if status != 413:
-            return [Delivery.refused(messages[0].send_id, f"sendgrid refused {messages[0].to_email}: {words}")]
+        return _http.refused_for_a_message(SendGrid.name, status, words, messages, too_big=status == 413)
     raise Rejected(f"sendgrid: refused the request: {words}", status=status)
 
 

@@ -38,7 +38,7 @@ window, and each event's `event_id` stores its copies once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -54,10 +54,8 @@ from campaign_pipelines.providers.base import (
     OutgoingMessage,
     Provider,
     QuotaExhausted,
-    RateLimited,
     Rejected,
     Sender,
-    ServerError,
     ensure_batch,
     ensure_header_safe,
 )
@@ -68,12 +66,10 @@ from campaign_pipelines.providers.webhook import (
     HARD_BOUNCE,
     SOFT_BOUNCE,
     UNSUBSCRIBE,
+    BasicAuthWebhook,
     DeliveryEvent,
     MalformedPayload,
     Parsed,
-    Refused,
-    Webhook,
-    basic_auth_ok,
 )
 
 SEND_ID_METADATA = "send_id"
@@ -105,12 +101,10 @@ _HARD_CLASSES = {"10", "25", "30", "90"}
 _NOT_BOUNCES = {"60", "80", "100"}
 
 
-class SparkPostWebhook(Webhook):
+class SparkPostWebhook(BasicAuthWebhook):
     secrets = (USER_ENV, PASSWORD_ENV)
 
-    def receive(self, secrets: Any, headers: Mapping[str, str], body: bytes, now: datetime) -> Parsed:
-        if not basic_auth_ok(headers.get("authorization"), secrets[USER_ENV], secrets[PASSWORD_ENV]):
-            raise Refused("bad or missing basic auth")
+    def events(self, body: bytes, now: datetime) -> Parsed:
         return events(body, now)
 
 
@@ -201,12 +195,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
             raise _http.not_its_answer(SparkPost.name, response)
         return _accepted(results, messages, words)
     codes = {str(error.get("code")) for error in errors}
-    if status == 429:
-        raise RateLimited(f"sparkpost: rate limited: {words}", retry_after_s=_http.retry_after(response.headers))
-    if status >= 500:
-        raise ServerError(
-            f"sparkpost: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
-        )
+    _http.raise_if_busy(SparkPost.name, response, words)
     if status in (401, 403):
         raise AuthFailed(f"sparkpost: the API key was refused: {words}", status=status)
     if status == 420:

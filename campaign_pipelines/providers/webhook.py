@@ -108,6 +108,22 @@ class Webhook(ABC):
         certificate fetched and cached, say) but must be safe to call from several at once."""
 
 
+class BasicAuthWebhook(Webhook):
+    """A provider that signs nothing and sends the basic auth configured on its webhook (Postmark,
+    SparkPost, Mailjet). Subclasses set `secrets` to the user's variable then the password's, and
+    define `events`, which reads the body once the credentials match."""
+
+    def receive(self, secrets: Any, headers: Mapping[str, str], body: bytes, now: datetime) -> Parsed:
+        user_env, password_env = self.secrets
+        if not basic_auth_ok(headers.get("authorization"), secrets[user_env], secrets[password_env]):
+            raise Refused("bad or missing basic auth")
+        return self.events(body, now)
+
+    @abstractmethod
+    def events(self, body: bytes, now: datetime) -> Parsed:
+        """The request's events in our words."""
+
+
 def out_of_window(max_age_s: float) -> Refused:
     return Refused(
         f"the signature's timestamp is older than {_duration(max_age_s)}"

@@ -25,7 +25,6 @@ from campaign_pipelines.providers import _http
 from campaign_pipelines.providers.base import (
     Ambiguous,
     AuthFailed,
-    BatchRefused,
     Delivery,
     OutgoingMessage,
     ProviderError,
@@ -196,10 +195,7 @@ def verdicts(
         raise RateLimited(
             f"ses: rate limited: {words}", retry_after_s=_http.retry_after(response.headers), status=status
         )
-    if status >= 500:
-        raise ServerError(
-            f"ses: server error: {words}", status=status, retry_after_s=_http.retry_after(response.headers)
-        )
+    _http.raise_if_busy(NAME, response, words)
     if status in (401, 403):
         raise AuthFailed(f"ses: the access key pair or its permissions were refused: {words}", status=status)
     if kind in _ACCOUNT_CANNOT_SEND:
@@ -208,10 +204,7 @@ def verdicts(
         raise Rejected(f"ses: refused the sender {sender.email}: {words}", status=status)
     named = any(message.to_email.lower() in lowered for message in messages)
     if status == 413 or named:
-        if len(messages) > 1:
-            raise BatchRefused(f"ses: refused the batch of {len(messages)} because of some message: {words}")
-        if status != 413:
-            return [Delivery.refused(messages[0].send_id, f"ses refused {messages[0].to_email}: {words}")]
+        return _http.refused_for_a_message(NAME, status, words, messages, too_big=status == 413)
     raise Rejected(f"ses: refused the request: {words}", status=status)
 
 
