@@ -41,5 +41,8 @@ bench-tracking: $(STAMP)
 bench-report: $(STAMP)
 	$(BIN)/python bench/report_bench.py --compare-reads
 
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale_bench.py --sizes 1000000 3000000 10000000
+
 clean:
 	rm -rf $(VENV) var
