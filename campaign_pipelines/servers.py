@@ -37,6 +37,7 @@ class ServerSpec:
     daily_cap: int | None = None
     timezone: str = "UTC"
     batch_size: int | None = None
+    calls_in_flight: int | None = None
 
 
 def _key_ref(spec: ServerSpec, problems: list[str]) -> str:
@@ -87,6 +88,10 @@ def _validate(spec: ServerSpec) -> catalog.ServerFields:
         problems.append(f"daily_cap must be at least 1 (leave it empty for no cap), got {spec.daily_cap}")
     if spec.batch_size is not None and spec.batch_size < 1:
         problems.append(f"batch_size must be at least 1 (empty = the provider's maximum), got {spec.batch_size}")
+    if spec.calls_in_flight is not None and spec.calls_in_flight < 1:
+        problems.append(
+            f"calls_in_flight must be at least 1 (empty = the provider's documented rate), got {spec.calls_in_flight}"
+        )
     try:
         ZoneInfo(spec.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -101,6 +106,7 @@ def _validate(spec: ServerSpec) -> catalog.ServerFields:
         daily_cap=spec.daily_cap,
         timezone=spec.timezone,
         batch_size=spec.batch_size,
+        calls_in_flight=spec.calls_in_flight,
     )
 
 

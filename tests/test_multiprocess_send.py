@@ -34,8 +34,9 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 CONTACTS = 1_500
 BATCH = 10
-# Each call is answered this late: ~50 calls per line make a few seconds of sending.
-CALL_DELAY_S = 0.08
+# Each call is answered this late: with the calls a line keeps in flight (4 to 8 here), 150 calls
+# make a few seconds of sending.
+CALL_DELAY_S = 0.4
 
 
 class TimedFakes(FakeProviders):

@@ -94,18 +94,31 @@ def test_sandbox_needs_no_key(db) -> None:
 def test_account_cap_time_zone_and_batch_size(db, monkeypatch) -> None:
     monkeypatch.setenv("KEY", "k")
     spec = servers.ServerSpec(
-        name="Brevo", provider="brevo", api_key_env="KEY", daily_cap=300_000, timezone="Europe/Paris", batch_size=500
+        name="Brevo",
+        provider="brevo",
+        api_key_env="KEY",
+        daily_cap=300_000,
+        timezone="Europe/Paris",
+        batch_size=500,
+        calls_in_flight=2,
     )
     servers.add_server(db, spec)
     row = catalog.server_by_name(db, "Brevo")
-    assert (row.daily_cap, row.timezone, row.batch_size) == (300_000, "Europe/Paris", 500)
+    assert (row.daily_cap, row.timezone, row.batch_size, row.calls_in_flight) == (300_000, "Europe/Paris", 500, 2)
 
     with pytest.raises(ValidationError) as caught:
         servers.save_server(
             db,
             servers.ServerSpec(
-                name="Brevo", provider="brevo", api_key_env="KEY", daily_cap=0, timezone="Mars/Olympus", batch_size=-1
+                name="Brevo",
+                provider="brevo",
+                api_key_env="KEY",
+                daily_cap=0,
+                timezone="Mars/Olympus",
+                batch_size=-1,
+                calls_in_flight=0,
             ),
         )
-    assert len(caught.value.problems) == 3
+    assert len(caught.value.problems) == 4
+    assert "calls_in_flight must be at least 1 (empty = the provider's documented rate), got 0" in caught.value.problems
     assert catalog.server_by_name(db, "Brevo").daily_cap == 300_000

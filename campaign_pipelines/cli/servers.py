@@ -112,6 +112,14 @@ def _server_options(parser: argparse.ArgumentParser, *, updating: bool) -> None:
         help="messages per API call; 1 = one message per call, 'none' = the provider's maximum"
         + (" (default: unchanged)" if updating else " (default: the provider's maximum)"),
     )
+    parser.add_argument(
+        "--calls-in-flight",
+        type=_count_or_none,
+        default=unchanged,
+        metavar="N",
+        help="at most N API calls in flight at once per line; 'none' = the provider's documented rate"
+        + (" (default: unchanged)" if updating else " (default: the provider's documented rate)"),
+    )
 
 
 def _count_or_none(text: str) -> int | None:
@@ -134,6 +142,7 @@ def _server_add(args: argparse.Namespace, db: _Database) -> None:
         daily_cap=args.daily_cap,
         timezone=args.timezone,
         batch_size=args.batch_size,
+        calls_in_flight=args.calls_in_flight,
     )
     server_id = servers.add_server(db.conn, spec)
     print(f"server {server_id} '{args.name.strip()}' added{'' if spec.active else ' (inactive)'}")
@@ -162,6 +171,7 @@ def _server_update(args: argparse.Namespace, db: _Database) -> None:
         daily_cap=getattr(args, "daily_cap", current.daily_cap),
         timezone=getattr(args, "timezone", current.timezone),
         batch_size=getattr(args, "batch_size", current.batch_size),
+        calls_in_flight=getattr(args, "calls_in_flight", current.calls_in_flight),
     )
     server_id, _ = servers.save_server(db.conn, spec)
     print(f"server {server_id} '{current.name}' updated")
@@ -170,7 +180,7 @@ def _server_update(args: argparse.Namespace, db: _Database) -> None:
 def _server_list(args: argparse.Namespace, db: _Database) -> None:
     rows = catalog.list_servers(db.conn)
     _print_table(
-        ("id", "name", "provider", "url", "api key", "active", "cap/day", "time zone", "batch"),
+        ("id", "name", "provider", "url", "api key", "active", "cap/day", "time zone", "batch", "in flight"),
         [
             (
                 s.id,
@@ -182,6 +192,7 @@ def _server_list(args: argparse.Namespace, db: _Database) -> None:
                 s.daily_cap,
                 s.timezone,
                 s.batch_size,
+                s.calls_in_flight,
             )
             for s in rows
         ],

@@ -69,6 +69,11 @@ class ServerConfig(dg.Config):
     batch_size: int | None = Field(
         default=None, description="Messages per API call; empty = the provider's maximum, 1 = one message per call."
     )
+    calls_in_flight: int | None = Field(
+        default=None,
+        description="At most this many API calls in flight at once per line, e.g. 2 for an account with a low"
+        " request rate; empty = the provider's documented rate (a line opens fewer when fewer keep it busy).",
+    )
 
 
 @dg.op(description="Register a sending server, or update the one with this name.")

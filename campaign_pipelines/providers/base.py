@@ -134,8 +134,10 @@ class Provider(ABC):
     name of its module in the registry), `default_url` (the documented endpoint a server uses when
     it gives none), `max_batch` (messages per call), `max_call_bytes` (a payload budget under the
     provider's documented request size), `idempotent` (whether `send` honours
-    `idempotency_key`), `webhook` (its Webhook, None for one that reports nothing) and `local`
-    (True for one that sends nowhere, the sandbox: no API key, a file: URL), and define `send`.
+    `idempotency_key`), `max_in_flight` (the most calls a line keeps in flight at once, from the
+    provider's documented request rate; a line opens fewer when they suffice), `webhook` (its
+    Webhook, None for one that reports nothing) and `local` (True for one that sends nowhere, the
+    sandbox: no API key, a file: URL), and define `send`.
     """
 
     name: ClassVar[str]
@@ -143,6 +145,7 @@ class Provider(ABC):
     max_batch: ClassVar[int]
     max_call_bytes: ClassVar[int]
     idempotent: ClassVar[bool] = False
+    max_in_flight: ClassVar[int] = 4
     webhook: ClassVar[Webhook | None] = None
     local: ClassVar[bool] = False
 

@@ -98,6 +98,8 @@ class Brevo(Provider):
     max_batch = 1000
     max_call_bytes = 32 * 1024 * 1024
     idempotent = True
+    # 1,000 requests/s documented on the general tier.
+    max_in_flight = 8
 
     def send(
         self,

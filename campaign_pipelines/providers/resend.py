@@ -119,6 +119,8 @@ class Resend(Provider):
     default_url = "https://api.resend.com/emails/batch"
     webhook = ResendWebhook()
     max_batch = 100
+    # 2 requests/s per team by default: one call at a time.
+    max_in_flight = 1
     # No request size is documented (40 MB per email with attachments): ours; a 413 splits the call.
     max_call_bytes = 32 * 1024 * 1024
     idempotent = True

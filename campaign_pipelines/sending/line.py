@@ -1,7 +1,9 @@
 """The send loop of one line (the seed's SendCampaignBatch), knowing nothing of Dagster.
 
 A line claims contacts from its campaign's shared pool, takes its daily quota before each
-call, paces itself, sends through its provider and records every result. It ends, with its
+call, paces itself, sends through its provider and records every result. Several calls can be
+in flight at once (sending.window): each is noted before it leaves and recorded as soon as it is
+answered, while the loop prepares the next; a paced line makes one call at a time. It ends, with its
 state saved, when there is nothing left, at its quota, before a long wait (start date,
 pacing, provider rate limit), when paused or cancelled, or on an error that needs a person.
 Sensors and the daily schedule relaunch it; it then resumes exactly where it was.
@@ -15,19 +17,26 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 
 from campaign_pipelines.errors import ValidationError
-from campaign_pipelines.providers import Delivery, OutgoingMessage, ProviderClient, ProviderError, deliver
+from campaign_pipelines.providers import (
+    Delivery,
+    OutgoingMessage,
+    ProviderClient,
+    ProviderError,
+    RateLimited,
+    deliver,
+)
 from campaign_pipelines.quotas import RedisQuotas
 from campaign_pipelines.rendering import MessageRenderer, Tracking
 from campaign_pipelines.send_ids import send_id
 from campaign_pipelines.sending.clock import Clock
 from campaign_pipelines.sending.outcomes import (
-    BatchCalls,
     LineOutcome,
     LineStop,
     Progress,
@@ -39,6 +48,7 @@ from campaign_pipelines.sending.outcomes import (
 from campaign_pipelines.sending.recorder import Recorder
 from campaign_pipelines.sending.reservations import Reservations, day_quotas
 from campaign_pipelines.sending.setup import prepare, take_over
+from campaign_pipelines.sending.window import CallWindow
 from campaign_pipelines.statuses import CampaignStatus, ContactStatus, LineStatus
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
@@ -59,10 +69,20 @@ class _Batch:
 
     messages: list[OutgoingMessage]
     ids: list[int]
-    suppressed: int
     # The quotas the claim was charged to, and a function giving unused sends back to Redis.
     quotas: list[Quota]
     give_back: Callable[[int], None]
+
+
+@dataclass
+class _Flight:
+    """A provider call that left (noted in inflight_calls as `call_id`), not yet recorded."""
+
+    batch: _Batch
+    messages: list[OutgoingMessage]
+    ids: list[int]
+    call_id: int
+    answer: Future[list[Delivery]]
 
 
 class _Lost(Exception):
@@ -115,6 +135,10 @@ class LineSender:
             return outcome
         if self._recorder is not None:
             self._recorder.start()
+        self._flights: list[_Flight] = []
+        # The stop a failed call asks for, once its contacts are settled.
+        self._stop: LineStop | None = None
+        self._pool: ThreadPoolExecutor | None = None
         try:
             self._prepare()
             while True:
@@ -123,19 +147,26 @@ class LineSender:
                 self._pace()
                 batch = self._claim_batch()
                 if batch is not None:
-                    self._settle(batch, self._call(batch))
+                    self._send(batch)
         except LineStop as stop:
+            stop = self._land_all(stop)
             self._drain()
             outcome.status, outcome.reason = stop.status, stop.reason
             line_sql.set_line_state(
                 self._conn, line.id, self._run_id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at
             )
         except _Lost:
+            self._land_all(None)
             self._drain()
             outcome.reason = "another run took this line over"
         except BaseException:
+            # Calls in flight are left as they are: noted, their contacts reserved, hence
+            # `unknown` for the line's next run, as after a crash.
             self._drain()
             raise
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
         outcome.seconds = time.monotonic() - started
         outcome.undefined_variables = self._renderer.undefined_variables if self._renderer else 0
         return outcome
@@ -146,6 +177,9 @@ class LineSender:
         self._renderer, self._gap = setup.renderer, setup.gap
         self._batch_size, self._claim_size = setup.batch_size, setup.claim_size
         self._last_sent = self._line.last_sent_at
+        self._window = CallWindow(setup.calls_in_flight)
+        self._pool = ThreadPoolExecutor(self._window.ceiling, thread_name_prefix=f"line-{self._line_id}-call")
+        self._busy_from = time.monotonic()
 
     # --- control, waits and pacing -----------------------------------------------------
 
@@ -182,6 +216,8 @@ class LineSender:
             self._wait_until(self._line.scheduled_at, "waiting for the start date")
 
     def _pace(self) -> None:
+        if self._gap:
+            self._land_every_call()
         if self._gap and self._last_sent is not None:
             if not send_sql.has_pending(self._conn, self._campaign.id):
                 raise LineStop(LineStatus.DONE, "no contact left to send")
@@ -220,10 +256,11 @@ class LineSender:
                 ids.append(contact.id)
         if unrendered:
             self._fail_unrendered(unrendered, reasons, quotas, give_back)
-        if not ids:
+        if suppressed:
             self._record([], [], [], [], suppressed)
+        if not ids:
             return None
-        return _Batch(messages, ids, suppressed, quotas, give_back)
+        return _Batch(messages, ids, quotas, give_back)
 
     def _fail_unrendered(
         self, ids: list[int], reasons: list[str], quotas: list[Quota], give_back: Callable[[int], None]
@@ -234,66 +271,116 @@ class LineSender:
         if len(self._outcome.warnings) < MAX_RENDER_WARNINGS:
             self._outcome.warnings.append(f"contact {ids[0]}: {reasons[0]}")
 
-    def _call(self, batch: _Batch) -> BatchCalls:
-        """The provider calls of a batch, `batch_size` messages each (one, on a server that takes
-        one message per call); the database is left to `_settle`, but for heartbeats in waits."""
-        sent = BatchCalls()
-        started = time.monotonic()
+    # --- calls in flight ----------------------------------------------------------------
+
+    def _send(self, batch: _Batch) -> None:
+        """Make the batch's calls, `batch_size` messages each (one, on a server that takes one
+        message per call), with up to the window's number in flight; the contacts no call was
+        made for go back to the pool when the line stops before."""
+        calls = -(-len(batch.ids) // self._batch_size)
+        self._window.prepared((time.monotonic() - self._busy_from) / calls)
         for start in range(0, len(batch.ids), self._batch_size):
-            if start and time.monotonic() - started >= CONTROL_EVERY_S:
-                # A slow provider: the rest goes back to the pool, so the loop can heartbeat and
-                # see a pause soon enough.
-                sent.not_attempted = batch.ids[start:]
-                break
-            call = batch.messages[start : start + self._batch_size]
+            try:
+                self._make_room()
+                if self._stop is not None:
+                    raise self._stop
+            except (LineStop, _Lost):
+                self._unclaim(batch, batch.ids[start:])
+                raise
             ids = batch.ids[start : start + self._batch_size]
             call_id = send_sql.mark_in_flight(self._conn, self._line_id, self._run_id, ids)
             if call_id is None:
-                sent.not_attempted, sent.lost = batch.ids[start:], True
-                break
-            key = (
-                str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{self._campaign.id}:{ids[0]}:{ids[-1]}:{len(ids)}"))
-                if self._provider.idempotent
-                else None
-            )
-            try:
-                sent.deliveries += deliver(
-                    self._client,
-                    self._provider,
-                    url=self._line.url,
-                    api_key=self._api_key,
-                    sender=self._sender,
-                    messages=call,
-                    idempotency_key=key,
-                    on_wait=self._heartbeat_while_waiting,
-                    sleep=self._clock.sleep,
-                )
-            except ProviderError as error:
-                sent.error, sent.failed_messages, sent.failed_ids = error, call, ids
-                sent.failed_call = call_id
-                sent.not_attempted = batch.ids[start + len(ids) :]
-                break
-            sent.messages += call
-            sent.ids += ids
-            sent.calls.append(call_id)
-        return sent
+                raise _Lost()
+            messages = batch.messages[start : start + len(ids)]
+            assert self._pool is not None
+            answer = self._pool.submit(self._deliver, messages, ids)
+            self._flights.append(_Flight(batch, messages, ids, call_id, answer))
+            self._land(block=False)
+        self._busy_from = time.monotonic()
 
-    def _settle(self, batch: _Batch, sent: BatchCalls) -> None:
-        """Record a batch's results; contacts whose call was never made go back to the pool."""
-        self._unclaim(batch, sent.not_attempted)
-        suppressed = batch.suppressed
-        if sent.ids:
-            self._record_deliveries(sent.messages, sent.ids, sent.deliveries, suppressed, sent.calls)
-            suppressed = 0
-        if sent.error is not None:
-            assert sent.failed_call is not None
-            self._record_failed_call(
-                sent.failed_messages, sent.failed_ids, sent.error, batch, suppressed, sent.failed_call
+    def _deliver(self, messages: list[OutgoingMessage], ids: list[int]) -> list[Delivery]:
+        """One call, in a thread of the pool; its database work is left to the loop."""
+        key = (
+            str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{self._campaign.id}:{ids[0]}:{ids[-1]}:{len(ids)}"))
+            if self._provider.idempotent
+            else None
+        )
+        left = time.monotonic()
+        try:
+            return deliver(
+                self._client,
+                self._provider,
+                url=self._line.url,
+                api_key=self._api_key,
+                sender=self._sender,
+                messages=messages,
+                idempotency_key=key,
+                on_wait=self._provider_waits,
+                sleep=self._clock.sleep,
             )
-        elif suppressed and not sent.ids:
-            self._record([], [], [], [], suppressed)
-        if sent.lost:
-            raise _Lost()
+        finally:
+            self._window.answered(time.monotonic() - left)
+
+    def _provider_waits(self, seconds: float, error: ProviderError) -> None:
+        if isinstance(error, RateLimited):
+            self._window.rate_limited()
+
+    def _make_room(self) -> None:
+        """Wait until the window has room for one more call, recording the calls answered
+        meanwhile; heartbeats and pauses are seen every second."""
+        while len(self._flights) >= self._window.size():
+            self._land(block=True, meanwhile=self._control)
+            self._busy_from = time.monotonic()
+
+    def _land(self, *, block: bool, meanwhile: Callable[[], object] | None = None) -> None:
+        """Record the calls answered by now; `block`: wait for one at least, running `meanwhile`
+        every second."""
+        while self._flights:
+            answered, _ = wait(
+                [flight.answer for flight in self._flights],
+                timeout=CONTROL_EVERY_S if block else 0,
+                return_when=FIRST_COMPLETED,
+            )
+            if answered or not block:
+                break
+            if meanwhile is not None:
+                meanwhile()
+        else:
+            return
+        for flight in [flight for flight in self._flights if flight.answer in answered]:
+            self._flights.remove(flight)
+            self._settle(flight)
+
+    def _land_every_call(self) -> None:
+        """Record every call in flight (heartbeating while they are answered); then the stop a
+        failed one asked for, if any."""
+        while self._flights:
+            self._land(block=True, meanwhile=self._heartbeat)
+        if self._stop is not None:
+            raise self._stop
+
+    def _land_all(self, stop: LineStop | None) -> LineStop | None:
+        """The line is stopping for `stop`: record every call in flight first. A failed call's
+        stop replaces `stop`, but for an operator's pause or cancel."""
+        try:
+            self._land_every_call()
+        except LineStop as failed:
+            if stop is None or stop.status not in (LineStatus.PAUSED, LineStatus.CANCELLED):
+                return failed
+        return stop
+
+    def _heartbeat(self) -> None:
+        # Only a heartbeat: a pause while calls are answered is honoured once they are recorded.
+        line_sql.heartbeat(self._conn, self._line_id, self._run_id)
+
+    def _settle(self, flight: _Flight) -> None:
+        """Record what an answered call did."""
+        try:
+            deliveries = flight.answer.result()
+        except ProviderError as error:
+            self._record_failed_call(flight, error)
+        else:
+            self._record_deliveries(flight.messages, flight.ids, deliveries, [flight.call_id])
 
     def _unclaim(self, batch: _Batch, ids: list[int], calls: list[int] | None = None) -> None:
         if ids or calls:
@@ -303,47 +390,29 @@ class LineSender:
             batch.give_back(released)
 
     def _record_deliveries(
-        self,
-        messages: list[OutgoingMessage],
-        ids: list[int],
-        deliveries: list[Delivery],
-        suppressed: int,
-        calls: list[int],
+        self, messages: list[OutgoingMessage], ids: list[int], deliveries: list[Delivery], calls: list[int]
     ) -> None:
         results = delivery_results(messages, deliveries)
-        self._record(ids, results.statuses, results.message_ids, results.errors, suppressed, calls)
+        self._record(ids, results.statuses, results.message_ids, results.errors, 0, calls)
         self._last_sent = self._clock.now()
 
-    def _record_failed_call(
-        self,
-        messages: list[OutgoingMessage],
-        ids: list[int],
-        error: ProviderError,
-        batch: _Batch,
-        suppressed: int,
-        call: int,
-    ) -> None:
+    def _record_failed_call(self, flight: _Flight, error: ProviderError) -> None:
         """Record what the provider decided before failing; the rest depends on the failure."""
         decided = {d.send_id for d in error.done}
+        pairs = list(zip(flight.messages, flight.ids, strict=True))
         if error.done:
-            pairs = [(m, i) for m, i in zip(messages, ids, strict=True) if m.send_id in decided]
-            self._record_deliveries([m for m, _ in pairs], [i for _, i in pairs], error.done, suppressed, [])
-            suppressed = 0
-        rest = [i for m, i in zip(messages, ids, strict=True) if m.send_id not in decided]
+            taken = [(m, i) for m, i in pairs if m.send_id in decided]
+            self._record_deliveries([m for m, _ in taken], [i for _, i in taken], error.done, [])
+        rest = [i for m, i in pairs if m.send_id not in decided]
         status = unanswered_status(error)
         if status is not None:
             n = len(rest)
-            self._record(rest, [status] * n, [None] * n, [str(error)] * n, suppressed, [call])
+            self._record(rest, [status] * n, [None] * n, [str(error)] * n, 0, [flight.call_id])
             return
         # Nothing was sent for the rest: back to the pool for this line or another.
-        self._unclaim(batch, rest, [call])
-        if suppressed:
-            self._record([], [], [], [], suppressed)
-        raise stop_after(error, self._clock.now())
-
-    def _heartbeat_while_waiting(self, seconds: float, error: ProviderError) -> None:
-        # Only a heartbeat: a pause during a provider wait is honoured once the batch is recorded.
-        line_sql.heartbeat(self._conn, self._line_id, self._run_id)
+        self._unclaim(flight.batch, rest, [flight.call_id])
+        if self._stop is None:
+            self._stop = stop_after(error, self._clock.now())
 
     def _message(self, contact_id: int, email: str, attributes: dict) -> OutgoingMessage:
         assert self._renderer is not None

@@ -68,24 +68,6 @@ class LineStop(Exception):
         self.next_run_at = next_run_at
 
 
-@dataclass
-class BatchCalls:
-    """What the provider calls of one claimed batch did: the messages they took verdicts for (and
-    the in-flight call ids), the call that failed (with its error), the contacts no call was made
-    for, and whether the line was lost to another run before a call."""
-
-    messages: list[OutgoingMessage] = field(default_factory=list)
-    ids: list[int] = field(default_factory=list)
-    deliveries: list[Delivery] = field(default_factory=list)
-    calls: list[int] = field(default_factory=list)
-    error: ProviderError | None = None
-    failed_messages: list[OutgoingMessage] = field(default_factory=list)
-    failed_ids: list[int] = field(default_factory=list)
-    failed_call: int | None = None
-    not_attempted: list[int] = field(default_factory=list)
-    lost: bool = False
-
-
 @dataclass(frozen=True)
 class Results:
     """Final states of sent contacts, in their messages' order, as store.sending records them."""

@@ -58,6 +58,8 @@ class LineSetup:
     gap: timedelta
     batch_size: int
     claim_size: int
+    # The most calls in flight at once (sending.window).
+    calls_in_flight: int
 
 
 def prepare(conn: psycopg.Connection, line: LineState, campaign: CampaignRow, tracking: Tracking | None) -> LineSetup:
@@ -96,4 +98,8 @@ def prepare(conn: psycopg.Connection, line: LineState, campaign: CampaignRow, tr
         gap=gap,
         batch_size=batch_size,
         claim_size=claim_size,
+        # A paced line makes one call at a time, each after the last one's answer.
+        calls_in_flight=1
+        if gap
+        else min(line.server_calls_in_flight or provider.max_in_flight, provider.max_in_flight),
     )

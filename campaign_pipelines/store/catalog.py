@@ -22,6 +22,7 @@ class ServerFields:
     daily_cap: int | None
     timezone: str
     batch_size: int | None
+    calls_in_flight: int | None
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,15 @@ class TemplateRow:
     updated_at: datetime
 
 
-_SERVER_COLUMNS = "id, name, provider, url, api_key_ref, active, daily_cap, timezone, batch_size, updated_at"
+_SERVER_COLUMNS = (
+    "id, name, provider, url, api_key_ref, active, daily_cap, timezone, batch_size, calls_in_flight, updated_at"
+)
 
 
 def insert_server(conn: psycopg.Connection, name: str, server: ServerFields) -> int:
     row = conn.execute(
-        "INSERT INTO servers (name, provider, url, api_key_ref, active, daily_cap, timezone, batch_size)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        "INSERT INTO servers (name, provider, url, api_key_ref, active, daily_cap, timezone, batch_size,"
+        " calls_in_flight) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (name, *_values(server)),
     ).fetchone()
     assert row is not None
@@ -57,7 +60,7 @@ def insert_server(conn: psycopg.Connection, name: str, server: ServerFields) -> 
 def update_server(conn: psycopg.Connection, server_id: int, server: ServerFields) -> None:
     conn.execute(
         "UPDATE servers SET provider = %s, url = %s, api_key_ref = %s, active = %s, daily_cap = %s, timezone = %s,"
-        " batch_size = %s, updated_at = now() WHERE id = %s",
+        " batch_size = %s, calls_in_flight = %s, updated_at = now() WHERE id = %s",
         (*_values(server), server_id),
     )
 

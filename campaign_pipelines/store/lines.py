@@ -59,6 +59,7 @@ class LineState:
     server_daily_cap: int | None
     server_timezone: str
     server_batch_size: int | None
+    server_calls_in_flight: int | None
     send_frequency_minutes: Decimal | None
     max_daily_sends: int | None
     scheduled_at: datetime | None
@@ -78,7 +79,8 @@ class LineState:
 _LINE_SELECT = sql.SQL(
     "SELECT l.id, l.campaign_id, l.position, l.sender_name, l.sender_email, l.server_id, s.name AS server_name,"
     " s.provider, s.url, s.api_key_ref, s.active AS server_active, s.daily_cap AS server_daily_cap,"
-    " s.timezone AS server_timezone, s.batch_size AS server_batch_size, l.send_frequency_minutes,"
+    " s.timezone AS server_timezone, s.batch_size AS server_batch_size, s.calls_in_flight AS server_calls_in_flight,"
+    " l.send_frequency_minutes,"
     " l.max_daily_sends, l.scheduled_at, l.status, l.reason, l.sent_count, l.failed_count, l.unknown_count,"
     " l.suppressed_count, l.last_sent_at, l.next_run_at, l.heartbeat_at, l.run_id, l.attempt"
     " FROM campaign_channels l JOIN servers s ON s.id = l.server_id"

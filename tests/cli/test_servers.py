@@ -69,8 +69,10 @@ def test_server_list_shows_where_keys_live_never_the_keys(
         "time",
         "zone",
         "batch",
+        "in",
+        "flight",
     ]
-    assert [line.split()[-4] for line in listing[2:]] == ["yes", "yes", "no"]  # ordered by name
+    assert [line.split()[-5] for line in listing[2:]] == ["yes", "yes", "no"]  # ordered by name
     assert "Bac à sable" in listing[2] and "no key" in listing[2]
     assert BREVO_SERVER in listing[3] and "env var BREVO_API_KEY" in listing[3]
     assert "Postmark" in listing[4] and f"file {key_file}" in listing[4]
@@ -191,17 +193,20 @@ def test_server_cap_time_zone_and_batch_size_are_set_and_kept_on_update(db, data
                 "Europe/Paris",
                 "--batch-size",
                 "500",
+                "--calls-in-flight",
+                "2",
             ]
         )
         == 0
     )
     assert cli.main([*base, "update", "Brevo", "--url", "https://eu.example.com/v3/smtp/email"]) == 0
     row = catalog.server_by_name(db, "Brevo")
-    assert (row.daily_cap, row.timezone, row.batch_size) == (300000, "Europe/Paris", 500)
+    assert (row.daily_cap, row.timezone, row.batch_size, row.calls_in_flight) == (300000, "Europe/Paris", 500, 2)
 
-    assert cli.main([*base, "update", "Brevo", "--daily-cap", "none", "--batch-size", "1"]) == 0
+    update = ["update", "Brevo", "--daily-cap", "none", "--batch-size", "1", "--calls-in-flight", "none"]
+    assert cli.main([*base, *update]) == 0
     row = catalog.server_by_name(db, "Brevo")
-    assert (row.daily_cap, row.batch_size) == (None, 1)
+    assert (row.daily_cap, row.batch_size, row.calls_in_flight) == (None, 1, None)
     capsys.readouterr()
     cli.main([*base, "list"])
     assert "Europe/Paris" in capsys.readouterr().out

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from campaign_pipelines.providers import get as get_provider
 from campaign_pipelines.sending.outcomes import LineStop
 from campaign_pipelines.sending.setup import CLAIM_AT_LEAST, prepare, take_over
 from campaign_pipelines.statuses import ContactStatus, LineStatus
@@ -62,6 +63,19 @@ def test_a_paced_line_sends_one_message_per_call_and_an_unpaced_one_claims_enoug
     assert (paced.gap, paced.batch_size, paced.claim_size) == (timedelta(minutes=1.5), 1, 1)
     assert (unpaced.gap, unpaced.batch_size, unpaced.claim_size) == (timedelta(0), 64, CLAIM_AT_LEAST)
     assert (unpaced.sender.name, unpaced.sender.email) == (BREVO["sender_name"], BREVO["sender_email"])
+
+
+def test_calls_in_flight_are_one_when_paced_else_the_server_s_or_the_provider_s(db, make_campaign) -> None:
+    setup = make_campaign(3, [{**SENDGRID, "send_frequency_minutes": 1.5}, SENDGRID, BREVO])
+    paced, sendgrid, brevo = (_prepare(db, line_id) for line_id in setup.line_ids)
+    assert (paced.calls_in_flight, sendgrid.calls_in_flight, brevo.calls_in_flight) == (
+        1,
+        get_provider("sendgrid").max_in_flight,
+        get_provider("brevo").max_in_flight,
+    )
+
+    db.execute("UPDATE servers SET calls_in_flight = 2 WHERE provider = 'brevo'")
+    assert _prepare(db, setup.line_ids[2]).calls_in_flight == 2
 
 
 def test_a_missing_key_variable_stops_the_line_clearly(db, make_campaign, run_line, monkeypatch) -> None:

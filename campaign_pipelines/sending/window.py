@@ -1,0 +1,61 @@
+"""How many provider calls a line keeps in flight at once (sending.line).
+
+By Little's law, a line that takes P seconds to prepare a call (claim, render, note it) and
+whose calls take L seconds to be answered needs ceil(L / P) calls in flight to never wait for
+an answer; with fewer it is bound by latency, with more it gains nothing and exposes more
+contacts to `unknown` should it crash (every call in flight may have been sent). The window is
+that number, from moving averages of both times, between 1 and the provider's documented
+concurrency; a rate limit (429) halves that ceiling for the rest of the run. A call still
+unanswered counts only once it is answered: one stuck call does not widen the window.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+# Weight of the newest measurement in the moving averages.
+SMOOTHING = 0.3
+
+
+class CallWindow:
+    def __init__(self, ceiling: int) -> None:
+        if ceiling < 1:
+            raise ValueError(f"a line needs room for at least one call in flight, not {ceiling}")
+        self._ceiling = ceiling
+        self._prepare_s: float | None = None
+        self._answer_s: float | None = None
+        # Rate limits are seen by the threads making the calls.
+        self._lock = threading.Lock()
+
+    @property
+    def ceiling(self) -> int:
+        return self._ceiling
+
+    def size(self) -> int:
+        """Calls the line may have in flight now."""
+        with self._lock:
+            if self._prepare_s is None or self._answer_s is None:
+                return 1
+            if self._prepare_s <= 0:
+                return self._ceiling
+            return max(1, min(self._ceiling, math.ceil(self._answer_s / self._prepare_s)))
+
+    def prepared(self, seconds: float) -> None:
+        """The line spent `seconds` of its own work on the call it is about to make."""
+        with self._lock:
+            self._prepare_s = _average(self._prepare_s, seconds)
+
+    def answered(self, seconds: float) -> None:
+        """A call was answered (or failed) `seconds` after it left."""
+        with self._lock:
+            self._answer_s = _average(self._answer_s, seconds)
+
+    def rate_limited(self) -> None:
+        """The provider answered 429: fewer calls at once from now on."""
+        with self._lock:
+            self._ceiling = max(1, self._ceiling // 2)
+
+
+def _average(mean: float | None, value: float) -> float:
+    return value if mean is None else mean + SMOOTHING * (value - mean)

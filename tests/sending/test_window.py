@@ -1,0 +1,57 @@
+"""CallWindow: as many calls in flight as cover their latency with the line's own work, within its ceiling."""
+
+from __future__ import annotations
+
+import pytest
+
+from campaign_pipelines.sending.window import CallWindow
+
+
+def test_one_call_until_both_times_are_measured() -> None:
+    window = CallWindow(8)
+    assert window.size() == 1
+    window.prepared(0.1)
+    assert window.size() == 1
+    window.answered(0.2)
+    assert window.size() == 2
+
+
+def test_latency_over_preparation_rounded_up_within_the_ceiling() -> None:
+    window = CallWindow(4)
+    window.prepared(0.11)
+    window.answered(0.2)  # 1.8 calls' worth of latency: two keep the line busy
+    assert window.size() == 2
+    window.answered(10.0)
+    assert window.size() == 4  # never above the ceiling
+    fast = CallWindow(4)
+    fast.prepared(0.05)
+    fast.answered(0.001)  # answers come faster than the line prepares: one is enough
+    assert fast.size() == 1
+
+
+def test_averages_follow_a_change_of_latency() -> None:
+    window = CallWindow(8)
+    window.prepared(0.1)
+    for _ in range(20):
+        window.answered(0.1)
+    assert window.size() == 1
+    for _ in range(20):
+        window.answered(0.5)
+    assert window.size() == 5
+
+
+def test_a_rate_limit_halves_the_ceiling_down_to_one() -> None:
+    window = CallWindow(8)
+    window.prepared(0.01)
+    window.answered(1.0)
+    assert window.size() == 8
+    window.rate_limited()
+    assert (window.ceiling, window.size()) == (4, 4)
+    for _ in range(5):
+        window.rate_limited()
+    assert (window.ceiling, window.size()) == (1, 1)
+
+
+def test_a_line_needs_room_for_one_call() -> None:
+    with pytest.raises(ValueError, match="at least one call in flight, not 0"):
+        CallWindow(0)
