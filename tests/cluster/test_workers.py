@@ -91,7 +91,9 @@ def test_a_worker_process_killed_mid_batch_is_relaunched_by_the_sensor(
 ) -> None:
     lines = [SENDGRID, {**POSTMARK, "max_daily_sends": QUOTA}]
     setup = make_campaign(CONTACTS, lines, base=strict_fake.url, launch=False)
-    db.execute("UPDATE servers SET batch_size = %s", (KILL_BATCH,))
+    # One call in flight at a time: the kill's arithmetic below counts calls in order (a window of calls at a
+    # crash: tests/sending/test_crash.py, tests/faults/test_frozen_run.py).
+    db.execute("UPDATE servers SET batch_size = %s, calls_in_flight = 1", (KILL_BATCH,))
     strict_fake.state.delay_next("sendgrid", HELD_S, after=2)
     run = runs.send(setup.campaign_id)
     held_line = setup.line_ids[0]

@@ -33,7 +33,9 @@ def test_a_late_brevo_answer_is_retried_once_then_unknown(
     db: psycopg.Connection, strict_fake: FakeServer, make_campaign, runs: Runs
 ) -> None:
     setup = make_campaign(CONTACTS, [BREVO], base=strict_fake.url, launch=False)
-    db.execute("UPDATE servers SET batch_size = %s", (BATCH,))
+    # One call in flight at a time: the script of late calls below counts calls in order (a window of calls at a
+    # crash: tests/sending/test_crash.py, tests/faults/test_frozen_run.py).
+    db.execute("UPDATE servers SET batch_size = %s, calls_in_flight = 1", (BATCH,))
     fakes = strict_fake.state
     # Call 3 is late, its retry (call 4) answered; later, call 6 and its retry (call 7) are both late.
     fakes.delay_next("brevo", LATE_S, after=2)

@@ -36,7 +36,9 @@ def test_the_database_killed_mid_send_then_restarted(
     db: psycopg.Connection, database_url: str, pg: OwnPostgres, strict_fake: FakeServer, make_campaign, runs: Runs
 ) -> None:
     setup = make_campaign(CONTACTS, [SENDGRID], base=strict_fake.url, launch=False)
-    db.execute("UPDATE servers SET batch_size = %s", (BATCH,))
+    # One call in flight at a time: the kill's arithmetic below counts calls in order (a window of calls at a
+    # crash: tests/sending/test_crash.py, tests/faults/test_frozen_run.py).
+    db.execute("UPDATE servers SET batch_size = %s, calls_in_flight = 1", (BATCH,))
     strict_fake.state.delay_next("sendgrid", HELD_S, after=2)
     run = runs.send(setup.campaign_id)
     wait_for(lambda: len(strict_fake.state.calls("sendgrid")) == 3, "the third provider call")

@@ -36,7 +36,9 @@ def _send_holding_the_third_call(
     db: psycopg.Connection, fake: FakeServer, make_campaign, runs: Runs, line: dict, batch: int
 ) -> tuple[Setup, Run]:
     setup = make_campaign(CONTACTS, [line], base=fake.url, launch=False)
-    db.execute("UPDATE servers SET batch_size = %s", (batch,))
+    # One call in flight at a time: the kill's arithmetic below counts calls in order (a window of calls at a
+    # crash: tests/sending/test_crash.py, tests/faults/test_frozen_run.py).
+    db.execute("UPDATE servers SET batch_size = %s, calls_in_flight = 1", (batch,))
     fake.state.delay_next(line["provider"], HELD_S, after=2)
     return setup, runs.send(setup.campaign_id)
 
