@@ -277,8 +277,6 @@ class LineSender:
         """Make the batch's calls, `batch_size` messages each (one, on a server that takes one
         message per call), with up to the window's number in flight; the contacts no call was
         made for go back to the pool when the line stops before."""
-        calls = -(-len(batch.ids) // self._batch_size)
-        self._window.prepared((time.monotonic() - self._busy_from) / calls)
         for start in range(0, len(batch.ids), self._batch_size):
             try:
                 self._make_room()
@@ -293,10 +291,14 @@ class LineSender:
                 raise _Lost()
             messages = batch.messages[start : start + len(ids)]
             assert self._pool is not None
+            # The loop's own work since its last call (claim, render, records), waits for room aside.
+            now = time.monotonic()
+            self._window.prepared(now - self._busy_from)
+            self._busy_from = now
             answer = self._pool.submit(self._deliver, messages, ids)
             self._flights.append(_Flight(batch, messages, ids, call_id, answer))
+            self._outcome.most_in_flight = max(self._outcome.most_in_flight, len(self._flights))
             self._land(block=False)
-        self._busy_from = time.monotonic()
 
     def _deliver(self, messages: list[OutgoingMessage], ids: list[int]) -> list[Delivery]:
         """One call, in a thread of the pool; its database work is left to the loop."""
@@ -329,8 +331,9 @@ class LineSender:
         """Wait until the window has room for one more call, recording the calls answered
         meanwhile; heartbeats and pauses are seen every second."""
         while len(self._flights) >= self._window.size():
+            waited_from = time.monotonic()
             self._land(block=True, meanwhile=self._control)
-            self._busy_from = time.monotonic()
+            self._busy_from += time.monotonic() - waited_from
 
     def _land(self, *, block: bool, meanwhile: Callable[[], object] | None = None) -> None:
         """Record the calls answered by now; `block`: wait for one at least, running `meanwhile`

@@ -40,6 +40,8 @@ class LineOutcome:
     suppressed: int = 0
     undefined_variables: int = 0
     seconds: float = 0.0
+    # The most provider calls the line had in flight at once.
+    most_in_flight: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property

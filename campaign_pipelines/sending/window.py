@@ -4,18 +4,24 @@ By Little's law, a line that takes P seconds to prepare a call (claim, render, n
 whose calls take L seconds to be answered needs ceil(L / P) calls in flight to never wait for
 an answer; with fewer it is bound by latency, with more it gains nothing and exposes more
 contacts to `unknown` should it crash (every call in flight may have been sent). The window is
-that number, from moving averages of both times, between 1 and the provider's documented
-concurrency; a rate limit (429) halves that ceiling for the rest of the run. A call still
-unanswered counts only once it is answered: one stuck call does not widen the window.
+that number, between 1 and the provider's documented concurrency, from a moving average of P and
+the shortest of the last answer times: the calls' threads share the interpreter with the loop, so
+an answer's time also holds its wait for the loop's rendering, which more calls would not shorten
+(with the average, the window fed its own growth: measured 5 calls where 2 sufficed). A rate limit
+(429) halves that ceiling for the rest of the run. A call still unanswered counts only once it is
+answered: one stuck call does not widen the window.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 
-# Weight of the newest measurement in the moving averages.
+# Weight of the newest measurement in the moving average of preparation times.
 SMOOTHING = 0.3
+# Answer times kept: the shortest of these is the calls' latency.
+ANSWERS_KEPT = 16
 
 
 class CallWindow:
@@ -24,7 +30,7 @@ class CallWindow:
             raise ValueError(f"a line needs room for at least one call in flight, not {ceiling}")
         self._ceiling = ceiling
         self._prepare_s: float | None = None
-        self._answer_s: float | None = None
+        self._answers: deque[float] = deque(maxlen=ANSWERS_KEPT)
         # Rate limits are seen by the threads making the calls.
         self._lock = threading.Lock()
 
@@ -35,11 +41,11 @@ class CallWindow:
     def size(self) -> int:
         """Calls the line may have in flight now."""
         with self._lock:
-            if self._prepare_s is None or self._answer_s is None:
+            if self._prepare_s is None or not self._answers:
                 return 1
             if self._prepare_s <= 0:
                 return self._ceiling
-            return max(1, min(self._ceiling, math.ceil(self._answer_s / self._prepare_s)))
+            return max(1, min(self._ceiling, math.ceil(min(self._answers) / self._prepare_s)))
 
     def prepared(self, seconds: float) -> None:
         """The line spent `seconds` of its own work on the call it is about to make."""
@@ -49,7 +55,7 @@ class CallWindow:
     def answered(self, seconds: float) -> None:
         """A call was answered (or failed) `seconds` after it left."""
         with self._lock:
-            self._answer_s = _average(self._answer_s, seconds)
+            self._answers.append(seconds)
 
     def rate_limited(self) -> None:
         """The provider answered 429: fewer calls at once from now on."""

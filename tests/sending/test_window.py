@@ -21,21 +21,23 @@ def test_latency_over_preparation_rounded_up_within_the_ceiling() -> None:
     window.prepared(0.11)
     window.answered(0.2)  # 1.8 calls' worth of latency: two keep the line busy
     assert window.size() == 2
-    window.answered(10.0)
-    assert window.size() == 4  # never above the ceiling
+    slow = CallWindow(4)
+    slow.prepared(0.01)
+    slow.answered(10.0)
+    assert slow.size() == 4  # never above the ceiling
     fast = CallWindow(4)
     fast.prepared(0.05)
     fast.answered(0.001)  # answers come faster than the line prepares: one is enough
     assert fast.size() == 1
 
 
-def test_averages_follow_a_change_of_latency() -> None:
+def test_the_shortest_recent_answer_is_the_latency() -> None:
     window = CallWindow(8)
     window.prepared(0.1)
-    for _ in range(20):
-        window.answered(0.1)
-    assert window.size() == 1
-    for _ in range(20):
+    for seconds in (0.2, 0.9, 0.7):  # answers held up by the loop's own work do not widen it
+        window.answered(seconds)
+    assert window.size() == 2
+    for _ in range(16):  # the provider itself slowed down: the window follows
         window.answered(0.5)
     assert window.size() == 5
 
