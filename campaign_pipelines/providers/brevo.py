@@ -205,12 +205,9 @@ def authorized(authorization: str | None, token: str) -> bool:
 def events(body: bytes, now: datetime) -> Parsed:
     """One event object, or an array of them in Brevo's batched mode."""
     parsed = Parsed()
-    for index, item in enumerate(_payload.objects(_payload.load(body))):
-        where = f"event {index}"
-        ours = _EVENTS.get(_payload.event_name(item, "event", where))
-        if ours is None:
-            parsed.ignored += 1
-            continue
+    for item, where, _name, ours in _payload.kept_events(
+        parsed, _payload.objects(_payload.load(body)), "event", _EVENTS
+    ):
         # ts_epoch (milliseconds) is Brevo's only timestamp documented as UTC; `date` is in the account's zone.
         if item.get("ts_epoch") is not None:
             occurred_at = _payload.epoch(item["ts_epoch"], "ts_epoch", where, per_second=1000)
