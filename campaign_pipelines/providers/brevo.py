@@ -166,7 +166,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     payload = _http.json_object(response)
     code = str(payload.get("code") or "")
     said = _http.quote(str(payload.get("message") or response.text or response.reason_phrase))
-    words = f"{said} ({code}, HTTP {status})" if code else f"{said} (HTTP {status})"
+    words = _http.error_words(said, status, code)
     _http.raise_if_busy(Brevo.name, response, words, _reset)
     if code == "duplicate_request":
         # The idempotency key was already used: that call went through. Brevo's exact answer to a

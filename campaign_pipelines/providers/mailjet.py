@@ -150,10 +150,9 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         return _per_message(response, results, sender, messages)
     code = str(payload.get("ErrorCode") or "")
     if payload:
-        said = _http.quote(str(payload.get("ErrorMessage") or "no message"))
-        words = f"{said} ({code}, HTTP {status})" if code else f"{said} (HTTP {status})"
+        words = _http.error_words(_http.quote(str(payload.get("ErrorMessage") or "no message")), status, code)
     else:
-        words = f"{_http.quote(response.text or response.reason_phrase)} (HTTP {status})"
+        words = _http.error_words(_http.quote(response.text or response.reason_phrase), status)
     _http.raise_if_busy(Mailjet.name, response, words)
     if code in _SENDER_CODES:
         raise Rejected(f"mailjet: refused the sender {sender.email}: {words}", status=status)

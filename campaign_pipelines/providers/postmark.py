@@ -164,7 +164,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     if payload:
         words = _words(payload, status)
     else:
-        words = f"{_http.quote(response.text or response.reason_phrase)} (HTTP {status})"
+        words = _http.error_words(_http.quote(response.text or response.reason_phrase), status)
     _http.raise_if_busy(Postmark.name, response, words)
     if status == 401 or code == _BAD_TOKEN or code in _ACCOUNT_CODES:
         raise AuthFailed(f"postmark: the server token or account was refused: {words}", status=status)

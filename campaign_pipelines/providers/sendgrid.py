@@ -240,7 +240,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     errors = _http.json_object(response).get("errors")
     errors = [error for error in errors if isinstance(error, dict)] if isinstance(errors, list) else []
     said = "; ".join(_describe(error) for error in errors) or _http.quote(response.text or response.reason_phrase)
-    words = f"{_http.quote(said)} (HTTP {status})"
+    words = _http.error_words(_http.quote(said), status)
     fields = [str(error.get("field") or "") for error in errors]
     _http.raise_if_busy(SendGrid.name, response, words)
     about_sender = any(field.startswith("from") for field in fields) or "sender identity" in said.lower()

@@ -188,7 +188,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     payload = _http.json_object(response)
     errors = _dicts(payload.get("errors"))
     said = "; ".join(map(_describe, errors)) or _http.quote(response.text or response.reason_phrase)
-    words = f"{_http.quote(said)} (HTTP {status})"
+    words = _http.error_words(_http.quote(said), status)
     if 200 <= status < 300:
         results = payload.get("results")
         if not isinstance(results, dict) or not _documented(results):
