@@ -103,6 +103,12 @@ def refused_for_a_message(
     return [Delivery.refused(messages[0].send_id, f"{provider} refused {messages[0].to_email}: {words}")]
 
 
+def error_words(said: str, status: int, code: str = "") -> str:
+    """A refusal in the provider's words (`said`, quoted already), with its error code when it gave
+    one, and the HTTP status: "Invalid sender (invalid_parameter, HTTP 400)"."""
+    return f"{said} ({code}, HTTP {status})" if code else f"{said} (HTTP {status})"
+
+
 def quote(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_QUOTE else text[: _MAX_QUOTE - 1] + "…"

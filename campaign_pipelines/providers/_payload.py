@@ -1,6 +1,8 @@
 """Reading webhook bodies: the JSON helpers every provider's event parsing is made of.
 
 Each raises MalformedPayload with what is wrong and where (`where` names the event, "event 3").
+`kept_events` is the loop over a body's events: each one's name read and mapped to our kind, the
+ones we do not keep counted as ignored.
 Event ids: a provider's own id when it gives one that names the event; otherwise `derived_id`, a
 digest of the fields that identify the event as the provider sent them, so that a provider's
 retry or a replay is stored once.
@@ -10,12 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from campaign_pipelines.providers.webhook import MalformedPayload
+from campaign_pipelines.providers.webhook import MalformedPayload, Parsed
+
+# What a provider's reading of an event name gives: our kind, or more that goes with it.
+Kind = TypeVar("Kind")
 
 # Derived ids are "sha256:<hex>": a provider's own id must have no ':' (base64url, hex, a UUID), so the two never meet.
 _DERIVED_ID_PREFIX = "sha256:"
@@ -35,6 +41,32 @@ def objects(document: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise MalformedPayload(f"event {index} is not a JSON object")
     return items
+
+
+def kept_events(
+    parsed: Parsed,
+    items: Iterable[dict[str, Any] | None],
+    key: str,
+    kinds: Mapping[str, Kind] | Callable[[str, dict[str, Any], str], Kind | None],
+    *,
+    noun: str = "event",
+) -> Iterator[tuple[dict[str, Any], str, str, Kind]]:
+    """The events we keep, in the body's order, each as (item, where, its name at `key`, our kind);
+    every other one is counted in `parsed.ignored`. `kinds` maps the name to our kind, or reads it
+    from (name, item, where) when the name alone does not say (a bounce split by its type); None
+    is an event we do not keep. An item given as None holds no event (SparkPost's ping). `where`
+    is "<noun> <index>"."""
+    for index, item in enumerate(items):
+        where = f"{noun} {index}"
+        if item is None:
+            parsed.ignored += 1
+            continue
+        name = event_name(item, key, where)
+        ours = kinds.get(name) if isinstance(kinds, Mapping) else kinds(name, item, where)
+        if ours is None:
+            parsed.ignored += 1
+            continue
+        yield item, where, name, ours
 
 
 def text(item: dict[str, Any], key: str, where: str) -> str | None:

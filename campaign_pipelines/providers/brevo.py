@@ -168,7 +168,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     payload = _http.json_object(response)
     code = str(payload.get("code") or "")
     said = _http.quote(str(payload.get("message") or response.text or response.reason_phrase))
-    words = f"{said} ({code}, HTTP {status})" if code else f"{said} (HTTP {status})"
+    words = _http.error_words(said, status, code)
     _http.raise_if_busy(Brevo.name, response, words, _reset)
     if code == "duplicate_request":
         # The idempotency key was already used: that call went through. Brevo's exact answer to a
@@ -207,12 +207,9 @@ def authorized(authorization: str | None, token: str) -> bool:
 def events(body: bytes, now: datetime) -> Parsed:
     """One event object, or an array of them in Brevo's batched mode."""
     parsed = Parsed()
-    for index, item in enumerate(_payload.objects(_payload.load(body))):
-        where = f"event {index}"
-        ours = _EVENTS.get(_payload.event_name(item, "event", where))
-        if ours is None:
-            parsed.ignored += 1
-            continue
+    for item, where, _name, ours in _payload.kept_events(
+        parsed, _payload.objects(_payload.load(body)), "event", _EVENTS
+    ):
         # ts_epoch (milliseconds) is Brevo's only timestamp documented as UTC; `date` is in the account's zone.
         if item.get("ts_epoch") is not None:
             occurred_at = _payload.epoch(item["ts_epoch"], "ts_epoch", where, per_second=1000)

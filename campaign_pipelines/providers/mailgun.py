@@ -251,7 +251,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
             )
         return [Delivery.accepted(message.send_id, str(message_id)) for message in messages]
     said = _http.quote(str(payload.get("message") or response.text or response.reason_phrase))
-    words = f"{said} (HTTP {status})"
+    words = _http.error_words(said, status)
     _http.raise_if_busy(Mailgun.name, response, words)
     if status in (401, 403):
         raise AuthFailed(f"mailgun: the API key was refused: {words}", status=status)

@@ -150,10 +150,9 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
         return _per_message(response, results, sender, messages)
     code = str(payload.get("ErrorCode") or "")
     if payload:
-        said = _http.quote(str(payload.get("ErrorMessage") or "no message"))
-        words = f"{said} ({code}, HTTP {status})" if code else f"{said} (HTTP {status})"
+        words = _http.error_words(_http.quote(str(payload.get("ErrorMessage") or "no message")), status, code)
     else:
-        words = f"{_http.quote(response.text or response.reason_phrase)} (HTTP {status})"
+        words = _http.error_words(_http.quote(response.text or response.reason_phrase), status)
     _http.raise_if_busy(Mailjet.name, response, words)
     if code in _SENDER_CODES:
         raise Rejected(f"mailjet: refused the sender {sender.email}: {words}", status=status)
@@ -223,19 +222,7 @@ def _about_sender(result: dict[str, Any]) -> bool:
 def events(body: bytes, now: datetime) -> Parsed:
     """One event object, or an array of them when the callback URL groups events."""
     parsed = Parsed()
-    for index, item in enumerate(_payload.objects(_payload.load(body))):
-        where = f"event {index}"
-        name = _payload.event_name(item, "event", where)
-        if name == "bounce":
-            hard = item.get("hard_bounce")
-            if not isinstance(hard, bool):
-                raise MalformedPayload(f"{where}: hard_bounce is not true or false")
-            ours: str | None = HARD_BOUNCE if hard else SOFT_BOUNCE
-        else:
-            ours = _EVENTS.get(name)
-        if ours is None:
-            parsed.ignored += 1
-            continue
+    for item, where, name, ours in _payload.kept_events(parsed, _payload.objects(_payload.load(body)), "event", _kind):
         stamp = item.get("time")
         # Mailjet gives no event id; a message id names one recipient's message.
         event_id = _payload.derived_id(
@@ -257,6 +244,15 @@ def events(body: bytes, now: datetime) -> Parsed:
             )
         )
     return parsed
+
+
+def _kind(name: str, item: dict[str, Any], where: str) -> str | None:
+    if name == "bounce":
+        hard = item.get("hard_bounce")
+        if not isinstance(hard, bool):
+            raise MalformedPayload(f"{where}: hard_bounce is not true or false")
+        return HARD_BOUNCE if hard else SOFT_BOUNCE
+    return _EVENTS.get(name)
 
 
 PROVIDER = Mailjet()

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from email.utils import formataddr
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -164,7 +164,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     if payload:
         words = _words(payload, status)
     else:
-        words = f"{_http.quote(response.text or response.reason_phrase)} (HTTP {status})"
+        words = _http.error_words(_http.quote(response.text or response.reason_phrase), status)
     _http.raise_if_busy(Postmark.name, response, words)
     if status == 401 or code == _BAD_TOKEN or code in _ACCOUNT_CODES:
         raise AuthFailed(f"postmark: the server token or account was refused: {words}", status=status)
@@ -199,25 +199,8 @@ def _words(payload: dict[str, Any], status: int | None) -> str:
 def events(body: bytes, now: datetime) -> Parsed:
     """Postmark posts one record per request; its RecordType says which."""
     parsed = Parsed()
-    for index, item in enumerate(_payload.objects(_payload.load(body))):
-        where = f"record {index}"
-        kind = _payload.event_name(item, "RecordType", where)
-        if kind == "Delivery":
-            ours, recipient_key, time_key, detail = DELIVERED, "Recipient", "DeliveredAt", None
-        elif kind in ("Bounce", "SpamComplaint"):
-            bounce_type = "SpamComplaint" if kind == "SpamComplaint" else _payload.text(item, "Type", where)
-            ours = _BOUNCES.get(bounce_type or "")
-            recipient_key, time_key = "Email", "BouncedAt"
-            detail = _payload.words(item.get("Details"), item.get("Description"), bounce_type)
-        elif kind == "SubscriptionChange":
-            unsubscribed = item.get("SuppressSending") is True and item.get("SuppressionReason") == _UNSUBSCRIBED
-            ours = UNSUBSCRIBE if unsubscribed else None
-            recipient_key, time_key, detail = "Recipient", "ChangedAt", _payload.words(item.get("SuppressionReason"))
-        else:
-            ours = None
-        if ours is None:
-            parsed.ignored += 1
-            continue
+    records = _payload.kept_events(parsed, _payload.objects(_payload.load(body)), "RecordType", _record, noun="record")
+    for item, where, kind, (ours, recipient_key, time_key, detail) in records:
         metadata = _payload.obj(item, "Metadata", where)
         stamp = item.get(time_key)
         # Postmark gives no event id (a bounce's `ID` is one, other records have none).
@@ -236,6 +219,31 @@ def events(body: bytes, now: datetime) -> Parsed:
             )
         )
     return parsed
+
+
+class _Record(NamedTuple):
+    """What a record's kind says: our event, and where the record keeps its recipient and time."""
+
+    event: str
+    recipient_key: str
+    time_key: str
+    detail: str | None
+
+
+def _record(kind: str, item: dict[str, Any], where: str) -> _Record | None:
+    if kind == "Delivery":
+        return _Record(DELIVERED, "Recipient", "DeliveredAt", None)
+    if kind in ("Bounce", "SpamComplaint"):
+        bounce_type = "SpamComplaint" if kind == "SpamComplaint" else _payload.text(item, "Type", where)
+        ours = _BOUNCES.get(bounce_type or "")
+        detail = _payload.words(item.get("Details"), item.get("Description"), bounce_type)
+        return None if ours is None else _Record(ours, "Email", "BouncedAt", detail)
+    if kind == "SubscriptionChange":
+        unsubscribed = item.get("SuppressSending") is True and item.get("SuppressionReason") == _UNSUBSCRIBED
+        if not unsubscribed:
+            return None
+        return _Record(UNSUBSCRIBE, "Recipient", "ChangedAt", _payload.words(item.get("SuppressionReason")))
+    return None
 
 
 PROVIDER = Postmark()

@@ -170,7 +170,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     payload = _http.json_object(response)
     name = str(payload.get("name") or "")
     said = _http.quote(str(payload.get("message") or response.text or response.reason_phrase))
-    words = f"{said} ({name}, HTTP {status})" if name else f"{said} (HTTP {status})"
+    words = _http.error_words(said, status, name)
     if status == 429 and name in _QUOTA_NAMES:
         raise QuotaExhausted(f"resend: the account's sending quota is used up: {words}", status=status)
     _http.raise_if_busy(Resend.name, response, words, _wait)

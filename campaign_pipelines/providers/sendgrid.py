@@ -240,7 +240,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     errors = _http.json_object(response).get("errors")
     errors = [error for error in errors if isinstance(error, dict)] if isinstance(errors, list) else []
     said = "; ".join(_describe(error) for error in errors) or _http.quote(response.text or response.reason_phrase)
-    words = f"{_http.quote(said)} (HTTP {status})"
+    words = _http.error_words(_http.quote(said), status)
     fields = [str(error.get("field") or "") for error in errors]
     _http.raise_if_busy(SendGrid.name, response, words)
     about_sender = any(field.startswith("from") for field in fields) or "sender identity" in said.lower()
@@ -283,17 +283,7 @@ def signature_ok(key: ec.EllipticCurvePublicKey, signature: str, timestamp: str,
 def events(body: bytes, now: datetime) -> Parsed:
     """SendGrid posts a JSON array of events."""
     parsed = Parsed()
-    for index, item in enumerate(_payload.objects(_payload.load(body))):
-        where = f"event {index}"
-        name = _payload.event_name(item, "event", where)
-        if name == "bounce":
-            # type "bounce" is a hard bounce, "blocked" a soft one.
-            ours: str | None = SOFT_BOUNCE if _payload.text(item, "type", where) == "blocked" else HARD_BOUNCE
-        else:
-            ours = _EVENTS.get(name)
-        if ours is None:
-            parsed.ignored += 1
-            continue
+    for item, where, name, ours in _payload.kept_events(parsed, _payload.objects(_payload.load(body)), "event", _kind):
         stamp = item.get("timestamp")
         event_id = _payload.text(item, "sg_event_id", where) or _payload.derived_id(
             item.get("sg_message_id"), name, item.get("type"), item.get("email"), stamp
@@ -311,6 +301,13 @@ def events(body: bytes, now: datetime) -> Parsed:
             )
         )
     return parsed
+
+
+def _kind(name: str, item: dict[str, Any], where: str) -> str | None:
+    if name == "bounce":
+        # type "bounce" is a hard bounce, "blocked" a soft one.
+        return SOFT_BOUNCE if _payload.text(item, "type", where) == "blocked" else HARD_BOUNCE
+    return _EVENTS.get(name)
 
 
 PROVIDER = SendGrid()

@@ -38,7 +38,7 @@ window, and each event's `event_id` stores its copies once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -188,7 +188,7 @@ def _verdicts(response: httpx.Response, sender: Sender, messages: Sequence[Outgo
     payload = _http.json_object(response)
     errors = _dicts(payload.get("errors"))
     said = "; ".join(map(_describe, errors)) or _http.quote(response.text or response.reason_phrase)
-    words = f"{_http.quote(said)} (HTTP {status})"
+    words = _http.error_words(_http.quote(said), status)
     if 200 <= status < 300:
         results = payload.get("results")
         if not isinstance(results, dict) or not _documented(results):
@@ -270,24 +270,7 @@ def events(body: bytes, now: datetime) -> Parsed:
     if not isinstance(document, list):
         raise MalformedPayload("the body is not a JSON array of events")
     parsed = Parsed()
-    for index, item in enumerate(_payload.objects(document)):
-        where = f"event {index}"
-        if "msys" not in item:
-            raise MalformedPayload(f"{where}: msys is missing")
-        wrapped = _payload.obj(item, "msys", where)
-        if not wrapped:
-            parsed.ignored += 1
-            continue
-        if len(wrapped) != 1:
-            raise MalformedPayload(f"{where}: msys holds {len(wrapped)} event classes, not one")
-        [(event_class, event)] = wrapped.items()
-        if not isinstance(event, dict):
-            raise MalformedPayload(f"{where}: msys.{event_class} is not an object")
-        kind = _payload.event_name(event, "type", where)
-        ours = _bounce(event, where) if kind in _BOUNCES else _EVENTS.get(kind)
-        if ours is None:
-            parsed.ignored += 1
-            continue
+    for event, where, kind, ours in _payload.kept_events(parsed, _unwrapped(_payload.objects(document)), "type", _kind):
         stamp = event.get("timestamp")
         event_id = _payload.text(event, "event_id", where) or _payload.derived_id(
             kind, event.get("message_id"), event.get("rcpt_to"), stamp
@@ -304,6 +287,28 @@ def events(body: bytes, now: datetime) -> Parsed:
             )
         )
     return parsed
+
+
+def _unwrapped(items: list[dict[str, Any]]) -> Iterator[dict[str, Any] | None]:
+    """Each item's event, None for a ping; read one at a time, so that the errors come in the body's order."""
+    for index, item in enumerate(items):
+        where = f"event {index}"
+        if "msys" not in item:
+            raise MalformedPayload(f"{where}: msys is missing")
+        wrapped = _payload.obj(item, "msys", where)
+        if not wrapped:
+            yield None
+            continue
+        if len(wrapped) != 1:
+            raise MalformedPayload(f"{where}: msys holds {len(wrapped)} event classes, not one")
+        [(event_class, event)] = wrapped.items()
+        if not isinstance(event, dict):
+            raise MalformedPayload(f"{where}: msys.{event_class} is not an object")
+        yield event
+
+
+def _kind(name: str, event: dict[str, Any], where: str) -> str | None:
+    return _bounce(event, where) if name in _BOUNCES else _EVENTS.get(name)
 
 
 def _bounce(event: dict[str, Any], where: str) -> str | None:
