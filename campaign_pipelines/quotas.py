@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import redis
+if TYPE_CHECKING:
+    import redis
 
 # Counters outlive their day by this much, then Redis drops them.
 _KEEP_S = 3 * 24 * 3600

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import psycopg
-import redis
 
 from campaign_pipelines.quotas import RedisQuotas, quota_day
 from campaign_pipelines.store import quotas as quota_sql
 from campaign_pipelines.store.lines import LineState
 from campaign_pipelines.store.quotas import Quota
+
+if TYPE_CHECKING:
+    import redis
 
 
 def day_quotas(line: LineState, now: datetime) -> tuple[list[Quota], datetime]:
@@ -31,6 +34,14 @@ def day_quotas(line: LineState, now: datetime) -> tuple[list[Quota], datetime]:
             Quota(f"server:{line.server_id}", day, line.server_daily_cap, f"server cap {line.server_daily_cap}/day")
         )
     return quotas, next_day
+
+
+def _redis_error() -> type[Exception]:
+    """redis-py's error, imported only when an exception reaches a handler: by then Redis is in use
+    (the quota resource imported it), and every run worker's start stays without redis-py's 0.2-0.3 s."""
+    import redis
+
+    return redis.RedisError
 
 
 def _nothing_to_give_back(unused: int) -> None:
@@ -62,7 +73,7 @@ class Reservations:
 
             try:
                 got = cache.reserve(quota.counter, quota.day, granted, quota.limit, recorded)
-            except redis.RedisError as error:
+            except _redis_error() as error:
                 for earlier in taken:
                     self._give_back(earlier, granted)
                 self._lose(error)
@@ -86,7 +97,7 @@ class Reservations:
             try:
                 for quota in quotas:
                     self._cache.raise_to(quota.counter, quota.day, quota_sql.used(self._conn, quota.counter, quota.day))
-            except redis.RedisError as error:
+            except _redis_error() as error:
                 self._lose(error)
 
     def _give_back(self, quota: Quota, unused: int) -> None:
@@ -94,7 +105,7 @@ class Reservations:
         if self._cache is not None:
             try:
                 self._cache.give_back(quota.counter, quota.day, unused)
-            except redis.RedisError as error:
+            except _redis_error() as error:
                 self._lose(error)
 
     def _lose(self, error: redis.RedisError) -> None:
