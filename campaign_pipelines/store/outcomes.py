@@ -8,8 +8,8 @@ per-contact rows to a Parquet file (one file of the campaign's outcome dataset: 
 together are the table, never joined in a second pass) and counts every funnel of the report
 (whole campaign, per line, per domain, per hour) from it into small running totals (`add_slice`).
 Every count of a report is a sum over contacts, and slices split the contacts, so the totals of
-the slices add up to the campaign's; memory stays that of one slice, whatever the campaign's size (10M contacts and 10M
-events in one piece ran DuckDB out of its 128 MB folding the events).
+the slices add up to the campaign's; memory stays that of one slice, whatever the campaign's size
+(10M contacts and 10M events in one piece ran DuckDB out of its 128 MB folding the events).
 Measured on 1M contacts and 1M events: the same funnels computed set-based inside PostgreSQL (one
 pass per table, a MATERIALIZED CTE of the events per contact, GROUPING SETS over the contacts)
 took 12-15 s (EXPLAIN ANALYZE), where the whole report here takes 6-7 s (bench-report, on a loaded
