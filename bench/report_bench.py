@@ -11,7 +11,7 @@ complaints). Then, in the same run and process:
 - report: what the `campaign_report` asset does (campaign_pipelines.reports.publish.publish_report),
   twice: while the campaign runs (its minute-by-minute report: the funnels and the HTML file with
   its charts, no per-contact file), then once it is completed (the same and the per-contact Parquet
-  file: the worst case, the one `report_s` gives).
+  files: the worst case, the one `report_s` gives).
 The reports are measured after the bare scans, all on a warm cache. The last line is one JSON
 object: {"contacts", "events", "report_s" (completed campaign), "vs_bare_scans" (report_s / bare
 seconds), "peak_rss_mb" (after both reports)}.

@@ -5,7 +5,7 @@ For each size N, on a fresh database of the shared server, each phase in a fresh
 - send: the launch (its send indexes) and one Brevo line (1000 messages a call, its batch limit)
   through the fake providers served by uvicorn in another process, all bookkeeping included, no
   quota (bench/send_bench.py's line);
-- report: `publish_report` of the completed campaign (funnels, HTML, per-contact Parquet file).
+- report: `publish_report` of the completed campaign (funnels, HTML, per-contact Parquet files).
 Per phase: seconds, contacts per second, the process's peak RSS and the WAL it wrote; after each,
 the contact table's bytes (heap, indexes) per contact. The table printed last gives each figure
 against N; the last line is one JSON object: {"sizes": [...], "phases": {phase: [{...} per size]},
@@ -105,13 +105,16 @@ def _size(n: int, tmp: Path) -> tuple[dict[str, dict], dict[str, float]]:
         phases["send"] = _run_phase("send", url, path, campaign_id, base)
         sent = _table_bytes(url, campaign_id)
         phases["report"] = _run_phase("report", url, path, campaign_id, base)
-        parquet = path.parent / "reports" / f"campaign-{campaign_id}" / "outcomes.parquet"
+        parquet = sum(
+            part.stat().st_size
+            for part in (path.parent / "reports" / f"campaign-{campaign_id}").glob("outcomes/*.parquet")
+        )
         sizes = {
             "heap_after_import": imported["heap"] / n,
             "indexes_after_import": imported["indexes"] / n,
             "heap_after_send": sent["heap"] / n,
             "indexes_after_send": sent["indexes"] / n,
-            "parquet": parquet.stat().st_size / n,
+            "parquet": parquet / n,
         }
     path.unlink()
     return phases, {k: round(v, 1) for k, v in sizes.items()}

@@ -94,7 +94,7 @@ class ReportConfig(dg.Config):
     outcomes_while_running: bool = Field(
         default=False,
         description=(
-            "Also write the per-contact Parquet file (outcomes.parquet) while the campaign is running."
+            "Also write the per-contact outcomes (outcomes/, Parquet files) while the campaign is running."
             " It is always written once the campaign is not running (completed, paused, cancelled, or not"
             " launched yet); while it sends, its report is refreshed every minute without it, which costs"
             " about half as much."
@@ -150,6 +150,7 @@ def report_metadata(published: PublishedReport) -> dict[str, object]:
         "report_url": dg.MetadataValue.url(published.html.as_uri()),
     }
     if published.outcomes is not None:
+        # A folder: one Parquet file per slice of contacts, read as one table (reports.publish).
         metadata["outcomes_parquet"] = dg.MetadataValue.path(str(published.outcomes))
     return metadata
 
@@ -194,9 +195,9 @@ def report_checks(report: CampaignReport) -> list[dg.AssetCheckResult]:
     description=(
         "The results of one campaign: its funnel (contacts, sendable, sent, delivered, bounces, complaints,"
         " opens and clicks with human-only rates beside raw ones, unsubscribes) per line, recipient domain,"
-        " hour since launch and tracked link; an HTML report and, once the campaign is not running, a"
-        " per-contact Parquet file in `$CAMPAIGNS_HOME/reports/campaign-<id>/`. Read-only: never blocks"
-        " sending or tracking."
+        " hour since launch and tracked link; an HTML report and, once the campaign is not running, the"
+        " per-contact outcomes (a folder of Parquet files, one table: `read_parquet('outcomes/*.parquet')`)"
+        " in `$CAMPAIGNS_HOME/reports/campaign-<id>/`. Read-only: never blocks sending or tracking."
     ),
     check_specs=[
         dg.AssetCheckSpec(
@@ -225,6 +226,6 @@ def campaign_report(
     context.log.info(
         f"campaign {campaign_id} '{report.name}': {report.totals.sent:,} of {report.totals.contacts:,} sent,"
         f" report in {published.html}"
-        + (f", per-contact outcomes in {published.outcomes}" if published.outcomes else "")
+        + (f", per-contact outcomes in {published.outcomes / '*.parquet'}" if published.outcomes else "")
     )
     return dg.MaterializeResult(metadata=report_metadata(published), check_results=report_checks(report))

@@ -42,10 +42,13 @@ def build_report(
 ) -> CampaignReport:
     """The report of one campaign now. Read-only; never fails for lack of data (its notes say why).
 
-    `outcomes`: where to write the per-contact Parquet file, when the campaign is not running (or
-    `outcomes_while_running`); without it, or while it runs, the slices' files are deleted once
-    counted and nothing per contact is kept. `slice_contacts`: contact ids read, folded and
-    counted at a time (the report's memory). Raises NotFoundError when the campaign does not exist.
+    `outcomes`: a folder, not there yet, to write the per-contact outcomes into when the campaign
+    is not running (or `outcomes_while_running`): one Parquet file per slice (`part-000000.parquet`,
+    `part-000001.parquet`, … in contact-id order), each written once where it stays, together one
+    table (`read_parquet('<folder>/*.parquet')`); created only when the campaign has contacts or events.
+    Without it, or while it runs, the slices' files are deleted once counted and nothing per
+    contact is kept. `slice_contacts`: contact ids read, folded and counted at a time (the report's
+    memory). Raises NotFoundError when the campaign does not exist.
     """
     generated_at = datetime.now(UTC)
     with connect(database_url) as conn, report_sql.report_snapshot(conn):
@@ -72,15 +75,14 @@ def build_report(
         ):
             outcome_sql.start_totals(duck)
             slices = outcome_sql.id_ranges(duck, campaign_id, size=slice_contacts)
-            # A campaign of one slice is written straight to the export; more are joined into it at the end.
-            direct = export is not None and len(slices) == 1
-            paths = [export if direct else Path(tmp) / f"slice-{n:06d}.parquet" for n in range(len(slices))]
-            for (lo, hi), path in zip(slices, paths, strict=True):
+            if export is not None and slices:
+                export.mkdir(parents=True)  # never into an older set: its parts would count twice
+            folder = Path(tmp) if export is None else export
+            for n, (lo, hi) in enumerate(slices):
+                path = folder / f"part-{n:06d}.parquet"
                 outcome_sql.add_slice(duck, campaign_id, lo, hi, path)
                 if export is None:
                     path.unlink()  # counted: nothing per contact is kept
-            if export is not None and not direct and paths:
-                outcome_sql.merge_slices(duck, paths, export)
             funnel_rows = outcome_sql.funnels(duck, top_domains=top_domains)
             event_hours = outcome_sql.events_by_hour(duck)
             link_rows = outcome_sql.clicks_by_link(duck)

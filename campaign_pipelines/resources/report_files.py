@@ -1,4 +1,4 @@
-"""Where campaign reports are written: one folder per campaign (report.html, outcomes.parquet)."""
+"""Where campaign reports are written: one folder per campaign (report.html, outcomes/*.parquet)."""
 
 from __future__ import annotations
 

@@ -92,20 +92,36 @@ def test_a_sent_campaign_shows_its_funnel_with_human_rates_beside_raw_ones(
     assert as_json["totals"]["human_open_rate"] == 0.1 and as_json["lines"][0]["label"] == "line 1"
 
 
-def test_the_per_contact_file_of_a_campaign_read_in_slices_is_one_file_of_every_contact(
+def test_the_outcomes_of_a_campaign_read_in_slices_are_one_table_of_every_contact_once(
     db, database_url, sent_campaign, tmp_path
 ):
     _events(db, sent_campaign, [(4, OPEN, None, HUMAN), (10, CLICK, 0, HUMAN), (10, CLICK, 0, APPLE_MPP)])
-    (tmp_path / "report").mkdir()
-    path = tmp_path / "report" / "outcomes.parquet"
+    folder = tmp_path / "report" / "outcomes"
 
-    build_report(database_url, sent_campaign, outcomes=path, outcomes_while_running=True, slice_contacts=4)
+    build_report(database_url, sent_campaign, outcomes=folder, outcomes_while_running=True, slice_contacts=4)
 
-    rows = duckdb.sql(f"SELECT contact_id, status, opens, clicks, human_clicks FROM '{path}' ORDER BY 1").fetchall()
+    rows = duckdb.sql(
+        f"SELECT contact_id, status, opens, clicks, human_clicks FROM '{folder}/*.parquet' ORDER BY 1"
+    ).fetchall()
     assert [row[0] for row in rows] == list(range(1, 11))
     assert {row[1] for row in rows} == {"sent"}
     assert (rows[3][2], rows[9][3:]) == (1, (2, 1))
-    assert list(path.parent.iterdir()) == [path]
+    # One file per slice of 4 ids, in id order, and nothing else beside them.
+    assert sorted(path.name for path in folder.iterdir()) == [f"part-{n:06d}.parquet" for n in range(3)]
+    assert [
+        duckdb.sql(f"SELECT min(contact_id), max(contact_id) FROM '{folder}/part-{n:06d}.parquet'").fetchone()
+        for n in range(3)
+    ] == [(1, 4), (5, 8), (9, 10)]
+    assert list((tmp_path / "report").iterdir()) == [folder]
+
+
+def test_outcomes_are_never_written_into_an_existing_folder(database_url, sent_campaign, tmp_path):
+    older = tmp_path / "outcomes"
+    older.mkdir()
+
+    with pytest.raises(FileExistsError):
+        build_report(database_url, sent_campaign, outcomes=older, outcomes_while_running=True)
+    assert list(older.iterdir()) == []
 
 
 def test_a_sent_campaign_without_events_shows_zeros_and_says_why(database_url, sent_campaign):
