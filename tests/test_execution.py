@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -58,6 +60,25 @@ def test_a_broker_that_does_not_answer_is_named() -> None:
     with pytest.raises(BrokerError, match=r"cannot use the Celery broker at amqp://guest:\*\*@127\.0\.0\.1") as refused:
         execution.check_broker(url)
     assert "s3cret" not in str(refused.value)
+
+
+def test_a_refused_login_is_named_without_its_password() -> None:
+    with pytest.raises(BrokerError, match=r"at amqp://guest:\*\*@127\.0\.0\.1:5672// .*ACCESS_REFUSED") as refused:
+        execution.check_broker("amqp://guest:not-the-password@127.0.0.1:5672//")
+    assert "not-the-password" not in str(refused.value)
+
+
+def test_a_port_that_never_answers_amqp_fails_within_the_check_timeout() -> None:
+    # A wrong port whose service takes the connection and says nothing (not an AMQP server).
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(
+            BrokerError, match=f"cannot use the Celery broker at amqp://guest:\\*\\*@127.0.0.1:{port}//"
+        ):
+            execution.check_broker(f"amqp://guest:guest@127.0.0.1:{port}//")
+    # The check waits a few seconds at most, never as long as a run would wait for a worker.
+    assert time.monotonic() - started < 10
 
 
 def test_an_unknown_vhost_is_named() -> None:

@@ -132,6 +132,9 @@ def send_channel(
             results_conn=results_conn,
         ).run()
         report.record()
+        # The line that ends last completes the campaign: `finalize` never runs when the run dies
+        # while its steps go on (its Celery broker restarted), and nothing would complete it then.
+        lifecycle.finish(conn, line.campaign_id)
     label = line_label(line.position)
     for warning in outcome.warnings:
         context.log.warning(f"{label}: {warning}")

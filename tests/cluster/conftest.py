@@ -12,7 +12,6 @@ a RabbitMQ vhost of their own on the machine's broker, and Celery workers.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import uuid
@@ -22,9 +21,7 @@ from pathlib import Path
 import pytest
 
 from campaign_pipelines import execution
-from tests.cluster.support import Worker, stop_workers, wait_for_workers
-from tests.fakes.providers import DEFAULT_KEYS
-from tests.faults.fixtures import TRACKING_BASE_URL, TRACKING_SECRET
+from tests.cluster.support import Worker, stop_workers, wait_for_workers, worker_env
 from tests.faults.support import OwnRedis
 
 RABBITMQ = "127.0.0.1:5672"
@@ -77,16 +74,7 @@ def workers(
 ) -> Iterator[list[Worker]]:
     """Started once for the session (a pool process killed by a test is replaced by its worker)."""
     root = tmp_path_factory.mktemp("workers")
-    env = {
-        "PATH": os.environ["PATH"],
-        "DATABASE_URL": own_database_url,
-        "REDIS_URL": own_redis_server.url,
-        "CONTACTS_DIR": str(contacts_dir),
-        "TRACKING_BASE_URL": TRACKING_BASE_URL,
-        "TRACKING_SECRET": TRACKING_SECRET,
-        execution.BROKER_ENV: broker_url,
-        **{f"{provider.upper()}_API_KEY": key for provider, key in DEFAULT_KEYS.items()},
-    }
+    env = worker_env(own_database_url, own_redis_server.url, broker_url, contacts_dir)
     started = [Worker(name, env, root, WORKER_CONCURRENCY) for name in ("worker-a", "worker-b")]
     try:
         wait_for_workers(broker_url, started)

@@ -22,6 +22,8 @@ import kombu
 import psutil
 
 from campaign_pipelines import execution
+from tests.fakes.providers import DEFAULT_KEYS
+from tests.faults.fixtures import TRACKING_BASE_URL, TRACKING_SECRET
 from tests.faults.support import wait_for
 
 _STOP_TIMEOUT_S = 30.0
@@ -46,6 +48,21 @@ class Worker:
     def children(self) -> set[int]:
         """The pids of its pool processes, which run the steps."""
         return {child.pid for child in psutil.Process(self.process.pid).children(recursive=True)}
+
+
+def worker_env(database_url: str, redis_url: str, broker_url: str, contacts_dir: Path) -> dict[str, str]:
+    """What a worker machine is given (docs/deploy.md): the campaign database, Redis, the broker,
+    the shared contact files, tracking settings and the providers' keys."""
+    return {
+        "PATH": os.environ["PATH"],
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CONTACTS_DIR": str(contacts_dir),
+        "TRACKING_BASE_URL": TRACKING_BASE_URL,
+        "TRACKING_SECRET": TRACKING_SECRET,
+        execution.BROKER_ENV: broker_url,
+        **{f"{provider.upper()}_API_KEY": key for provider, key in DEFAULT_KEYS.items()},
+    }
 
 
 def stop_workers(workers: list[Worker]) -> None:

@@ -7,6 +7,8 @@ they may kill them. Loaded by tests/conftest.py; nothing starts unless a test as
   running again afterwards.
 - `own_redis`: a redis-server of the session on its own port, emptied before each test (line
   ids repeat from test to test) and running again after one that killed it.
+- `own_broker` (session): a RabbitMQ node of its own (never the machine's on 5672); `broker`
+  hands it to a test that stops it and has it running again afterwards.
 - `faults_dagster_home` / `dagster_instance` (session): Dagster's storage on the shared PostgreSQL,
   never on `own_pg`, so killing that one leaves Dagster's bookkeeping whole.
 - `fault_env`: the environment of every Dagster process (own servers, keys, tracking).
@@ -28,7 +30,7 @@ from campaign_pipelines.settings import ensure_database, with_database
 from campaign_pipelines.store.connection import ensure_schema
 from tests.fakes.providers import DEFAULT_KEYS, FakeProviders
 from tests.fakes.server import FakeServer, running_fakes
-from tests.faults.support import OwnPostgres, OwnRedis, Runs
+from tests.faults.support import OwnPostgres, OwnRabbitMQ, OwnRedis, Runs
 from tests.support import dagster_home_in
 
 TRACKING_BASE_URL = "https://t.example.com"
@@ -73,6 +75,21 @@ def own_redis(own_redis_server: OwnRedis) -> Iterator[OwnRedis]:
     own_redis_server.flush()
     yield own_redis_server
     own_redis_server.ensure_running()
+
+
+@pytest.fixture(scope="session")
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnRabbitMQ]:
+    broker = OwnRabbitMQ(tmp_path_factory.mktemp("own_rabbitmq"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def broker(own_broker: OwnRabbitMQ) -> Iterator[OwnRabbitMQ]:
+    """`own_broker` for a test that stops it: running again once the test is over."""
+    yield own_broker
+    own_broker.ensure_running()
 
 
 @pytest.fixture(scope="session")

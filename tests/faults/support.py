@@ -6,6 +6,8 @@
   recovery included).
 - `OwnRedis`: a `redis-server` without persistence on its own port; after `kill()`, `start()`
   gives an empty one, as a Redis that lost its data.
+- `OwnRabbitMQ`: a RabbitMQ node (`rabbitmq-server`) with its own name, ports and data; `stop()`
+  shuts it down cleanly and `start()` brings it back on the same data, as a broker restart.
 - `Runs`: `dagster job execute` / `dagster asset materialize` in their own process groups, and
   the sensors evaluated against the same instance, whose run requests become real runs.
 - `assert_never_twice()`: the invariants of issue 10, from the provider fake's log and from the
@@ -31,7 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import amqp
 import dagster as dg
+import kombu
+import kombu.exceptions
 import psutil
 import psycopg
 import redis
@@ -68,6 +73,8 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 _PG_USER = "embedded_postgres" if os.geteuid() == 0 else None
 _START_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 30.0
+# RabbitMQ boots in several seconds, more on a busy machine.
+_BROKER_START_TIMEOUT_S = 60.0
 # A step or a run is given this long before a test gives up on it.
 RUN_TIMEOUT_S = 120.0
 _LAUNCH_TAG = "faults/launch"
@@ -229,6 +236,96 @@ class OwnRedis:
         if self._process is not None and self.running:
             self._process.send_signal(signal.SIGTERM)
             _reap(self._process, _STOP_TIMEOUT_S)
+
+
+# RabbitMQ's own start script, which the Debian wrapper in /usr/sbin hands to the `rabbitmq` user.
+_RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+
+class OwnRabbitMQ:
+    """A RabbitMQ node these tests own (never the machine's on 5672): its own node name, ports,
+    data and logs under `root`, no plugins, and none of the machine's config files.
+
+    `stop()` is a clean shutdown, as for an upgrade or a restart of the service; `start()` brings
+    the node back on the same data: durable queues and their persistent messages survive, the
+    non-durable ones (Celery's reply queues) do not.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.node = f"rabbit_test_{os.getpid()}_{uuid.uuid4().hex[:6]}@localhost"
+        self.port = find_suitable_port("127.0.0.1")
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        self.log = root / "rabbitmq.log"
+        config = root / "rabbitmq.conf"
+        config.write_text(f"listeners.tcp.1 = 127.0.0.1:{self.port}\n", encoding="utf-8")
+        (root / "enabled_plugins").write_text("", encoding="utf-8")
+        (root / "rabbitmq-env.conf").write_text("", encoding="utf-8")
+        self.env = {
+            "PATH": os.environ["PATH"],
+            # Its Erlang cookie is made here, not in the machine's RabbitMQ home.
+            "HOME": str(root),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(find_suitable_port("127.0.0.1")),
+            "RABBITMQ_CONFIG_FILE": str(config),
+            "RABBITMQ_CONF_ENV_FILE": str(root / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(root / "log"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Start the node and wait until it accepts an AMQP login (several seconds)."""
+        assert not self.running, "RabbitMQ is already running"
+        with self.log.open("ab") as log:
+            self._process = subprocess.Popen(
+                [str(_RABBITMQ_SERVER)],
+                cwd=self.root,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def ready() -> bool:
+            if self._process is not None and self._process.poll() is not None:
+                raise AssertionError(f"rabbitmq-server exited at start:\n{self.log.read_text()[-3000:]}")
+            try:
+                with kombu.Connection(self.url, connect_timeout=1) as connection:
+                    connection.ensure_connection(max_retries=1, timeout=1)
+                return True
+            except (kombu.exceptions.KombuError, amqp.exceptions.AMQPError, OSError):
+                return False
+
+        wait_for(ready, f"RabbitMQ node {self.node} on port {self.port}", _BROKER_START_TIMEOUT_S, every_s=0.2)
+
+    def stop(self) -> None:
+        """Clean shutdown (SIGTERM): the node closes its connections and exits."""
+        if self._process is not None and self.running:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait(timeout=_STOP_TIMEOUT_S)
+        # The Erlang VM is the start script's child, in its process group: none is left behind.
+        if self._process is not None:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def ensure_running(self) -> None:
+        if not self.running:
+            self.start()
 
 
 class Run:

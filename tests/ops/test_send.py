@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from campaign_pipelines import campaigns, servers, templates
-from campaign_pipelines.ops.send import SendConfig, send_campaign
+from campaign_pipelines.ops.send import SendConfig, send_campaign, send_channel
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.resources.http import HttpClientResource
 from campaign_pipelines.resources.quotas import QuotaResource
@@ -301,3 +301,33 @@ def test_a_campaign_id_below_1_is_refused_before_anything_is_sent(
     assert not result.success
     assert fakes.calls() == []
     assert failure_message(result) == "campaign 0 does not exist; no campaign can be sent yet: configure one first"
+
+
+def test_the_line_that_ends_last_completes_the_campaign_without_finalize(
+    db: psycopg.Connection,
+    database_url: str,
+    quota_resource: QuotaResource,
+    fake_http: HttpClientResource,
+    make_campaign,
+    fakes: FakeProviders,
+) -> None:
+    # As when the run died while its steps went on on the workers: only the line steps run.
+    setup = make_campaign(120, [{**BREVO, "max_daily_sends": 50}, SENDGRID])
+    resources = {
+        "database": PostgresResource(url=database_url),
+        "quotas": quota_resource,
+        "http": fake_http,
+        "tracking": TrackingResource(base_url="https://t.example.com", secret="test-secret"),
+    }
+    first, last = setup.line_ids
+
+    with dg.build_op_context(resources=resources) as context:
+        assert send_channel(context, first)["status"] == "quota_reached"
+    campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)
+    assert campaign is not None and campaign.status == "running"
+    with dg.build_op_context(resources=resources) as context:
+        assert send_channel(context, last)["status"] == "done"
+
+    assert_each_contact_sent_once(db, fakes, setup, 120)
+    campaign = campaign_sql.campaign_by_id(db, setup.campaign_id)
+    assert campaign is not None and campaign.status == "completed"
