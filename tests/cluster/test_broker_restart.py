@@ -81,7 +81,9 @@ def test_a_broker_restart_mid_send_loses_nobody_and_sends_nobody_twice(
     broker_worker: Worker,
 ) -> None:
     setup = make_campaign(CONTACTS, list(LINES), base=strict_fake.url, launch=False)
-    db.execute("UPDATE servers SET batch_size = %s", (BATCH,))
+    # One call in flight at a time: the lines must still be sending while the broker is down, and the
+    # restart lands after the second SendGrid call (a window of calls at a crash: tests/sending/test_crash.py).
+    db.execute("UPDATE servers SET batch_size = %s, calls_in_flight = 1", (BATCH,))
     for provider in QUOTAS:
         strict_fake.state.delay_next(provider, CALL_DELAY_S, times=CONTACTS)
     run = runs.send(setup.campaign_id)
