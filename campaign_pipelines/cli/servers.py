@@ -90,36 +90,32 @@ def _server_options(parser: argparse.ArgumentParser, *, updating: bool) -> None:
     key.add_argument("--api-key-file", metavar="PATH", help="or: a file holding the API key")
     unchanged = argparse.SUPPRESS if updating else None
     parser.add_argument(
-        "--daily-cap",
-        type=_count_or_none,
-        default=unchanged,
-        metavar="N",
-        help="at most N sends a day on this account, all campaigns together; 'none' = no cap"
-        + (" (default: unchanged)" if updating else " (default: none)"),
-    )
-    parser.add_argument(
         "--timezone",
         default=argparse.SUPPRESS if updating else "UTC",
         metavar="ZONE",
         help="time zone in which sending days are counted, e.g. Europe/Paris"
         + (" (default: unchanged)" if updating else " (default: UTC)"),
     )
-    parser.add_argument(
-        "--batch-size",
-        type=_count_or_none,
-        default=unchanged,
-        metavar="N",
-        help="messages per API call; 1 = one message per call, 'none' = the provider's maximum"
-        + (" (default: unchanged)" if updating else " (default: the provider's maximum)"),
-    )
-    parser.add_argument(
-        "--calls-in-flight",
-        type=_count_or_none,
-        default=unchanged,
-        metavar="N",
-        help="at most N API calls in flight at once per line; 'none' = the provider's documented rate"
-        + (" (default: unchanged)" if updating else " (default: the provider's documented rate)"),
-    )
+    for flag, meaning, default in (
+        ("--daily-cap", "at most N sends a day on this account, all campaigns together; 'none' = no cap", "none"),
+        (
+            "--batch-size",
+            "messages per API call; 1 = one message per call, 'none' = the provider's maximum",
+            "the provider's maximum",
+        ),
+        (
+            "--calls-in-flight",
+            "at most N API calls in flight at once per line; 'none' = the provider's documented rate",
+            "the provider's documented rate",
+        ),
+    ):
+        parser.add_argument(
+            flag,
+            type=_count_or_none,
+            default=unchanged,
+            metavar="N",
+            help=meaning + (" (default: unchanged)" if updating else f" (default: {default})"),
+        )
 
 
 def _count_or_none(text: str) -> int | None:
