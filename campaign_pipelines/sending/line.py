@@ -2,8 +2,9 @@
 
 A line claims contacts from its campaign's shared pool, takes its daily quota before each
 call, paces itself, sends through its provider and records every result. Several calls can be
-in flight at once (sending.window): each is noted before it leaves and recorded as soon as it is
-answered, while the loop prepares the next; a paced line makes one call at a time. It ends, with its
+in flight at once (sending.window): each is noted before it leaves; the answered calls of a
+claim are recorded together once its calls are all made (a failed one at once), while the loop
+prepares the next; a paced line makes one call at a time. It ends, with its
 state saved, when there is nothing left, at its quota, before a long wait (start date,
 pacing, provider rate limit), when paused or cancelled, or on an error that needs a person.
 Sensors and the daily schedule relaunch it; it then resumes exactly where it was.
@@ -136,6 +137,9 @@ class LineSender:
         if self._recorder is not None:
             self._recorder.start()
         self._flights: list[_Flight] = []
+        # Calls answered with verdicts, recorded together once the batch's calls are all made: one
+        # transaction for a claim of one-message calls, as for one call of a thousand.
+        self._answered: list[tuple[_Flight, list[Delivery]]] = []
         # The stop a failed call asks for, once its contacts are settled.
         self._stop: LineStop | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -299,6 +303,7 @@ class LineSender:
             self._flights.append(_Flight(batch, messages, ids, call_id, answer))
             self._outcome.most_in_flight = max(self._outcome.most_in_flight, len(self._flights))
             self._land(block=False)
+        self._record_answered()
 
     def _deliver(self, messages: list[OutgoingMessage], ids: list[int]) -> list[Delivery]:
         """One call, in a thread of the pool; its database work is left to the loop."""
@@ -359,6 +364,7 @@ class LineSender:
         failed one asked for, if any."""
         while self._flights:
             self._land(block=True, meanwhile=self._heartbeat)
+        self._record_answered()
         if self._stop is not None:
             raise self._stop
 
@@ -377,13 +383,23 @@ class LineSender:
         line_sql.heartbeat(self._conn, self._line_id, self._run_id)
 
     def _settle(self, flight: _Flight) -> None:
-        """Record what an answered call did."""
+        """Record what a failed call did at once; keep an answered one's verdicts for `_record_answered`."""
         try:
             deliveries = flight.answer.result()
         except ProviderError as error:
             self._record_failed_call(flight, error)
         else:
-            self._record_deliveries(flight.messages, flight.ids, deliveries, [flight.call_id])
+            self._answered.append((flight, deliveries))
+
+    def _record_answered(self) -> None:
+        if self._answered:
+            answered, self._answered = self._answered, []
+            self._record_deliveries(
+                [m for flight, _ in answered for m in flight.messages],
+                [i for flight, _ in answered for i in flight.ids],
+                [d for _, deliveries in answered for d in deliveries],
+                [flight.call_id for flight, _ in answered],
+            )
 
     def _unclaim(self, batch: _Batch, ids: list[int], calls: list[int] | None = None) -> None:
         if ids or calls:
