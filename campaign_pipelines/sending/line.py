@@ -16,10 +16,7 @@ recorder of its results (sending.recorder) and what provider answers mean (sendi
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
@@ -35,8 +32,8 @@ from campaign_pipelines.providers import (
 )
 from campaign_pipelines.quotas import RedisQuotas
 from campaign_pipelines.rendering import MessageRenderer, Tracking
-from campaign_pipelines.send_ids import send_id
 from campaign_pipelines.sending.clock import Clock
+from campaign_pipelines.sending.flights import Batch, Flight, Flights, call_key, render
 from campaign_pipelines.sending.outcomes import (
     LineOutcome,
     LineStop,
@@ -62,28 +59,6 @@ MAX_WAIT_IN_STEP_S = 180.0
 CONTROL_EVERY_S = 1.0
 # Rendering errors are logged for the first few contacts; every one is in its contact's `error`.
 MAX_RENDER_WARNINGS = 10
-
-
-@dataclass
-class _Batch:
-    """Claimed and rendered contacts, not yet sent."""
-
-    messages: list[OutgoingMessage]
-    ids: list[int]
-    # The quotas the claim was charged to, and a function giving unused sends back to Redis.
-    quotas: list[Quota]
-    give_back: Callable[[int], None]
-
-
-@dataclass
-class _Flight:
-    """A provider call that left (noted in inflight_calls as `call_id`), not yet recorded."""
-
-    batch: _Batch
-    messages: list[OutgoingMessage]
-    ids: list[int]
-    call_id: int
-    answer: Future[list[Delivery]]
 
 
 class _Lost(Exception):
@@ -136,13 +111,12 @@ class LineSender:
             return outcome
         if self._recorder is not None:
             self._recorder.start()
-        self._flights: list[_Flight] = []
         # Calls answered with verdicts, recorded together once the batch's calls are all made: one
         # transaction for a claim of one-message calls, as for one call of a thousand.
-        self._answered: list[tuple[_Flight, list[Delivery]]] = []
+        self._answered: list[tuple[Flight, list[Delivery]]] = []
         # The stop a failed call asks for, once its contacts are settled.
         self._stop: LineStop | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._flights: Flights | None = None
         try:
             self._prepare()
             while True:
@@ -169,8 +143,8 @@ class LineSender:
             self._drain()
             raise
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._flights is not None:
+                self._flights.close()
         outcome.seconds = time.monotonic() - started
         outcome.undefined_variables = self._renderer.undefined_variables if self._renderer else 0
         return outcome
@@ -182,7 +156,7 @@ class LineSender:
         self._batch_size, self._claim_size = setup.batch_size, setup.claim_size
         self._last_sent = self._line.last_sent_at
         self._window = CallWindow(setup.calls_in_flight)
-        self._pool = ThreadPoolExecutor(self._window.ceiling, thread_name_prefix=f"line-{self._line_id}-call")
+        self._flights = Flights(self._window.ceiling, f"line-{self._line_id}-call")
         self._busy_from = time.monotonic()
 
     # --- control, waits and pacing -----------------------------------------------------
@@ -229,7 +203,7 @@ class LineSender:
 
     # --- one batch ---------------------------------------------------------------------
 
-    def _claim_batch(self) -> _Batch | None:
+    def _claim_batch(self) -> Batch | None:
         """Quota, claim and render the next contacts; None when none is left to call for
         (all suppressed, or failed to render: recorded)."""
         quotas, next_day = day_quotas(self._line, self._clock.now())
@@ -249,22 +223,15 @@ class LineSender:
                 raise quota_reached(claim.tightest, next_day, self._line.server_timezone)
             raise LineStop(LineStatus.DONE, "no contact left to send")
         suppressed = len(claim.contacts) - len(sendable)
-        messages, ids, unrendered, reasons = [], [], [], []
-        for contact in sendable:
-            try:
-                messages.append(self._message(contact.id, contact.email, contact.attributes))
-            except Exception as error:  # template code run on contact data: any error fails this contact only
-                unrendered.append(contact.id)
-                reasons.append(f"the template failed for this contact: {type(error).__name__}: {error}")
-            else:
-                ids.append(contact.id)
+        assert self._renderer is not None
+        messages, ids, unrendered, reasons = render(self._renderer, self._campaign.id, sendable)
         if unrendered:
             self._fail_unrendered(unrendered, reasons, quotas, give_back)
         if suppressed:
             self._record([], [], [], [], suppressed)
         if not ids:
             return None
-        return _Batch(messages, ids, quotas, give_back)
+        return Batch(messages, ids, quotas, give_back)
 
     def _fail_unrendered(
         self, ids: list[int], reasons: list[str], quotas: list[Quota], give_back: Callable[[int], None]
@@ -277,7 +244,7 @@ class LineSender:
 
     # --- calls in flight ----------------------------------------------------------------
 
-    def _send(self, batch: _Batch) -> None:
+    def _send(self, batch: Batch) -> None:
         """Make the batch's calls, `batch_size` messages each (one, on a server that takes one
         message per call), with up to the window's number in flight; the contacts no call was
         made for go back to the pool when the line stops before."""
@@ -294,24 +261,19 @@ class LineSender:
             if call_id is None:
                 raise _Lost()
             messages = batch.messages[start : start + len(ids)]
-            assert self._pool is not None
+            assert self._flights is not None
             # The loop's own work since its last call (claim, render, records), waits for room aside.
             now = time.monotonic()
             self._window.prepared(now - self._busy_from)
             self._busy_from = now
-            answer = self._pool.submit(self._deliver, messages, ids)
-            self._flights.append(_Flight(batch, messages, ids, call_id, answer))
-            self._outcome.most_in_flight = max(self._outcome.most_in_flight, len(self._flights))
+            self._flights.start(batch, messages, ids, call_id, self._deliver)
+            self._outcome.most_in_flight = self._flights.most
             self._land(block=False)
         self._record_answered()
 
     def _deliver(self, messages: list[OutgoingMessage], ids: list[int]) -> list[Delivery]:
         """One call, in a thread of the pool; its database work is left to the loop."""
-        key = (
-            str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{self._campaign.id}:{ids[0]}:{ids[-1]}:{len(ids)}"))
-            if self._provider.idempotent
-            else None
-        )
+        key = call_key(self._campaign.id, ids) if self._provider.idempotent else None
         left = time.monotonic()
         try:
             return deliver(
@@ -343,20 +305,8 @@ class LineSender:
     def _land(self, *, block: bool, meanwhile: Callable[[], object] | None = None) -> None:
         """Record the calls answered by now; `block`: wait for one at least, running `meanwhile`
         every second."""
-        while self._flights:
-            answered, _ = wait(
-                [flight.answer for flight in self._flights],
-                timeout=CONTROL_EVERY_S if block else 0,
-                return_when=FIRST_COMPLETED,
-            )
-            if answered or not block:
-                break
-            if meanwhile is not None:
-                meanwhile()
-        else:
-            return
-        for flight in [flight for flight in self._flights if flight.answer in answered]:
-            self._flights.remove(flight)
+        assert self._flights is not None
+        for flight in self._flights.answered(wait_s=CONTROL_EVERY_S if block else None, meanwhile=meanwhile):
             self._settle(flight)
 
     def _land_every_call(self) -> None:
@@ -382,7 +332,7 @@ class LineSender:
         # Only a heartbeat: a pause while calls are answered is honoured once they are recorded.
         line_sql.heartbeat(self._conn, self._line_id, self._run_id)
 
-    def _settle(self, flight: _Flight) -> None:
+    def _settle(self, flight: Flight) -> None:
         """Record what a failed call did at once; keep an answered one's verdicts for `_record_answered`."""
         try:
             deliveries = flight.answer.result()
@@ -401,7 +351,7 @@ class LineSender:
                 [flight.call_id for flight, _ in answered],
             )
 
-    def _unclaim(self, batch: _Batch, ids: list[int], calls: list[int] | None = None) -> None:
+    def _unclaim(self, batch: Batch, ids: list[int], calls: list[int] | None = None) -> None:
         if ids or calls:
             released = send_sql.release(
                 self._conn, self._campaign.id, self._line_id, self._run_id, ids, batch.quotas, calls or ()
@@ -415,7 +365,7 @@ class LineSender:
         self._record(ids, results.statuses, results.message_ids, results.errors, 0, calls)
         self._last_sent = self._clock.now()
 
-    def _record_failed_call(self, flight: _Flight, error: ProviderError) -> None:
+    def _record_failed_call(self, flight: Flight, error: ProviderError) -> None:
         """Record what the provider decided before failing; the rest depends on the failure."""
         decided = {d.send_id for d in error.done}
         pairs = list(zip(flight.messages, flight.ids, strict=True))
@@ -432,18 +382,6 @@ class LineSender:
         self._unclaim(flight.batch, rest, [flight.call_id])
         if self._stop is None:
             self._stop = stop_after(error, self._clock.now())
-
-    def _message(self, contact_id: int, email: str, attributes: dict) -> OutgoingMessage:
-        assert self._renderer is not None
-        subject, html, text, headers = self._renderer.render(email, attributes, contact_id)
-        return OutgoingMessage(
-            send_id=send_id(self._campaign.id, contact_id),
-            to_email=email,
-            subject=subject,
-            html=html,
-            text=text,
-            headers=headers,
-        )
 
     def _drain(self) -> None:
         if self._recorder is not None and self._recorder.is_alive():
