@@ -7,6 +7,7 @@ connection, in its own thread.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from campaign_pipelines.providers import Delivery, OutgoingMessage
 from campaign_pipelines.rendering import MessageRenderer
 from campaign_pipelines.send_ids import send_id
+from campaign_pipelines.sending.window import CallWindow
 from campaign_pipelines.store.quotas import Quota
 from campaign_pipelines.store.sending import ClaimedContact
 
@@ -66,8 +68,10 @@ class Flight:
 
 
 class Flights:
-    def __init__(self, width: int, name: str) -> None:
-        self._pool = ThreadPoolExecutor(width, thread_name_prefix=name)
+    def __init__(self, window: CallWindow, name: str) -> None:
+        """A pool as wide as `window` may grow; every call's answer time is told to `window`."""
+        self._window = window
+        self._pool = ThreadPoolExecutor(window.ceiling, thread_name_prefix=name)
         self._flying: list[Flight] = []
         # The most calls in flight at once so far.
         self.most = 0
@@ -79,8 +83,15 @@ class Flights:
         self, batch: Batch, messages: list[OutgoingMessage], ids: list[int], call_id: int, call: Callable
     ) -> None:
         """Make `call(messages, ids)` in a thread of the pool."""
-        self._flying.append(Flight(batch, messages, ids, call_id, self._pool.submit(call, messages, ids)))
+        self._flying.append(Flight(batch, messages, ids, call_id, self._pool.submit(self._timed, call, messages, ids)))
         self.most = max(self.most, len(self._flying))
+
+    def _timed(self, call: Callable, messages: list[OutgoingMessage], ids: list[int]) -> list[Delivery]:
+        left = time.monotonic()
+        try:
+            return call(messages, ids)
+        finally:
+            self._window.answered(time.monotonic() - left)
 
     def answered(self, *, wait_s: float | None, meanwhile: Callable[[], object] | None = None) -> list[Flight]:
         """The calls answered by now, no longer in flight. `wait_s` given: wait until one is at

@@ -1,16 +1,15 @@
 """The send loop of one line (the seed's SendCampaignBatch), knowing nothing of Dagster.
 
-A line claims contacts from its campaign's shared pool, takes its daily quota before each
-call, paces itself, sends through its provider and records every result. Several calls can be
-in flight at once (sending.window): each is noted before it leaves; the answered calls of a
-claim are recorded together once its calls are all made (a failed one at once), while the loop
-prepares the next; a paced line makes one call at a time. It ends, with its
-state saved, when there is nothing left, at its quota, before a long wait (start date,
-pacing, provider rate limit), when paused or cancelled, or on an error that needs a person.
-Sensors and the daily schedule relaunch it; it then resumes exactly where it was.
+A line claims contacts from its campaign's shared pool, takes its daily quota before each call,
+paces itself, sends through its provider and records every result. Several calls can be in
+flight at once (sending.window, sending.flights): each is noted before it leaves; a claim's
+answered calls are recorded together once its calls are all made (a failed one at once); a paced
+line makes one call at a time. It ends, with its state saved, when there is nothing left, at its
+quota, before a long wait (start date, pacing, provider rate limit), when paused or cancelled, or
+on an error that needs a person. Sensors and the daily schedule relaunch it where it was.
 
-Beside the loop: its setup (sending.setup), its quota reservations (sending.reservations), the
-recorder of its results (sending.recorder) and what provider answers mean (sending.outcomes).
+Beside the loop: its setup (sending.setup), quota reservations (sending.reservations), results
+recorder (sending.recorder) and what provider answers mean (sending.outcomes).
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from campaign_pipelines.providers import (
     OutgoingMessage,
     ProviderClient,
     ProviderError,
-    RateLimited,
     deliver,
 )
 from campaign_pipelines.quotas import RedisQuotas
@@ -156,7 +154,7 @@ class LineSender:
         self._batch_size, self._claim_size = setup.batch_size, setup.claim_size
         self._last_sent = self._line.last_sent_at
         self._window = CallWindow(setup.calls_in_flight)
-        self._flights = Flights(self._window.ceiling, f"line-{self._line_id}-call")
+        self._flights = Flights(self._window, f"line-{self._line_id}-call")
         self._busy_from = time.monotonic()
 
     # --- control, waits and pacing -----------------------------------------------------
@@ -261,7 +259,6 @@ class LineSender:
             if call_id is None:
                 raise _Lost()
             messages = batch.messages[start : start + len(ids)]
-            assert self._flights is not None
             # The loop's own work since its last call (claim, render, records), waits for room aside.
             now = time.monotonic()
             self._window.prepared(now - self._busy_from)
@@ -274,25 +271,17 @@ class LineSender:
     def _deliver(self, messages: list[OutgoingMessage], ids: list[int]) -> list[Delivery]:
         """One call, in a thread of the pool; its database work is left to the loop."""
         key = call_key(self._campaign.id, ids) if self._provider.idempotent else None
-        left = time.monotonic()
-        try:
-            return deliver(
-                self._client,
-                self._provider,
-                url=self._line.url,
-                api_key=self._api_key,
-                sender=self._sender,
-                messages=messages,
-                idempotency_key=key,
-                on_wait=self._provider_waits,
-                sleep=self._clock.sleep,
-            )
-        finally:
-            self._window.answered(time.monotonic() - left)
-
-    def _provider_waits(self, seconds: float, error: ProviderError) -> None:
-        if isinstance(error, RateLimited):
-            self._window.rate_limited()
+        return deliver(
+            self._client,
+            self._provider,
+            url=self._line.url,
+            api_key=self._api_key,
+            sender=self._sender,
+            messages=messages,
+            idempotency_key=key,
+            on_wait=self._window.provider_waits,
+            sleep=self._clock.sleep,
+        )
 
     def _make_room(self) -> None:
         """Wait until the window has room for one more call, recording the calls answered

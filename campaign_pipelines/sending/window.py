@@ -18,6 +18,8 @@ import math
 import threading
 from collections import deque
 
+from campaign_pipelines.providers import ProviderError, RateLimited
+
 # Weight of the newest measurement in the moving average of preparation times.
 SMOOTHING = 0.3
 # Answer times kept: the shortest of these is the calls' latency.
@@ -56,6 +58,11 @@ class CallWindow:
         """A call was answered (or failed) `seconds` after it left."""
         with self._lock:
             self._answers.append(seconds)
+
+    def provider_waits(self, seconds: float, error: ProviderError) -> None:
+        """deliver()'s `on_wait`: a rate limit narrows the window."""
+        if isinstance(error, RateLimited):
+            self.rate_limited()
 
     def rate_limited(self) -> None:
         """The provider answered 429: fewer calls at once from now on."""
