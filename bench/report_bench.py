@@ -39,7 +39,7 @@ from psycopg import sql
 from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.reports.publish import publish_report
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes
+from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes, outcome_table
 from campaign_pipelines.store.tracking import save_links
 
 _LINKS = [f"https://shop.example.com/bf/{name}" for name in ("femme", "homme", "maison", "enfant", "offres")]
@@ -70,16 +70,24 @@ def _populate(url: str, contacts: int, events: int) -> int:
         # Statuses by hash bucket of the id: 90 % sent, 3 failed, 1 unknown, 1 suppressed, 5 pending.
         conn.execute(
             sql.SQL(
-                "INSERT INTO {} (email, attributes, send_status, channel_id, attempted_at)"
+                "INSERT INTO {} (email, attributes)"
                 " SELECT 'user' || i || '@' || CASE WHEN i %% 10 < 7 THEN (%s::text[])[1 + i %% 8]"
                 "  ELSE 'company' || (i * 7919) %% %s || '.fr' END,"
-                ' \'{{"first_name": "Alice", "city": "Paris"}}\','
-                " CASE WHEN b < 90 THEN 2 WHEN b < 93 THEN 3 WHEN b < 94 THEN 4 WHEN b < 95 THEN 5 ELSE 0 END,"
-                " CASE WHEN b < 95 THEN (%s::bigint[])[1 + i %% 2] END,"
-                " CASE WHEN b < 95 THEN now() - make_interval(secs => 43200.0 * i / %s) END"
-                " FROM (SELECT i, (i * 2654435761) %% 100 AS b FROM generate_series(1::bigint, %s) AS i) g"
+                ' \'{{"first_name": "Alice", "city": "Paris"}}\''
+                " FROM generate_series(1::bigint, %s) AS i"
             ).format(table),
-            (_BIG_DOMAINS, _TAIL_DOMAINS, line_ids, contacts, contacts),
+            (_BIG_DOMAINS, _TAIL_DOMAINS, contacts),
+        )
+        # The outcomes sending appended, by id order; the 5 % left have none (pending).
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (contact_id, line_id, status, at)"
+                " SELECT i, (%s::bigint[])[1 + i %% 2],"
+                " CASE WHEN b < 90 THEN 2 WHEN b < 93 THEN 3 WHEN b < 94 THEN 4 ELSE 5 END,"
+                " now() - make_interval(secs => 43200.0 * i / %s)"
+                " FROM (SELECT i, (i * 2654435761) %% 100 AS b FROM generate_series(1::bigint, %s) AS i) g WHERE b < 95"
+            ).format(outcome_table(campaign_id)),
+            (line_ids, contacts, contacts),
         )
         save_links(conn, campaign_id, _LINKS)
         create_send_indexes(conn, campaign_id)
@@ -139,9 +147,9 @@ def _reads(url: str, campaign_id: int, folder: Path) -> tuple[float, float]:
     from campaign_pipelines.store import outcomes
 
     queries = {
-        "contacts": sql.SQL("SELECT id, email, channel_id, send_status, attempted_at FROM {}").format(
-            contact_table(campaign_id)
-        ),
+        "contacts": sql.SQL(
+            "SELECT c.id, c.email, o.line_id, o.status, o.at FROM {} c LEFT JOIN {} o ON o.contact_id = c.id"
+        ).format(contact_table(campaign_id), outcome_table(campaign_id)),
         "events": sql.SQL(
             "SELECT contact_id, kind, link_idx, flag, occurred_at AT TIME ZONE 'UTC' FROM tracking_events"
             " WHERE campaign_id = {}"

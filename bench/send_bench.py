@@ -52,7 +52,7 @@ from campaign_pipelines.providers import get as get_provider
 from campaign_pipelines.rendering import MessageRenderer
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.store.contacts import contact_table, outcome_table
 
 _ROOT = Path(__file__).resolve().parents[1]
 _FIRST = ["Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Gaëlle", "Hugo", "Inès", "Jules", "Léa", "Manon"]
@@ -203,7 +203,7 @@ def send_line(url: str, campaign_id: int, line_id: int) -> dict:
         outcome = sender.run()
         elapsed = time.perf_counter() - started
         (sent,) = conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE send_status = %s").format(contact_table(campaign_id)),
+            sql.SQL("SELECT count(*) FROM {} WHERE status = %s").format(outcome_table(campaign_id)),
             (ContactStatus.SENT,),
         ).fetchone()
     if outcome.status != "done" or sent != outcome.sent:

@@ -49,7 +49,7 @@ from campaign_pipelines import campaigns, servers, templates
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes
+from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes, outcome_table
 from campaign_pipelines.tracking.tokens import make_token
 from tracking_app.pixel import GIF
 from tracking_app.responses import NO_STORE
@@ -85,12 +85,17 @@ def _campaign(url: str, contacts: int, sent_ago_s: float) -> tuple[int, list[int
         create_contact_table(conn, campaign_id)
         ids = conn.execute(
             sql.SQL(
-                "INSERT INTO {} (email, attributes, send_status, attempted_at)"
-                " SELECT 'user' || i || '@example.com', '{{}}', %s, now() - make_interval(secs => %s)"
+                "INSERT INTO {} (email, attributes) SELECT 'user' || i || '@example.com', '{{}}'"
                 " FROM generate_series(1, %s) AS i RETURNING id"
             ).format(contact_table(campaign_id)),
-            (ContactStatus.SENT, sent_ago_s, contacts),
+            (contacts,),
         ).fetchall()
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (contact_id, status, at) SELECT id, %s, now() - make_interval(secs => %s) FROM {}"
+            ).format(outcome_table(campaign_id), contact_table(campaign_id)),
+            (ContactStatus.SENT, sent_ago_s),
+        )
         conn.execute(
             "INSERT INTO campaign_channels (campaign_id, position, sender_name, sender_email, server_id, last_sent_at)"
             " SELECT %s, 1, 'Bench', 'bench@example.com', id, now() - make_interval(secs => %s)"

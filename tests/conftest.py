@@ -95,7 +95,8 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
             row[0]
             for row in conn.execute(
                 "SELECT tablename FROM pg_tables"
-                " WHERE schemaname = 'public' AND tablename LIKE 'contacts\\_campaign\\_%'"
+                " WHERE schemaname = 'public'"
+                " AND (tablename LIKE 'contacts\\_campaign\\_%' OR tablename LIKE 'outcomes\\_campaign\\_%')"
             )
         ]
         for table in contact_tables:

@@ -1,5 +1,6 @@
 """What tests in several folders share besides fixtures: the seed's servers and files, how a
-failed Dagster step reads, and a provider's delivery event as its webhook would record it."""
+failed Dagster step reads, a provider's delivery event as its webhook would record it, and
+contacts' send outcomes read or set as sending records them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from psycopg import sql
 
 from campaign_pipelines import blacklist
 from campaign_pipelines.settings import as_sqlalchemy_url, with_database
+from campaign_pipelines.statuses import ContactStatus
+from campaign_pipelines.store.contacts import contact_table, outcome_table
 
 SEED_CONTACTS = Path(__file__).resolve().parents[1] / "contacts"
 SEED_FILES = ["nouveaux_inscrits.json", "clients_vip.json"]
@@ -89,3 +92,47 @@ def record_delivery(db: psycopg.Connection, campaign_id: int, contact_id: int, e
         ],
         soft_bounce_limit=3,
     )
+
+
+def contact_outcomes(db: psycopg.Connection, campaign_id: int, status: ContactStatus) -> list[tuple[str, str | None]]:
+    """(email, error) of the campaign's contacts recorded in `status`, by email."""
+    return db.execute(
+        sql.SQL(
+            "SELECT c.email, o.error FROM {} c JOIN {} o ON o.contact_id = c.id WHERE o.status = %s ORDER BY c.email"
+        ).format(contact_table(campaign_id), outcome_table(campaign_id)),
+        (status,),
+    ).fetchall()
+
+
+def statuses_by_email(db: psycopg.Connection, campaign_id: int) -> dict[str, int]:
+    """Every contact's send status (PENDING for one without an outcome, leased or not)."""
+    rows = db.execute(
+        sql.SQL("SELECT c.email, coalesce(o.status, %s) FROM {} c LEFT JOIN {} o ON o.contact_id = c.id").format(
+            contact_table(campaign_id), outcome_table(campaign_id)
+        ),
+        (ContactStatus.PENDING,),
+    )
+    return dict(rows.fetchall())
+
+
+def set_outcomes(
+    db: psycopg.Connection,
+    campaign_id: int,
+    status: ContactStatus,
+    *,
+    emails: list[str] | None = None,
+    line_id: int | None = None,
+) -> list[int]:
+    """Record `status` for these contacts (every one without `emails`), as a line would have,
+    with no provider involved; returns their ids."""
+    rows = db.execute(
+        sql.SQL(
+            "INSERT INTO {outcomes} (contact_id, line_id, status)"
+            " SELECT id, %(line)s, %(status)s FROM {contacts}"
+            " WHERE %(emails)s::text[] IS NULL OR email = ANY(%(emails)s)"
+            " ON CONFLICT (contact_id) DO UPDATE SET status = EXCLUDED.status, line_id = EXCLUDED.line_id"
+            " RETURNING contact_id"
+        ).format(outcomes=outcome_table(campaign_id), contacts=contact_table(campaign_id)),
+        {"line": line_id, "status": status, "emails": emails},
+    )
+    return [row[0] for row in rows]

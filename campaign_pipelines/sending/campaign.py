@@ -55,6 +55,7 @@ def launch(conn: psycopg.Connection, campaign_id: int) -> campaign_sql.CampaignR
         if problems:
             raise ValidationError(f"campaign {campaign_id}", problems)
         create_send_indexes(conn, campaign_id)
+        send_sql.open_cursor(conn, campaign_id)
         # The campaign's link table: a tracked click can only ever redirect to one of these.
         tracking_sql.save_links(conn, campaign_id, template_links(campaign_sql.template_snapshot(conn, campaign_id)))
         campaign_sql.set_status(conn, campaign_id, LAUNCH.target, started=True)

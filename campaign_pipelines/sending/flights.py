@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from campaign_pipelines.providers import Delivery, OutgoingMessage
 from campaign_pipelines.rendering import MessageRenderer
@@ -21,7 +21,7 @@ from campaign_pipelines.store.quotas import Quota
 from campaign_pipelines.store.sending import ClaimedContact
 
 
-@dataclass
+@dataclass(eq=False)
 class Batch:
     """Claimed and rendered contacts, not yet sent."""
 
@@ -30,6 +30,13 @@ class Batch:
     # The quotas the claim was charged to, and a function giving unused sends back to Redis.
     quotas: list[Quota]
     give_back: Callable[[int], None]
+    # The claim's lease (store.sending), and how many of `ids` have no outcome recorded yet:
+    # the record settling the last of them ends the lease.
+    lease: int
+    unsettled: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.unsettled = len(self.ids)
 
 
 def render(

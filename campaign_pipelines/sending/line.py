@@ -15,7 +15,7 @@ recorder (sending.recorder) and what provider answers mean (sending.outcomes).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import psycopg
@@ -36,6 +36,7 @@ from campaign_pipelines.sending.outcomes import (
     LineOutcome,
     LineStop,
     Progress,
+    Results,
     delivery_results,
     quota_reached,
     stop_after,
@@ -115,6 +116,8 @@ class LineSender:
         # The stop a failed call asks for, once its contacts are settled.
         self._stop: LineStop | None = None
         self._flights: Flights | None = None
+        # Batches whose lease is open: some of their contacts have no outcome recorded yet.
+        self._open: list[Batch] = []
         try:
             self._prepare()
             while True:
@@ -127,6 +130,7 @@ class LineSender:
         except LineStop as stop:
             stop = self._land_all(stop)
             self._drain()
+            self._release_leases()
             outcome.status, outcome.reason = stop.status, stop.reason
             line_sql.set_line_state(
                 self._conn, line.id, self._run_id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at
@@ -226,10 +230,15 @@ class LineSender:
         if unrendered:
             self._fail_unrendered(unrendered, reasons, quotas, give_back)
         if suppressed:
-            self._record([], [], [], [], suppressed)
+            self._record([], suppressed=suppressed)
+        assert claim.lease is not None
         if not ids:
+            # Every leased contact failed to render: its outcome is recorded, the lease is over.
+            send_sql.release_lease(self._conn, self._campaign.id, self._line_id, self._run_id, claim.lease)
             return None
-        return Batch(messages, ids, quotas, give_back)
+        batch = Batch(messages, ids, quotas, give_back, claim.lease)
+        self._open.append(batch)
+        return batch
 
     def _fail_unrendered(
         self, ids: list[int], reasons: list[str], quotas: list[Quota], give_back: Callable[[int], None]
@@ -245,15 +254,11 @@ class LineSender:
     def _send(self, batch: Batch) -> None:
         """Make the batch's calls, `batch_size` messages each (one, on a server that takes one
         message per call), with up to the window's number in flight; the contacts no call was
-        made for go back to the pool when the line stops before."""
+        made for go back to the pool when the line stops before (`_release_leases`)."""
         for start in range(0, len(batch.ids), self._batch_size):
-            try:
-                self._make_room()
-                if self._stop is not None:
-                    raise self._stop
-            except (LineStop, _Lost):
-                self._unclaim(batch, batch.ids[start:])
-                raise
+            self._make_room()
+            if self._stop is not None:
+                raise self._stop
             ids = batch.ids[start : start + self._batch_size]
             call_id = send_sql.mark_in_flight(self._conn, self._line_id, self._run_id, ids)
             if call_id is None:
@@ -333,50 +338,73 @@ class LineSender:
     def _record_answered(self) -> None:
         if self._answered:
             answered, self._answered = self._answered, []
-            self._record_deliveries(
+            results = delivery_results(
                 [m for flight, _ in answered for m in flight.messages],
-                [i for flight, _ in answered for i in flight.ids],
                 [d for _, deliveries in answered for d in deliveries],
-                [flight.call_id for flight, _ in answered],
             )
-
-    def _unclaim(self, batch: Batch, ids: list[int], calls: list[int] | None = None) -> None:
-        if ids or calls:
-            released = send_sql.release(
-                self._conn, self._campaign.id, self._line_id, self._run_id, ids, batch.quotas, calls or ()
+            self._record(
+                [i for flight, _ in answered for i in flight.ids],
+                results,
+                calls=[flight.call_id for flight, _ in answered],
+                batches=[(flight.batch, len(flight.ids)) for flight, _ in answered],
             )
-            batch.give_back(released)
-
-    def _record_deliveries(
-        self, messages: list[OutgoingMessage], ids: list[int], deliveries: list[Delivery], calls: list[int]
-    ) -> None:
-        results = delivery_results(messages, deliveries)
-        self._record(ids, results.statuses, results.message_ids, results.errors, 0, calls)
-        self._last_sent = self._clock.now()
+            self._last_sent = self._clock.now()
 
     def _record_failed_call(self, flight: Flight, error: ProviderError) -> None:
-        """Record what the provider decided before failing; the rest depends on the failure."""
+        """Record what the provider decided before failing and, in the same transaction, what
+        the failure makes of the rest; contacts nothing was sent for stay leased, given back
+        when the line stops, which it does."""
         decided = {d.send_id for d in error.done}
-        pairs = list(zip(flight.messages, flight.ids, strict=True))
-        if error.done:
-            taken = [(m, i) for m, i in pairs if m.send_id in decided]
-            self._record_deliveries([m for m, _ in taken], [i for _, i in taken], error.done, [])
-        rest = [i for m, i in pairs if m.send_id not in decided]
+        taken = [(m, i) for m, i in zip(flight.messages, flight.ids, strict=True) if m.send_id in decided]
+        results = delivery_results([m for m, _ in taken], error.done)
+        ids = [i for _, i in taken]
+        rest = [i for m, i in zip(flight.messages, flight.ids, strict=True) if m.send_id not in decided]
         status = unanswered_status(error)
         if status is not None:
-            n = len(rest)
-            self._record(rest, [status] * n, [None] * n, [str(error)] * n, 0, [flight.call_id])
-            return
-        # Nothing was sent for the rest: back to the pool for this line or another.
-        self._unclaim(flight.batch, rest, [flight.call_id])
-        if self._stop is None:
+            results.extend(status, str(error), len(rest))
+            ids += rest
+        elif self._stop is None:
             self._stop = stop_after(error, self._clock.now())
+        self._record(ids, results, calls=[flight.call_id], batches=[(flight.batch, len(ids))])
+        if error.done:
+            self._last_sent = self._clock.now()
+
+    def _release_leases(self) -> None:
+        """The line stops, its calls all recorded: the contacts of its leases no call was made
+        for (or whose call sent nothing) go back to the pool, their sends back to the quotas."""
+        for batch in self._open:
+            released = send_sql.release_lease(
+                self._conn, self._campaign.id, self._line_id, self._run_id, batch.lease, batch.quotas
+            )
+            batch.give_back(released)
+        self._open = []
+
+    def _closing(self, batches: Sequence[tuple[Batch, int]]) -> list[int]:
+        """The leases whose last unsettled contacts these are (so many per batch)."""
+        closing = []
+        for batch, recorded in batches:
+            batch.unsettled -= recorded
+            if batch.unsettled == 0:
+                closing.append(batch.lease)
+                self._open.remove(batch)
+        return closing
 
     def _drain(self) -> None:
         if self._recorder is not None and self._recorder.is_alive():
             self._recorder.drain()
 
-    def _record(self, ids, statuses, message_ids, errors, suppressed: int, calls: list[int] | None = None) -> None:
+    def _record(
+        self,
+        ids: list[int],
+        results: Results | None = None,
+        suppressed: int = 0,
+        *,
+        calls: Sequence[int] = (),
+        batches: Sequence[tuple[Batch, int]] = (),
+    ) -> None:
+        results = results or Results([], [], [])
+        leases = self._closing(batches)
+
         def record(conn: psycopg.Connection) -> None:
             send_sql.record_results(
                 conn,
@@ -384,17 +412,18 @@ class LineSender:
                 self._line_id,
                 self._run_id,
                 ids=ids,
-                statuses=statuses,
-                message_ids=message_ids,
-                errors=errors,
+                statuses=results.statuses,
+                message_ids=results.message_ids,
+                errors=results.errors,
                 suppressed=suppressed,
-                calls=calls or (),
+                calls=calls,
+                leases=leases,
             )
 
         if self._recorder is not None:
             self._recorder.submit(record)
         else:
             record(self._conn)
-        self._outcome.count(statuses, suppressed)
+        self._outcome.count(results.statuses, suppressed)
         if self._on_progress is not None:
             self._on_progress(self._outcome)

@@ -78,6 +78,12 @@ class Results:
     message_ids: list[str | None]
     errors: list[str | None]
 
+    def extend(self, status: int, error: str, n: int) -> None:
+        """`n` more contacts in `status` for the same reason, without a provider message id."""
+        self.statuses.extend([status] * n)
+        self.message_ids.extend([None] * n)
+        self.errors.extend([error] * n)
+
 
 def delivery_results(messages: Sequence[OutgoingMessage], deliveries: Sequence[Delivery]) -> Results:
     """Each message's state from the provider's verdicts: sent or failed as it says; unknown when

@@ -1,4 +1,6 @@
-"""SQL of the per-campaign contact tables (`contacts_campaign_<id>`) and of their bulk load.
+"""SQL of the per-campaign contact tables (`contacts_campaign_<id>`), their outcome tables
+(`outcomes_campaign_<id>`: what sending made of each contact, appended by store.sending) and
+of their bulk load.
 
 Table names are built only from the campaign's integer id, through `sql.Identifier`.
 """
@@ -22,6 +24,12 @@ def contact_table_name(campaign_id: int) -> str:
 
 def contact_table(campaign_id: int) -> sql.Identifier:
     return sql.Identifier(contact_table_name(campaign_id))
+
+
+def outcome_table(campaign_id: int) -> sql.Identifier:
+    """The campaign's outcome table: one row per contact sending settled (sent, failed, unknown,
+    suppressed), keyed by contact id; a contact without one is still to send."""
+    return sql.Identifier(f"outcomes_campaign_{int(campaign_id)}")
 
 
 def contact_table_exists(conn: psycopg.Connection, campaign_id: int) -> bool:
@@ -48,27 +56,30 @@ def create_contact_table(conn: psycopg.Connection, campaign_id: int) -> int:
             ' email text COLLATE "C" NOT NULL UNIQUE,'
             # json, not jsonb: stored as orjson wrote it, checked once, never converted (jsonb
             # input was 60% of PostgreSQL's import cost); nothing queries inside attributes.
-            " attributes json NOT NULL,"
-            # Send state: reserved under a row lock before the request, final after it.
-            " send_status smallint NOT NULL DEFAULT {pending},"
-            " channel_id bigint,"
-            " message_id text,"
-            " error text,"
-            " attempted_at timestamptz)"
+            " attributes json NOT NULL)"
+            # Written by imports only: sending appends to the outcome table, never updates these
+            # rows (a contact updated twice per send was most of sending's database cost).
             # Room on each page: a re-imported record's new attributes (not indexed) stay on
             # its page as a HOT update, with no new index entries (import merges -25%).
             " WITH (fillfactor = 90)"
-        ).format(table=table, pending=sql.Literal(ContactStatus.PENDING))
+        ).format(table=table)
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (contact_id bigint PRIMARY KEY, line_id bigint,"
+            " status smallint NOT NULL, message_id text, error text, at timestamptz NOT NULL DEFAULT now())"
+        ).format(outcome_table(campaign_id))
     )
     return 0
 
 
 def drop_contact_table(conn: psycopg.Connection, campaign_id: int) -> None:
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(contact_table(campaign_id)))
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(outcome_table(campaign_id)))
 
 
 def create_send_indexes(conn: psycopg.Connection, campaign_id: int) -> None:
-    """Indexes only sending needs: built once at launch, cheaper than growing them during the import."""
+    """The index only sending needs: built once at launch, cheaper than growing it during the import."""
     table = contact_table(campaign_id)
     # Sending, tracking and webhooks find contacts by id.
     has_key = conn.execute(
@@ -77,22 +88,7 @@ def create_send_indexes(conn: psycopg.Connection, campaign_id: int) -> None:
     ).fetchone()
     if not (has_key and has_key[0]):
         conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(table))
-    # Lines claim pending contacts in id order: this index holds only what is left to send.
-    conn.execute(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (id) WHERE send_status = {}").format(
-            sql.Identifier(f"{contact_table_name(campaign_id)}_pending_idx"), table, sql.Literal(ContactStatus.PENDING)
-        )
-    )
-    # After a crash, the contacts a line had reserved are found by line.
-    conn.execute(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (channel_id) WHERE send_status = {}").format(
-            sql.Identifier(f"{contact_table_name(campaign_id)}_reserved_idx"),
-            table,
-            sql.Literal(ContactStatus.RESERVED),
-        )
-    )
-    # Fresh statistics: without them the planner guesses 0.5% of the rows pending and claims by
-    # sorting every pending row (a bitmap scan) instead of reading the pending index in order.
+    # Fresh statistics for the claims' and reports' plans.
     conn.execute(sql.SQL("ANALYZE {}").format(table))
 
 
@@ -172,9 +168,11 @@ def count_blacklisted_now(conn: psycopg.Connection, campaign_id: int) -> int:
     bounce or a complaint after the send). A scan of the campaign's table: for status, not for loops."""
     row = conn.execute(
         sql.SQL(
-            "SELECT count(*) FROM {} c WHERE c.send_status = {suppressed}"
-            " OR EXISTS (SELECT 1 FROM blacklist b WHERE b.email = c.email)"
-        ).format(contact_table(campaign_id), suppressed=sql.Literal(ContactStatus.SUPPRESSED))
+            "SELECT count(*) FROM {} c WHERE EXISTS (SELECT 1 FROM {} o WHERE o.contact_id = c.id"
+            " AND o.status = {suppressed}) OR EXISTS (SELECT 1 FROM blacklist b WHERE b.email = c.email)"
+        ).format(
+            contact_table(campaign_id), outcome_table(campaign_id), suppressed=sql.Literal(ContactStatus.SUPPRESSED)
+        )
     ).fetchone()
     assert row is not None
     return int(row[0])

@@ -32,7 +32,7 @@ from psycopg import sql
 
 from campaign_pipelines.blacklist import COMPLAINT, DELIVERED, HARD_BOUNCE, SOFT_BOUNCE, UNSUBSCRIBE
 from campaign_pipelines.statuses import ContactStatus
-from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.store.contacts import contact_table, outcome_table
 from campaign_pipelines.store.tracking import CLICK, HUMAN_FLAG, OPEN
 from campaign_pipelines.store.tracking import UNSUBSCRIBE as UNSUBSCRIBE_KIND
 
@@ -220,10 +220,24 @@ def add_slice(duck: duckdb.DuckDBPyConnection, campaign_id: int, lo: int, hi: in
         f" bool_or(event = '{UNSUBSCRIBE}') AS unsubscribed"
         f" FROM {deliveries} GROUP BY contact_id"
     )
-    table = f"pg.public.{contact_table(campaign_id).as_string()}"
-    contacts = (
-        f"(SELECT id, email, channel_id, send_status, attempted_at FROM {table}"
-        f" WHERE id >= {int(lo)} AND id < {int(hi)})"
+    # A contact without an outcome is reserved while a lease holds it, else pending.
+    contacts = _in_postgres(
+        sql.SQL(
+            "SELECT c.id, c.email, coalesce(o.line_id, l.line_id) AS channel_id,"
+            " coalesce(o.status, CASE WHEN l.line_id IS NULL THEN {pending} ELSE {reserved} END) AS send_status,"
+            " o.at AS attempted_at FROM {contacts} c LEFT JOIN {outcomes} o ON o.contact_id = c.id"
+            " LEFT JOIN (SELECT line_id, unnest(contact_ids) AS id FROM send_leases WHERE campaign_id = {campaign}) l"
+            " ON l.id = c.id AND o.contact_id IS NULL"
+            " WHERE c.id >= {lo} AND c.id < {hi}"
+        ).format(
+            contacts=contact_table(campaign_id),
+            outcomes=outcome_table(campaign_id),
+            campaign=sql.Literal(int(campaign_id)),
+            lo=sql.Literal(int(lo)),
+            hi=sql.Literal(int(hi)),
+            pending=sql.Literal(ContactStatus.PENDING),
+            reserved=sql.Literal(ContactStatus.RESERVED),
+        )
     )
     # The slice streams from PostgreSQL into the file, joined to the folded events as it comes.
     duck.execute(

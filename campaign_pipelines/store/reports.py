@@ -18,8 +18,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from campaign_pipelines.statuses import CampaignStatus, ContactStatus
-from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.statuses import CampaignStatus
+from campaign_pipelines.store.contacts import contact_table, outcome_table
 
 # A report never queues behind a DDL (the primary key built at launch) for long: it fails and the next one runs.
 _LOCK_TIMEOUT = "5s"
@@ -89,10 +89,9 @@ def pending_blacklisted(conn: psycopg.Connection, campaign_id: int) -> int:
     """
     row = conn.execute(
         sql.SQL(
-            "SELECT count(*) FROM blacklist b"
-            " WHERE EXISTS (SELECT 1 FROM {} c WHERE c.email = b.email AND c.send_status IN (%s, %s))"
-        ).format(contact_table(campaign_id)),
-        (ContactStatus.PENDING, ContactStatus.RESERVED),
+            "SELECT count(*) FROM blacklist b WHERE EXISTS (SELECT 1 FROM {} c WHERE c.email = b.email"
+            " AND NOT EXISTS (SELECT 1 FROM {} o WHERE o.contact_id = c.id))"
+        ).format(contact_table(campaign_id), outcome_table(campaign_id)),
     ).fetchone()
     assert row is not None
     return int(row[0])

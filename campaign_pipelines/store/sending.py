@@ -1,10 +1,14 @@
-"""SQL of sending: claiming contacts, recording results and the progress counters they move.
+"""SQL of sending: leasing contacts, recording their outcomes and the progress counters they move.
 
-Claims take pending contacts in id order under `FOR UPDATE SKIP LOCKED`, so two lines or
-workers never hold the same contact; a claimed contact is `reserved` (committed) before any
-request is made, and `sent`/`failed`/`unknown` after it. Each provider call is noted in
-`inflight_calls` (committed) before it leaves, so a crash makes `unknown` only the contacts
-a request may have reached.
+A contact table is written by its import only. A claim leases contacts (`send_leases`, one row
+holding their ids, committed before any request is made): those given back first
+(`send_returns`), then the next ones in id order above the campaign's cursor (`send_cursors`),
+a range scan of the primary key that costs the same at the billionth contact as at the first.
+A contact is in one place at a time: above the cursor, in one lease, given back, or with its
+outcome, appended (COPY) to the campaign's outcome table once its call is answered. Each
+provider call is noted in `inflight_calls` (committed) before it leaves, so a crash makes
+`unknown` only the contacts a request may have reached; the rest of a dead run's leases is
+given back.
 
 Every write a send loop makes is fenced by its run owning the line (store.lines.owns): a run
 thought dead that wakes up cannot claim, release or record anything once the line is another's:
@@ -24,9 +28,12 @@ from psycopg.types.json import set_json_loads
 
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import quotas as quota_sql
-from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.store.contacts import contact_table, outcome_table
 from campaign_pipelines.store.lines import owns
 from campaign_pipelines.store.quotas import Quota
+
+# The error a contact made `unknown` by a crash carries.
+INTERRUPTED = "the run sending this contact's call stopped before its answer: it may have been sent"
 
 
 class ClaimedContact(NamedTuple):
@@ -34,6 +41,7 @@ class ClaimedContact(NamedTuple):
     id: int
     email: str
     attributes: dict
+    # RESERVED (leased) or SUPPRESSED (blacklisted: its outcome recorded by the claim).
     send_status: int
 
 
@@ -44,6 +52,69 @@ class Claim(NamedTuple):
     tightest: Quota | None
     # The run no longer owns the line: nothing was claimed.
     lost: bool = False
+    # The lease holding the claimed contacts to send (None: none to send).
+    lease: int | None = None
+
+
+def open_cursor(conn: psycopg.Connection, campaign_id: int) -> None:
+    """The campaign's claim cursor, at its first contact (at launch; idempotent)."""
+    conn.execute("INSERT INTO send_cursors (campaign_id) VALUES (%s) ON CONFLICT DO NOTHING", (campaign_id,))
+
+
+def _claimed(table: sql.Identifier, picked: sql.Composable) -> sql.Composed:
+    """The contacts whose ids the query `picked` gives (column `id`), blacklisted ones marked SUPPRESSED."""
+    return sql.SQL(
+        "WITH picked AS ({picked}) SELECT c.id, c.email, c.attributes,"
+        " CASE WHEN EXISTS (SELECT 1 FROM blacklist b WHERE b.email = c.email) THEN {suppressed} ELSE {reserved} END"
+        " FROM {table} c JOIN picked ON picked.id = c.id ORDER BY c.id"
+    ).format(
+        table=table,
+        picked=picked,
+        suppressed=sql.Literal(ContactStatus.SUPPRESSED),
+        reserved=sql.Literal(ContactStatus.RESERVED),
+    )
+
+
+def _take(conn: psycopg.Connection, campaign_id: int, limit: int) -> list[ClaimedContact]:
+    """Up to `limit` contacts off the pool: given-back ones first, then the next ones above the cursor."""
+    table = contact_table(campaign_id)
+    with conn.cursor(row_factory=args_row(ClaimedContact)) as cur:
+        set_json_loads(orjson.loads, cur)
+        contacts = cur.execute(
+            _claimed(
+                table,
+                sql.SQL(
+                    "DELETE FROM send_returns WHERE campaign_id = %(campaign)s AND contact_id IN"
+                    " (SELECT contact_id FROM send_returns WHERE campaign_id = %(campaign)s ORDER BY contact_id"
+                    " LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING contact_id AS id"
+                ),
+            ),
+            {"campaign": campaign_id, "limit": limit},
+        ).fetchall()
+        if len(contacts) == limit:
+            return contacts
+        # Claims of a campaign take turns on its cursor; what they read above it is theirs alone.
+        row = conn.execute(
+            "SELECT last_id FROM send_cursors WHERE campaign_id = %s FOR UPDATE", (campaign_id,)
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"campaign {campaign_id} has no send cursor: it was never launched")
+        more = cur.execute(
+            _claimed(
+                table,
+                sql.SQL(
+                    # Contacts with an outcome above the cursor exist only in campaigns sent before
+                    # outcome tables (migration 0010): skipped, never sent twice.
+                    "SELECT c.id FROM {table} c WHERE c.id > %(after)s"
+                    " AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = c.id)"
+                    " ORDER BY c.id LIMIT %(limit)s"
+                ).format(table=table, outcomes=outcome_table(campaign_id)),
+            ),
+            {"after": row[0], "limit": limit - len(contacts)},
+        ).fetchall()
+        if more:
+            conn.execute("UPDATE send_cursors SET last_id = %s WHERE campaign_id = %s", (more[-1].id, campaign_id))
+    return contacts + more
 
 
 def claim(
@@ -54,13 +125,12 @@ def claim(
     limit: int,
     quotas: Sequence[Quota] = (),
 ) -> Claim:
-    """Reserve up to `limit` pending contacts for a line its run `run_id` owns (blacklisted
-    ones become suppressed).
+    """Lease up to `limit` contacts to send for a line its run `run_id` owns (blacklisted ones
+    are recorded suppressed).
 
     The contacts to send are charged to `quotas` in the same transaction, and no more are
     taken than the room the quotas have left.
     """
-    table = contact_table(campaign_id)
     with conn.transaction():
         if not owns(conn, line_id, run_id):
             return Claim([], None, None, lost=True)
@@ -69,28 +139,25 @@ def claim(
             limit = room
         if limit <= 0:
             return Claim([], room, tightest)
-        with conn.cursor(row_factory=args_row(ClaimedContact)) as cur:
-            set_json_loads(orjson.loads, cur)
-            contacts = cur.execute(
-                sql.SQL(
-                    "WITH picked AS ("
-                    " SELECT c.id, EXISTS (SELECT 1 FROM blacklist b WHERE b.email = c.email) AS blocked"
-                    " FROM {table} c WHERE c.send_status = {pending} ORDER BY c.id LIMIT %(limit)s"
-                    " FOR UPDATE SKIP LOCKED)"
-                    " UPDATE {table} c SET send_status = CASE WHEN picked.blocked THEN {suppressed} ELSE {reserved}"
-                    " END, channel_id = %(line)s, attempted_at = now()"
-                    " FROM picked WHERE c.id = picked.id"
-                    " RETURNING c.id, c.email, c.attributes, c.send_status"
-                ).format(
-                    table=table,
-                    pending=ContactStatus.PENDING,
-                    reserved=ContactStatus.RESERVED,
-                    suppressed=ContactStatus.SUPPRESSED,
+        contacts = _take(conn, campaign_id, limit)
+        sendable = [c.id for c in contacts if c.send_status != ContactStatus.SUPPRESSED]
+        if len(sendable) < len(contacts):
+            conn.execute(
+                sql.SQL("INSERT INTO {} (contact_id, line_id, status) SELECT unnest(%s::bigint[]), %s, {}").format(
+                    outcome_table(campaign_id), sql.Literal(ContactStatus.SUPPRESSED)
                 ),
-                {"limit": limit, "line": line_id},
-            ).fetchall()
-        quota_sql.charge(conn, quotas, sum(1 for c in contacts if c.send_status != ContactStatus.SUPPRESSED))
-    return Claim(contacts, room, tightest)
+                ([c.id for c in contacts if c.send_status == ContactStatus.SUPPRESSED], line_id),
+            )
+        lease = None
+        if sendable:
+            row = conn.execute(
+                "INSERT INTO send_leases (campaign_id, line_id, contact_ids) VALUES (%s, %s, %s) RETURNING id",
+                (campaign_id, line_id, sendable),
+            ).fetchone()
+            assert row is not None
+            lease = int(row[0])
+        quota_sql.charge(conn, quotas, len(sendable))
+    return Claim(contacts, room, tightest, lease=lease)
 
 
 def mark_in_flight(conn: psycopg.Connection, line_id: int, run_id: str, contact_ids: Sequence[int]) -> int | None:
@@ -121,38 +188,23 @@ def record_results(
     errors: Sequence[str | None],
     suppressed: int = 0,
     calls: Sequence[int] = (),
+    leases: Sequence[int] = (),
 ) -> None:
-    """Final states of reserved contacts, plus the line's and campaign's counters, in one transaction.
+    """Outcomes of leased contacts, appended, plus the line's and campaign's counters, in one transaction.
 
-    Only contacts still reserved are changed and counted, and nothing at all once `run_id` has
-    lost the line (its new owner made that run's calls `unknown`). `calls`: the in-flight calls
-    these results close.
+    Nothing at all once `run_id` has lost the line (its new owner settled that run's leases).
+    `calls`: the in-flight calls these results close; `leases`: the leases they settle the last
+    contacts of. A contact recorded twice fails the transaction (the outcome's primary key):
+    nothing is recorded, and the contacts stay leased, `unknown` to the line's next run.
     """
-    sent = failed = unknown = 0
+    sent = sum(1 for s in statuses if s == ContactStatus.SENT)
+    failed = sum(1 for s in statuses if s == ContactStatus.FAILED)
+    unknown = sum(1 for s in statuses if s == ContactStatus.UNKNOWN)
     with conn.transaction():
         if not owns(conn, line_id, run_id):
             return
         if ids:
-            row = conn.execute(
-                sql.SQL(
-                    "WITH changed AS (UPDATE {table} c SET send_status = v.status, message_id = v.message_id,"
-                    " error = v.error, attempted_at = now()"
-                    " FROM unnest(%s::bigint[], %s::smallint[], %s::text[], %s::text[])"
-                    " AS v(id, status, message_id, error)"
-                    " WHERE c.id = v.id AND c.send_status = {reserved} RETURNING v.status)"
-                    " SELECT count(*) FILTER (WHERE status = {sent}), count(*) FILTER (WHERE status = {failed}),"
-                    " count(*) FILTER (WHERE status = {unknown}) FROM changed"
-                ).format(
-                    table=contact_table(campaign_id),
-                    reserved=ContactStatus.RESERVED,
-                    sent=ContactStatus.SENT,
-                    failed=ContactStatus.FAILED,
-                    unknown=ContactStatus.UNKNOWN,
-                ),
-                (list(ids), list(statuses), list(message_ids), list(errors)),
-            ).fetchone()
-            assert row is not None
-            sent, failed, unknown = (int(count) for count in row)
+            _append_outcomes(conn, campaign_id, line_id, ids, statuses, message_ids, errors)
         conn.execute(
             "UPDATE campaign_channels SET sent_count = sent_count + %s, failed_count = failed_count + %s,"
             " unknown_count = unknown_count + %s, suppressed_count = suppressed_count + %s,"
@@ -162,43 +214,69 @@ def record_results(
         )
         if sent:
             conn.execute("UPDATE campaigns SET sent_count = sent_count + %s WHERE id = %s", (sent, campaign_id))
-        _close_calls(conn, calls)
+        if calls:
+            conn.execute("DELETE FROM inflight_calls WHERE id = ANY(%s)", (list(calls),))
+        if leases:
+            conn.execute("DELETE FROM send_leases WHERE id = ANY(%s)", (list(leases),))
 
 
-def _close_calls(conn: psycopg.Connection, calls: Sequence[int]) -> None:
-    if calls:
-        conn.execute("DELETE FROM inflight_calls WHERE id = ANY(%s)", (list(calls),))
+def _append_outcomes(
+    conn: psycopg.Connection,
+    campaign_id: int,
+    line_id: int,
+    ids: Sequence[int],
+    statuses: Sequence[int],
+    message_ids: Sequence[str | None],
+    errors: Sequence[str | None],
+) -> None:
+    """COPY the rows into the campaign's outcome table: an append, no row of the contacts rewritten."""
+    statement = sql.SQL("COPY {} (contact_id, line_id, status, message_id, error) FROM STDIN (FORMAT BINARY)")
+    with conn.cursor() as cur, cur.copy(statement.format(outcome_table(campaign_id))) as copy:
+        copy.set_types(["int8", "int8", "int2", "text", "text"])
+        for row in zip(ids, statuses, message_ids, errors, strict=True):
+            copy.write_row((row[0], line_id, row[1], row[2], row[3]))
 
 
-def release(
+def release_lease(
     conn: psycopg.Connection,
     campaign_id: int,
     line_id: int,
     run_id: str,
-    ids: Sequence[int],
+    lease: int,
     quotas: Sequence[Quota] = (),
-    calls: Sequence[int] = (),
 ) -> int:
-    """Give reserved contacts back to the pool, and their sends back to `quotas`: no request
-    was made for them (or the call that had them failed before the provider took anything).
+    """End a lease whose calls are all answered or never made: its contacts without an outcome go
+    back to the pool, their sends back to `quotas` (no request was made for them, or the call
+    that had them failed before the provider took anything).
 
-    Returns how many went back: none once `run_id` has lost the line (they may be the new
-    owner's by now)."""
-    if not ids and not calls:
-        return 0
+    Returns how many went back: none once `run_id` has lost the line (its new owner settles
+    the lease)."""
     with conn.transaction():
         if not owns(conn, line_id, run_id):
             return 0
-        cur = conn.execute(
+        row = conn.execute(
             sql.SQL(
-                "UPDATE {table} SET send_status = {pending}, channel_id = NULL"
-                " WHERE id = ANY(%s) AND send_status = {reserved}"
-            ).format(table=contact_table(campaign_id), pending=ContactStatus.PENDING, reserved=ContactStatus.RESERVED),
-            (list(ids),),
-        )
-        quota_sql.charge(conn, quotas, -cur.rowcount)
-        _close_calls(conn, calls)
-        return cur.rowcount
+                "WITH lease AS (DELETE FROM send_leases WHERE id = %(lease)s AND line_id = %(line)s"
+                " RETURNING contact_ids),"
+                " back AS (INSERT INTO send_returns (campaign_id, contact_id)"
+                " SELECT %(campaign)s, i.id FROM lease CROSS JOIN LATERAL unnest(lease.contact_ids) AS i(id)"
+                " WHERE NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = i.id) RETURNING 1)"
+                " SELECT count(*) FROM back"
+            ).format(outcomes=outcome_table(campaign_id)),
+            {"lease": lease, "line": line_id, "campaign": campaign_id},
+        ).fetchone()
+        assert row is not None
+        released = int(row[0])
+        quota_sql.charge(conn, quotas, -released)
+        return released
+
+
+def close_call(conn: psycopg.Connection, line_id: int, run_id: str, call: int) -> None:
+    """A call that failed before the provider took anything: no longer in flight (its contacts
+    stay in their lease until `release_lease`)."""
+    with conn.transaction():
+        if owns(conn, line_id, run_id):
+            conn.execute("DELETE FROM inflight_calls WHERE id = %s", (call,))
 
 
 def fail_unsent(
@@ -210,28 +288,22 @@ def fail_unsent(
     errors: Sequence[str],
     quotas: Sequence[Quota] = (),
 ) -> int:
-    """Reserved contacts that cannot be sent (their message failed to render): `failed` with
-    the reason, their sends given back to `quotas`, since no request was made for them.
+    """Leased contacts that cannot be sent (their message failed to render): `failed` with the
+    reason, their sends given back to `quotas`, since no request was made for them.
     Returns how many (none once `run_id` has lost the line)."""
     if not ids:
         return 0
     with conn.transaction():
         if not owns(conn, line_id, run_id):
             return 0
-        cur = conn.execute(
-            sql.SQL(
-                "UPDATE {table} c SET send_status = {failed}, error = v.error, attempted_at = now()"
-                " FROM unnest(%s::bigint[], %s::text[]) AS v(id, error)"
-                " WHERE c.id = v.id AND c.send_status = {reserved}"
-            ).format(table=contact_table(campaign_id), failed=ContactStatus.FAILED, reserved=ContactStatus.RESERVED),
-            (list(ids), list(errors)),
-        )
+        n = len(ids)
+        _append_outcomes(conn, campaign_id, line_id, ids, [ContactStatus.FAILED] * n, [None] * n, errors)
         conn.execute(
             "UPDATE campaign_channels SET failed_count = failed_count + %s, heartbeat_at = now() WHERE id = %s",
-            (cur.rowcount, line_id),
+            (n, line_id),
         )
-        quota_sql.charge(conn, quotas, -cur.rowcount)
-        return cur.rowcount
+        quota_sql.charge(conn, quotas, -n)
+        return n
 
 
 class Recovered(NamedTuple):
@@ -240,75 +312,95 @@ class Recovered(NamedTuple):
 
 
 def recover_line(conn: psycopg.Connection, campaign_id: int, line_id: int) -> Recovered:
-    """After a crash, the contacts the line had reserved: those of a call that may have left
-    become `unknown`; the others were never requested and go back to the pool.
+    """After a crash, the contacts the line had leased and not settled: those of a call that may
+    have left become `unknown`; the others were never requested and go back to the pool.
 
     The quota they took that day is kept: at most one claim's worth, and never an overrun.
     """
     with conn.transaction():
-        rows = conn.execute(
+        row = conn.execute(
             sql.SQL(
-                "WITH flying AS (SELECT unnest(contact_ids) AS id FROM inflight_calls WHERE line_id = %(line)s)"
-                " UPDATE {table} c SET"
-                " send_status = CASE WHEN c.id IN (SELECT id FROM flying) THEN {unknown} ELSE {pending} END,"
-                " channel_id = CASE WHEN c.id IN (SELECT id FROM flying) THEN c.channel_id END"
-                " WHERE c.channel_id = %(line)s AND c.send_status = {reserved}"
-                " RETURNING c.send_status"
-            ).format(
-                table=contact_table(campaign_id),
-                pending=ContactStatus.PENDING,
-                unknown=ContactStatus.UNKNOWN,
-                reserved=ContactStatus.RESERVED,
-            ),
-            {"line": line_id},
-        ).fetchall()
-        unknown = sum(1 for (status,) in rows if status == ContactStatus.UNKNOWN)
+                "WITH flying AS (SELECT DISTINCT i.id FROM inflight_calls f"
+                " CROSS JOIN LATERAL unnest(f.contact_ids) AS i(id) WHERE f.line_id = %(line)s),"
+                " leases AS (DELETE FROM send_leases WHERE line_id = %(line)s RETURNING contact_ids),"
+                " open AS (SELECT i.id, i.id IN (SELECT id FROM flying) AS flew"
+                " FROM leases CROSS JOIN LATERAL unnest(leases.contact_ids) AS i(id)"
+                " WHERE NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = i.id)),"
+                " unknown AS (INSERT INTO {outcomes} (contact_id, line_id, status, error)"
+                " SELECT id, %(line)s, {unknown}, %(error)s FROM open WHERE flew RETURNING 1),"
+                " back AS (INSERT INTO send_returns (campaign_id, contact_id)"
+                " SELECT %(campaign)s, id FROM open WHERE NOT flew RETURNING 1)"
+                " SELECT (SELECT count(*) FROM unknown), (SELECT count(*) FROM back)"
+            ).format(outcomes=outcome_table(campaign_id), unknown=sql.Literal(ContactStatus.UNKNOWN)),
+            {"line": line_id, "campaign": campaign_id, "error": INTERRUPTED},
+        ).fetchone()
+        assert row is not None
+        unknown, released = int(row[0]), int(row[1])
         conn.execute("DELETE FROM inflight_calls WHERE line_id = %s", (line_id,))
         if unknown:
             conn.execute(
                 "UPDATE campaign_channels SET unknown_count = unknown_count + %s WHERE id = %s", (unknown, line_id)
             )
-        return Recovered(unknown, len(rows) - unknown)
+        return Recovered(unknown, released)
 
 
 def resend_unknown(conn: psycopg.Connection, campaign_id: int) -> int:
     """Operator action: put `unknown` contacts back in the pool (they may receive the campaign twice)."""
     with conn.transaction():
-        cur = conn.execute(
+        row = conn.execute(
             sql.SQL(
-                "UPDATE {table} SET send_status = {pending}, channel_id = NULL WHERE send_status = {unknown}"
-                " RETURNING channel_id"
-            ).format(table=contact_table(campaign_id), pending=ContactStatus.PENDING, unknown=ContactStatus.UNKNOWN),
-        )
-        count = cur.rowcount
+                "WITH unknown AS (DELETE FROM {outcomes} WHERE status = {unknown} RETURNING contact_id),"
+                " back AS (INSERT INTO send_returns (campaign_id, contact_id)"
+                " SELECT %s, contact_id FROM unknown RETURNING 1)"
+                " SELECT count(*) FROM back"
+            ).format(outcomes=outcome_table(campaign_id), unknown=sql.Literal(ContactStatus.UNKNOWN)),
+            (campaign_id,),
+        ).fetchone()
+        assert row is not None
         conn.execute("UPDATE campaign_channels SET unknown_count = 0 WHERE campaign_id = %s", (campaign_id,))
-        return count
+        return int(row[0])
 
 
 def status_counts(conn: psycopg.Connection, campaign_id: int) -> dict[int, int]:
     """Contacts per send state (a full scan: for finalising and reports, not for the hot loop)."""
-    rows = conn.execute(
-        sql.SQL("SELECT send_status, count(*) FROM {} GROUP BY send_status").format(contact_table(campaign_id))
-    )
-    return {int(status): int(count) for status, count in rows}
+    outcomes = outcome_table(campaign_id)
+    counts = {
+        int(status): int(count)
+        for status, count in conn.execute(sql.SQL("SELECT status, count(*) FROM {} GROUP BY status").format(outcomes))
+    }
+    row = conn.execute(
+        sql.SQL(
+            "SELECT (SELECT count(*) FROM {contacts}),"
+            " (SELECT count(*) FROM send_leases l CROSS JOIN LATERAL unnest(l.contact_ids) AS i(id)"
+            " WHERE l.campaign_id = %s AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = i.id))"
+        ).format(contacts=contact_table(campaign_id), outcomes=outcomes),
+        (campaign_id,),
+    ).fetchone()
+    assert row is not None
+    total, reserved = int(row[0]), int(row[1])
+    if reserved:
+        counts[ContactStatus.RESERVED] = reserved
+    pending = total - sum(counts.values())
+    if pending:
+        counts[ContactStatus.PENDING] = pending
+    return counts
 
 
 def has_pending(conn: psycopg.Connection, campaign_id: int) -> bool:
+    """Any contact left to claim: given back, or above the cursor without an outcome."""
     row = conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE send_status = {})").format(
-            contact_table(campaign_id), sql.Literal(ContactStatus.PENDING)
-        )
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM send_returns WHERE campaign_id = %(campaign)s)"
+            " OR EXISTS (SELECT 1 FROM {contacts} c"
+            " WHERE c.id > coalesce((SELECT last_id FROM send_cursors WHERE campaign_id = %(campaign)s), 0)"
+            " AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = c.id))"
+        ).format(contacts=contact_table(campaign_id), outcomes=outcome_table(campaign_id)),
+        {"campaign": campaign_id},
     ).fetchone()
     return bool(row and row[0])
 
 
 def has_unfinished(conn: psycopg.Connection, campaign_id: int) -> bool:
-    """Any contact still pending or reserved (both served by partial indexes)."""
-    table = contact_table(campaign_id)
-    row = conn.execute(
-        sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM {table} WHERE send_status = {pending})"
-            " OR EXISTS (SELECT 1 FROM {table} WHERE send_status = {reserved})"
-        ).format(table=table, pending=ContactStatus.PENDING, reserved=ContactStatus.RESERVED)
-    ).fetchone()
-    return bool(row and row[0])
+    """Any contact still to claim or leased."""
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM send_leases WHERE campaign_id = %s)", (campaign_id,)).fetchone()
+    return bool(row and row[0]) or has_pending(conn, campaign_id)

@@ -9,7 +9,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.store.contacts import contact_table, outcome_table
 
 
 def save_links(conn: psycopg.Connection, campaign_id: int, urls: list[str]) -> None:
@@ -62,11 +62,9 @@ def campaigns_sending_since(conn: psycopg.Connection, campaign_ids: Collection[i
 
 
 def send_times(conn: psycopg.Connection, campaign_id: int, contact_ids: Collection[int]) -> dict[int, datetime]:
-    """When each of these contacts was sent (attempted_at); contacts never sent are left out."""
+    """When each of these contacts' send was recorded; contacts never sent are left out."""
     rows = conn.execute(
-        sql.SQL("SELECT id, attempted_at FROM {} WHERE id = ANY(%s) AND attempted_at IS NOT NULL").format(
-            contact_table(campaign_id)
-        ),
+        sql.SQL("SELECT contact_id, at FROM {} WHERE contact_id = ANY(%s)").format(outcome_table(campaign_id)),
         (list(contact_ids),),
     )
     return dict(rows.fetchall())

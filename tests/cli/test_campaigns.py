@@ -15,7 +15,7 @@ from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store.contacts import contact_table
 from tests.cli.support import PROMO_LINE, configure_seed, set_progress, status_of
-from tests.support import BREVO_SERVER, SENDGRID_SERVER
+from tests.support import BREVO_SERVER, SENDGRID_SERVER, set_outcomes, statuses_by_email
 
 
 def test_seed_scenario_schedules_the_campaign_with_its_two_lines(
@@ -287,23 +287,15 @@ def test_controls_refuse_what_the_status_does_not_allow(db: psycopg.Connection, 
 
 def _unknown_contact(db: psycopg.Connection, campaign_id: int) -> int:
     """One contact left `unknown` by a worker that died mid-send."""
-    row = db.execute(
-        sql.SQL("UPDATE {} SET send_status = %s WHERE id = (SELECT min(id) FROM {}) RETURNING id").format(
-            contact_table(campaign_id), contact_table(campaign_id)
-        ),
-        (ContactStatus.UNKNOWN,),
-    ).fetchone()
+    row = db.execute(sql.SQL("SELECT email FROM {} ORDER BY id LIMIT 1").format(contact_table(campaign_id))).fetchone()
     assert row is not None
+    set_outcomes(db, campaign_id, ContactStatus.UNKNOWN, emails=[row[0]])
     set_progress(db, campaign_id, 1, unknown_count=1)
-    return int(row[0])
+    return row[0]
 
 
-def _send_status(db: psycopg.Connection, campaign_id: int, contact_id: int) -> int:
-    row = db.execute(
-        sql.SQL("SELECT send_status FROM {} WHERE id = %s").format(contact_table(campaign_id)), (contact_id,)
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+def _send_status(db: psycopg.Connection, campaign_id: int, email: str) -> int:
+    return statuses_by_email(db, campaign_id)[email]
 
 
 def test_resend_unknown_needs_yes(db: psycopg.Connection, run, launched: int) -> None:

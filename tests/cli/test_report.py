@@ -6,23 +6,17 @@ import json
 from datetime import UTC, datetime
 
 import psycopg
-from psycopg import sql
 
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import lines as line_sql
-from campaign_pipelines.store.contacts import contact_table
 from tests.cli.support import one_line, set_progress
+from tests.support import set_outcomes
 
 
 def _sent_with_events(db: psycopg.Connection, campaign_id: int) -> None:
     """Every contact sent by line 1; contact 1 opened and clicked (a person), contact 2 opened by Apple's proxy."""
     line_id = line_sql.lines_of(db, campaign_id)[0].id
-    db.execute(
-        sql.SQL("UPDATE {} SET send_status = %s, channel_id = %s, attempted_at = now()").format(
-            contact_table(campaign_id)
-        ),
-        (ContactStatus.SENT, line_id),
-    )
+    set_outcomes(db, campaign_id, ContactStatus.SENT, line_id=line_id)
     db.execute("UPDATE campaigns SET sent_count = 7 WHERE id = %s", (campaign_id,))
     set_progress(db, campaign_id, 1, sent_count=7)
     now = datetime.now(UTC)

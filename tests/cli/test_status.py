@@ -12,6 +12,7 @@ from psycopg import sql
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store.contacts import contact_table
 from tests.cli.support import configure_seed, set_progress
+from tests.support import set_outcomes
 
 
 def test_campaign_list_and_status(db: psycopg.Connection, run, draft: int, seed_files: Path) -> None:
@@ -118,15 +119,15 @@ def test_status_before_launch_shows_pending_lines(db: psycopg.Connection, run, i
 
 
 def test_status_counts_contacts_blacklisted_after_they_were_sent(db: psycopg.Connection, run, launched: int) -> None:
-    table = contact_table(launched)
-    db.execute(sql.SQL("UPDATE {} SET send_status = %s").format(table), (ContactStatus.SENT,))
-    emails = [row[0] for row in db.execute(sql.SQL("SELECT email FROM {} ORDER BY id LIMIT 3").format(table))]
+    set_outcomes(db, launched, ContactStatus.SENT)
+    emails = [
+        row[0]
+        for row in db.execute(sql.SQL("SELECT email FROM {} ORDER BY id LIMIT 3").format(contact_table(launched)))
+    ]
     # Two recipients unsubscribed after the send; a third was skipped as blacklisted, then taken off the list.
     for email in emails[:2]:
         db.execute("INSERT INTO blacklist (email, reason, source) VALUES (%s, 'unsubscribed', 'unsubscribe')", (email,))
-    db.execute(
-        sql.SQL("UPDATE {} SET send_status = %s WHERE email = %s").format(table), (ContactStatus.SUPPRESSED, emails[2])
-    )
+    set_outcomes(db, launched, ContactStatus.SUPPRESSED, emails=[emails[2]])
 
     code, out, _ = run("campaign", "status", str(launched))
 

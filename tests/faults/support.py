@@ -41,7 +41,6 @@ import psutil
 import psycopg
 import redis
 from platformdirs.api import RuntimeDirWarning
-from psycopg import sql
 
 from campaign_pipelines.resources.database import PostgresResource
 from campaign_pipelines.sensors.imports import campaign_import_sensor
@@ -50,9 +49,9 @@ from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import contact_table
 from campaign_pipelines.store.lines import STALE_AFTER_S
 from tests.fakes.providers import FakeProviders
+from tests.support import statuses_by_email
 
 with warnings.catch_warnings():
     # The wheel picks its lock folder when imported: without XDG_RUNTIME_DIR, platformdirs warns
@@ -493,8 +492,7 @@ def duplicates(counts: Counter[str]) -> dict[str, int]:
 
 def emails_by_status(conn: psycopg.Connection, campaign_id: int) -> dict[int, set[str]]:
     found: dict[int, set[str]] = {}
-    rows = conn.execute(sql.SQL("SELECT send_status, email FROM {}").format(contact_table(campaign_id)))
-    for status, email in rows:
+    for email, status in statuses_by_email(conn, campaign_id).items():
         found.setdefault(status, set()).add(email)
     return found
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
-from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.server import FakeServer
 from tests.faults.support import Runs, Tally, assert_never_twice, deliveries
 from tests.sending.fixtures import SENDGRID
+from tests.support import contact_outcomes
 
 pytestmark = pytest.mark.faults
 
@@ -38,10 +37,7 @@ def test_a_render_error_fails_only_its_contact(
 
     tally = assert_never_twice(db, strict_fake.state, setup.campaign_id)
     assert tally == Tally(delivered=CONTACTS - 1, duplicates=0, sent=CONTACTS - 1, failed=1, unknown=0, pending=0)
-    failed = db.execute(
-        sql.SQL("SELECT email, error FROM {} WHERE send_status = %s").format(contact_table(setup.campaign_id)),
-        (ContactStatus.FAILED,),
-    ).fetchall()
+    failed = contact_outcomes(db, setup.campaign_id, ContactStatus.FAILED)
     assert [email for email, _ in failed] == [f"user{AGELESS}@example.com"]
     assert failed[0][1] == "the template failed for this contact: ZeroDivisionError: integer division or modulo by zero"
     assert f"user{AGELESS}@example.com" not in deliveries(strict_fake.state)

@@ -23,7 +23,7 @@ from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.store.contacts import outcome_table
 from tests.fakes.providers import FakeProviders
 from tests.sending.fixtures import BREVO, SENDGRID
 from tests.support import failure_message
@@ -243,9 +243,9 @@ def test_a_pause_stops_a_sending_line_within_seconds_and_loses_nothing(
         ContactStatus.PENDING: 200 - fakes.sent_count("sendgrid"),
     }
     assert result.sent == counts[ContactStatus.SENT] < 200
-    table = contact_table(setup.campaign_id)
     recorded = db.execute(
-        sql.SQL("SELECT id FROM {} WHERE send_status = %s").format(table), (ContactStatus.SENT,)
+        sql.SQL("SELECT contact_id FROM {} WHERE status = %s").format(outcome_table(setup.campaign_id)),
+        (ContactStatus.SENT,),
     ).fetchall()
     assert {message.custom_id for message in fakes.messages()} == {f"{setup.campaign_id}-{id_}" for (id_,) in recorded}
 

@@ -16,15 +16,14 @@ import textwrap
 import time
 
 import pytest
-from psycopg import sql
 
 from campaign_pipelines.providers import get as get_provider
 from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.server import running_fakes
 from tests.sending.fixtures import SENDGRID
+from tests.support import contact_outcomes
 
 # The most calls whose contacts a kill can leave `unknown` when a claim is one call: a SendGrid line's
 # calls in flight, and three answered claims at the results recorder (one being written, one queued,
@@ -103,8 +102,7 @@ def _unknown_warning(count: int) -> str:
 
 
 def _unknown(db, campaign_id: int) -> set[str]:
-    query = sql.SQL("SELECT email FROM {} WHERE send_status = %s").format(contact_table(campaign_id))
-    return {row[0] for row in db.execute(query, (ContactStatus.UNKNOWN,))}
+    return {email for email, _ in contact_outcomes(db, campaign_id, ContactStatus.UNKNOWN)}
 
 
 @pytest.mark.slow

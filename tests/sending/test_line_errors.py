@@ -5,7 +5,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import redis
-from psycopg import sql
 
 from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.quotas import RedisQuotas
@@ -15,9 +14,9 @@ from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import quotas as quota_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.clock import FakeClock
 from tests.sending.fixtures import BREVO, MIDNIGHT, REDIS_URL, SENDGRID
+from tests.support import contact_outcomes
 
 
 def test_429_waits_as_the_provider_says_then_sends(db, make_campaign, run_line, fakes) -> None:
@@ -104,10 +103,7 @@ def test_a_contact_whose_message_fails_to_render_fails_alone(db, make_campaign, 
 
     assert (outcome.status, outcome.sent, outcome.failed, outcome.unknown) == ("done", 299, 1, 0)
     assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 299, ContactStatus.FAILED: 1}
-    (email, error), *_ = db.execute(
-        sql.SQL("SELECT email, error FROM {} WHERE send_status = %s").format(contact_table(setup.campaign_id)),
-        (ContactStatus.FAILED,),
-    ).fetchall()
+    ((email, error),) = contact_outcomes(db, setup.campaign_id, ContactStatus.FAILED)
     assert email == "user0@example.com"
     assert error == "the template failed for this contact: ZeroDivisionError: integer division or modulo by zero"
     assert "user0@example.com" not in {m.to for m in fakes.messages()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from psycopg import sql
 
 from campaign_pipelines.providers import (
     Ambiguous,
@@ -29,9 +28,9 @@ from campaign_pipelines.sending.outcomes import (
 from campaign_pipelines.statuses import ContactStatus, LineStatus
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import contact_table
 from campaign_pipelines.store.quotas import Quota
 from tests.sending.fixtures import BREVO, POSTMARK, SENDGRID
+from tests.support import contact_outcomes
 
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
@@ -167,11 +166,6 @@ def test_partial_batch_failure_is_recorded_per_recipient(db, make_campaign, run_
     outcome = run_line(setup.line_ids[0])
 
     assert (outcome.sent, outcome.failed) == (18, 2)
-    failed = db.execute(
-        sql.SQL("SELECT email, error FROM {} WHERE send_status = %s ORDER BY email").format(
-            contact_table(setup.campaign_id)
-        ),
-        (ContactStatus.FAILED,),
-    ).fetchall()
+    failed = contact_outcomes(db, setup.campaign_id, ContactStatus.FAILED)
     assert [email for email, _ in failed] == ["user11@example.com", "user3@example.com"]
     assert all(error for _, error in failed)

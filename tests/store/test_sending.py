@@ -12,7 +12,8 @@ def test_a_run_that_lost_its_line_may_not_call_nor_change_what_its_new_owner_hol
     setup = make_campaign(20, [SENDGRID])
     (line_id,) = setup.line_ids
     assert line_sql.claim_line(db, line_id, "first", stale_after_s=120)
-    claimed = [c.id for c in send_sql.claim(db, setup.campaign_id, line_id, "first", 10).contacts]
+    first = send_sql.claim(db, setup.campaign_id, line_id, "first", 10)
+    claimed = [c.id for c in first.contacts]
     assert send_sql.mark_in_flight(db, line_id, "first", claimed[:5]) is not None
     # The first run freezes; a second takes the line over, recovers it and claims again.
     db.execute("UPDATE campaign_channels SET heartbeat_at = now() - interval '10 minutes' WHERE id = %s", (line_id,))
@@ -24,7 +25,8 @@ def test_a_run_that_lost_its_line_may_not_call_nor_change_what_its_new_owner_hol
     # The first run wakes up: it may not start a call, and whatever else it tries leaves the
     # second run's contacts alone.
     assert send_sql.mark_in_flight(db, line_id, "first", claimed[5:]) is None
-    assert send_sql.release(db, setup.campaign_id, line_id, "first", claimed[5:]) == 0
+    assert first.lease is not None
+    assert send_sql.release_lease(db, setup.campaign_id, line_id, "first", first.lease) == 0
     assert send_sql.fail_unsent(db, setup.campaign_id, line_id, "first", claimed[5:], ["x"] * 5) == 0
     send_sql.record_results(
         db, setup.campaign_id, line_id, "first", ids=second, statuses=[ContactStatus.SENT] * 10,

@@ -14,8 +14,10 @@ from psycopg.rows import dict_row
 from starlette.testclient import TestClient
 
 from campaign_pipelines import campaigns, templates
+from campaign_pipelines.statuses import ContactStatus
+from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store import tracking as tracking_sql
-from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes
+from campaign_pipelines.store.contacts import contact_table, create_contact_table, create_send_indexes, outcome_table
 from campaign_pipelines.tracking.tokens import make_token
 from tracking_app.app import create_app
 from tracking_app.settings import Settings
@@ -46,12 +48,18 @@ def add_campaign(
     create_contact_table(conn, campaign_id)
     emails = [f"user{i}@example.com" for i in range(contacts)]
     rows = conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (email, attributes, send_status, attempted_at)"
-            " SELECT e, '{{}}', 2, now() - make_interval(secs => %s) FROM unnest(%s::text[]) AS e RETURNING id"
-        ).format(contact_table(campaign_id)),
-        (sent_ago_s, emails),
+        sql.SQL("INSERT INTO {} (email, attributes) SELECT e, '{{}}' FROM unnest(%s::text[]) AS e RETURNING id").format(
+            contact_table(campaign_id)
+        ),
+        (emails,),
     ).fetchall()
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (contact_id, status, at) SELECT id, %s, now() - make_interval(secs => %s) FROM {}"
+        ).format(outcome_table(campaign_id), contact_table(campaign_id)),
+        (ContactStatus.SENT, sent_ago_s),
+    )
+    send_sql.open_cursor(conn, campaign_id)
     conn.execute(
         "INSERT INTO servers (name, provider, url, api_key_ref) VALUES ('sandbox', 'sandbox', 'sandbox:', 'env:NONE')"
         " ON CONFLICT (name) DO NOTHING"

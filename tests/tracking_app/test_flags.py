@@ -8,7 +8,7 @@ import pytest
 from psycopg import sql
 from starlette.testclient import TestClient
 
-from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.store.contacts import drop_contact_table, outcome_table
 from tests.tracking_app.conftest import PROXY, Campaign, add_campaign, wait_for_events
 from tracking_app.flags import APPLE_MPP, HUMAN, PREFETCH, SCANNER, client_ip, flag_of
 
@@ -107,8 +107,8 @@ def test_an_event_within_seconds_of_the_send_is_a_prefetch(make_client, db) -> N
     long_ago = add_campaign(db, 1, sent_ago_s=3600)
     # Still sending, but this contact went out an hour ago.
     db.execute(
-        sql.SQL("UPDATE {} SET attempted_at = now() - interval '1 hour' WHERE id = %s").format(
-            contact_table(just_sent.id)
+        sql.SQL("UPDATE {} SET at = now() - interval '1 hour' WHERE contact_id = %s").format(
+            outcome_table(just_sent.id)
         ),
         [just_sent.contact_ids[2]],
     )
@@ -130,9 +130,9 @@ def test_an_event_within_seconds_of_the_send_is_a_prefetch(make_client, db) -> N
 
 def test_a_contact_never_sent_or_a_deleted_campaign_is_not_flagged_by_send_time(make_client, db) -> None:
     sending = add_campaign(db, 1, sent_ago_s=1)
-    db.execute(sql.SQL("UPDATE {} SET attempted_at = NULL").format(contact_table(sending.id)))
+    db.execute(sql.SQL("DELETE FROM {}").format(outcome_table(sending.id)))
     gone = add_campaign(db, 1, sent_ago_s=1)
-    db.execute(sql.SQL("DROP TABLE {}").format(contact_table(gone.id)))
+    drop_contact_table(db, gone.id)
     client = make_client()
 
     client.get(f"/o/{sending.token()}.gif", headers={"User-Agent": BROWSER})

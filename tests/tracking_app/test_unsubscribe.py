@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
-from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.store.contacts import outcome_table
 from campaign_pipelines.tracking.tokens import make_token
 from tests.tracking_app.conftest import Campaign, add_campaign, events
 from tracking_app.unsubscribe import language
@@ -95,9 +95,7 @@ def test_the_next_claim_of_any_campaign_suppresses_the_unsubscribed_contact(
 
 
 def _reset_to_pending(campaign_id: int) -> sql.Composed:
-    return sql.SQL("UPDATE {} SET send_status = {}, attempted_at = NULL").format(
-        contact_table(campaign_id), sql.Literal(ContactStatus.PENDING)
-    )
+    return sql.SQL("DELETE FROM {}").format(outcome_table(campaign_id))
 
 
 def test_an_address_already_blacklisted_keeps_its_entry(client: TestClient, campaign: Campaign, db) -> None:
