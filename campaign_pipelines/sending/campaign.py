@@ -20,6 +20,7 @@ from campaign_pipelines.statuses import (
 )
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
+from campaign_pipelines.store import recovery as recovery_sql
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.store.contacts import create_send_indexes
@@ -100,7 +101,7 @@ def apply(conn: psycopg.Connection, campaign_id: int, action: str) -> str:
                 raise NotFoundError(f"campaign {campaign_id} does not exist")
             if campaign.status not in SENDING_STARTED:
                 raise ValidationError(f"campaign {campaign_id}", [f"nothing was sent yet (status '{campaign.status}')"])
-            count = send_sql.resend_unknown(conn, campaign_id)
+            count = recovery_sql.resend_unknown(conn, campaign_id)
             if count:
                 line_sql.reopen_lines(conn, campaign_id)
                 if REOPEN.allows(campaign.status):

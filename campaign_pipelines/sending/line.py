@@ -15,7 +15,7 @@ recorder (sending.recorder) and what provider answers mean (sending.outcomes).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 
 import psycopg
@@ -36,13 +36,12 @@ from campaign_pipelines.sending.outcomes import (
     LineOutcome,
     LineStop,
     Progress,
-    Results,
     delivery_results,
     quota_reached,
     stop_after,
     unanswered_status,
 )
-from campaign_pipelines.sending.recorder import Recorder
+from campaign_pipelines.sending.recorder import Records
 from campaign_pipelines.sending.reservations import Reservations, day_quotas
 from campaign_pipelines.sending.setup import prepare, take_over
 from campaign_pipelines.sending.window import CallWindow
@@ -82,7 +81,7 @@ class LineSender:
         alone). `results_conn`, a second connection, lets results be recorded while the next
         batch is sent (faster); without it they are recorded in turn on `conn`."""
         self._conn = conn
-        self._recorder = Recorder(results_conn) if results_conn is not None else None
+        self._results_conn = results_conn
         self._line_id = line_id
         self._run_id = run_id
         self._quotas = quotas
@@ -108,16 +107,15 @@ class LineSender:
         if not take_over(self._conn, line, self._run_id, outcome.warnings.append):
             outcome.reason = "another run is sending this line"
             return outcome
-        if self._recorder is not None:
-            self._recorder.start()
+        self._records = Records(
+            self._conn, self._results_conn, campaign.id, line.id, self._run_id, outcome, self._on_progress
+        )
         # Calls answered with verdicts, recorded together once the batch's calls are all made: one
         # transaction for a claim of one-message calls, as for one call of a thousand.
         self._answered: list[tuple[Flight, list[Delivery]]] = []
         # The stop a failed call asks for, once its contacts are settled.
         self._stop: LineStop | None = None
         self._flights: Flights | None = None
-        # Batches whose lease is open: some of their contacts have no outcome recorded yet.
-        self._open: list[Batch] = []
         try:
             self._prepare()
             while True:
@@ -129,20 +127,20 @@ class LineSender:
                     self._send(batch)
         except LineStop as stop:
             stop = self._land_all(stop)
-            self._drain()
-            self._release_leases()
+            self._records.drain()
+            self._records.release_leases()
             outcome.status, outcome.reason = stop.status, stop.reason
             line_sql.set_line_state(
                 self._conn, line.id, self._run_id, stop.status, reason=stop.reason, next_run_at=stop.next_run_at
             )
         except _Lost:
             self._land_all(None)
-            self._drain()
+            self._records.drain()
             outcome.reason = "another run took this line over"
         except BaseException:
             # Calls in flight are left as they are: noted, their contacts reserved, hence
             # `unknown` for the line's next run, as after a crash.
-            self._drain()
+            self._records.drain()
             raise
         finally:
             if self._flights is not None:
@@ -230,14 +228,14 @@ class LineSender:
         if unrendered:
             self._fail_unrendered(unrendered, reasons, quotas, give_back)
         if suppressed:
-            self._record([], suppressed=suppressed)
+            self._records.record([], suppressed=suppressed)
         assert claim.lease is not None
         if not ids:
             # Every leased contact failed to render: its outcome is recorded, the lease is over.
             send_sql.release_lease(self._conn, self._campaign.id, self._line_id, self._run_id, claim.lease)
             return None
         batch = Batch(messages, ids, quotas, give_back, claim.lease)
-        self._open.append(batch)
+        self._records.opened(batch)
         return batch
 
     def _fail_unrendered(
@@ -254,7 +252,7 @@ class LineSender:
     def _send(self, batch: Batch) -> None:
         """Make the batch's calls, `batch_size` messages each (one, on a server that takes one
         message per call), with up to the window's number in flight; the contacts no call was
-        made for go back to the pool when the line stops before (`_release_leases`)."""
+        made for go back to the pool when the line stops before (`Records.release_leases`)."""
         for start in range(0, len(batch.ids), self._batch_size):
             self._make_room()
             if self._stop is not None:
@@ -342,7 +340,7 @@ class LineSender:
                 [m for flight, _ in answered for m in flight.messages],
                 [d for _, deliveries in answered for d in deliveries],
             )
-            self._record(
+            self._records.record(
                 [i for flight, _ in answered for i in flight.ids],
                 results,
                 calls=[flight.call_id for flight, _ in answered],
@@ -365,65 +363,6 @@ class LineSender:
             ids += rest
         elif self._stop is None:
             self._stop = stop_after(error, self._clock.now())
-        self._record(ids, results, calls=[flight.call_id], batches=[(flight.batch, len(ids))])
+        self._records.record(ids, results, calls=[flight.call_id], batches=[(flight.batch, len(ids))])
         if error.done:
             self._last_sent = self._clock.now()
-
-    def _release_leases(self) -> None:
-        """The line stops, its calls all recorded: the contacts of its leases no call was made
-        for (or whose call sent nothing) go back to the pool, their sends back to the quotas."""
-        for batch in self._open:
-            released = send_sql.release_lease(
-                self._conn, self._campaign.id, self._line_id, self._run_id, batch.lease, batch.quotas
-            )
-            batch.give_back(released)
-        self._open = []
-
-    def _closing(self, batches: Sequence[tuple[Batch, int]]) -> list[int]:
-        """The leases whose last unsettled contacts these are (so many per batch)."""
-        closing = []
-        for batch, recorded in batches:
-            batch.unsettled -= recorded
-            if batch.unsettled == 0:
-                closing.append(batch.lease)
-                self._open.remove(batch)
-        return closing
-
-    def _drain(self) -> None:
-        if self._recorder is not None and self._recorder.is_alive():
-            self._recorder.drain()
-
-    def _record(
-        self,
-        ids: list[int],
-        results: Results | None = None,
-        suppressed: int = 0,
-        *,
-        calls: Sequence[int] = (),
-        batches: Sequence[tuple[Batch, int]] = (),
-    ) -> None:
-        results = results or Results([], [], [])
-        leases = self._closing(batches)
-
-        def record(conn: psycopg.Connection) -> None:
-            send_sql.record_results(
-                conn,
-                self._campaign.id,
-                self._line_id,
-                self._run_id,
-                ids=ids,
-                statuses=results.statuses,
-                message_ids=results.message_ids,
-                errors=results.errors,
-                suppressed=suppressed,
-                calls=calls,
-                leases=leases,
-            )
-
-        if self._recorder is not None:
-            self._recorder.submit(record)
-        else:
-            record(self._conn)
-        self._outcome.count(results.statuses, suppressed)
-        if self._on_progress is not None:
-            self._on_progress(self._outcome)

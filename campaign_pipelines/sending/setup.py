@@ -21,7 +21,7 @@ from campaign_pipelines.sending.outcomes import LineStop
 from campaign_pipelines.statuses import LineStatus
 from campaign_pipelines.store import campaigns as campaign_sql
 from campaign_pipelines.store import lines as line_sql
-from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store import recovery as recovery_sql
 from campaign_pipelines.store import tracking as tracking_sql
 from campaign_pipelines.store.campaigns import CampaignRow
 from campaign_pipelines.store.lines import STALE_AFTER_S, LineState
@@ -39,7 +39,7 @@ def take_over(conn: psycopg.Connection, line: LineState, run_id: str, warn: Call
         return False
     # Contacts of a call a dead run of this line had started may have been sent: never resent
     # on their own. What it had reserved but not requested yet goes back to the pool.
-    recovered = send_sql.recover_line(conn, line.campaign_id, line.id)
+    recovered = recovery_sql.recover_line(conn, line.campaign_id, line.id)
     if recovered.unknown:
         warn(f"{recovered.unknown} contact(s) of a call an interrupted run had started are now 'unknown'")
     if recovered.released:

@@ -11,6 +11,7 @@ from psycopg import sql
 
 from campaign_pipelines.settings import with_database
 from campaign_pipelines.store import migrate
+from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.migrate import apply_migrations
 
 
@@ -87,3 +88,64 @@ def test_event_ids_come_to_a_database_holding_delivery_events(
         scratch.execute(insert, ("e1",))
     with pytest.raises(psycopg.errors.CheckViolation):
         scratch.execute(insert, (None,))
+
+
+def test_send_states_move_to_outcome_tables_and_nobody_is_sent_twice(
+    scratch: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = migrate._migration_files()
+    with monkeypatch.context() as patch:
+        patch.setattr(migrate, "_migration_files", lambda: [(v, text) for v, text in files if v < 10])
+        apply_migrations(scratch)
+    # A campaign stopped mid-send before outcome tables: its contact table held each send state.
+    scratch.execute("INSERT INTO templates (name, html) VALUES ('t', '<p>x</p>')")
+    scratch.execute(
+        "INSERT INTO servers (name, provider, url, api_key_ref) VALUES ('s', 'sandbox', 'sandbox:', 'env:K')"
+    )
+    scratch.execute(
+        "INSERT INTO campaigns (name, subject, template_id, template_html, status) VALUES ('c', 's', 1, 'x', 'running')"
+    )
+    scratch.execute(
+        "INSERT INTO campaign_channels (campaign_id, position, sender_name, sender_email, server_id, unknown_count)"
+        " VALUES (1, 1, 'n', 'n@example.com', 1, 0)"
+    )
+    scratch.execute(
+        "CREATE TABLE contacts_campaign_1 (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL,"
+        " attributes json NOT NULL, send_status smallint NOT NULL DEFAULT 0, channel_id bigint, message_id text,"
+        " error text, attempted_at timestamptz)"
+    )
+    # user1-2 sent, 3 failed, 4 suppressed, 5 pending, 6 reserved by a call that left, 7 reserved only.
+    for status, message_id, error in [(2, "m1", None), (2, "m2", None), (3, None, "refused"), (5, None, None),
+                                      (0, None, None), (1, None, None), (1, None, None)]:  # fmt: skip
+        scratch.execute(
+            "INSERT INTO contacts_campaign_1 (email, attributes, send_status, channel_id, message_id, error,"
+            " attempted_at) VALUES ('user' || (SELECT count(*) + 1 FROM contacts_campaign_1) || '@example.com', '{}',"
+            " %s, CASE WHEN %s > 0 THEN 1 END, %s, %s, CASE WHEN %s > 0 THEN now() END)",
+            (status, status, message_id, error, status),
+        )
+    scratch.execute("INSERT INTO inflight_calls (line_id, contact_ids) VALUES (1, '{6}')")
+
+    assert apply_migrations(scratch) == [10]
+
+    outcomes = scratch.execute(
+        "SELECT contact_id, line_id, status, message_id, error FROM outcomes_campaign_1 ORDER BY contact_id"
+    ).fetchall()
+    assert outcomes == [
+        (1, 1, 2, "m1", None),
+        (2, 1, 2, "m2", None),
+        (3, 1, 3, None, "refused"),
+        (4, 1, 5, None, None),
+        (6, 1, 4, None, None),
+    ]
+    columns = scratch.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'contacts_campaign_1'"
+        " ORDER BY ordinal_position"
+    ).fetchall()
+    assert columns == [("id",), ("email",), ("attributes",)]
+    assert scratch.execute("SELECT count(*) FROM inflight_calls").fetchone() == (0,)
+    assert scratch.execute("SELECT unknown_count FROM campaign_channels").fetchone() == (1,)
+    # The next claims take the pending contact and the one reserved but never requested, and nobody else.
+    scratch.execute("UPDATE campaign_channels SET run_id = 'run'")
+    claimed = send_sql.claim(scratch, 1, 1, "run", 10)
+    assert [c.email for c in claimed.contacts] == ["user5@example.com", "user7@example.com"]
+    assert send_sql.claim(scratch, 1, 1, "run", 10).contacts == []
