@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from psycopg import sql
+
 from campaign_pipelines.sending import campaign as lifecycle
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.contacts import contact_table
 from tests.fakes.clock import FakeClock
 from tests.sending.fixtures import BREVO, MIDNIGHT, SENDGRID
 
@@ -99,3 +102,20 @@ def test_results_recorded_in_turn_on_one_connection_are_the_same(db, make_campai
     assert (outcome.status, outcome.sent) == ("quota_reached", 2_000)
     assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 2_000, 0: 500}
     assert line_sql.line_by_id(db, setup.line_ids[0]).sent_count == 2_000
+
+
+def test_a_send_appends_outcomes_and_never_rewrites_a_contact(db, make_campaign, run_line, fakes) -> None:
+    setup = make_campaign(2_500, [BREVO])
+    rows = sql.SQL("SELECT id, xmin::text FROM {} ORDER BY id").format(contact_table(setup.campaign_id))
+    before = db.execute(rows).fetchall()
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert (outcome.status, outcome.sent) == ("done", 2_500)
+    assert _states(db, setup.campaign_id) == {ContactStatus.SENT: 2_500}
+    # Every contact row is the version its import wrote: sending only appended outcomes.
+    assert db.execute(rows).fetchall() == before
+    # Nothing is left leased or given back.
+    for table in ("send_leases", "send_returns"):
+        query = sql.SQL("SELECT count(*) FROM {} WHERE campaign_id = %s").format(sql.Identifier(table))
+        assert db.execute(query, (setup.campaign_id,)).fetchone() == (0,)
