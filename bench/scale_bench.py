@@ -7,7 +7,7 @@ For each size N, on a fresh database of the shared server, each phase in a fresh
   quota (bench/send_bench.py's line);
 - report: `publish_report` of the completed campaign (funnels, HTML, per-contact Parquet files).
 Per phase: seconds, contacts per second, the process's peak RSS and the WAL it wrote; after each,
-the contact table's bytes (heap, indexes) per contact. The table printed last gives each figure
+the contact and outcome tables' bytes (heap, indexes) per contact. The table printed last gives each figure
 against N; the last line is one JSON object: {"sizes": [...], "phases": {phase: [{...} per size]},
 "bytes_per_contact": [...]} for docs/scaling.md. Measure on a quiet machine.
 Server: DATABASE_URL's, else 127.0.0.1:5432, else embedded.
@@ -33,7 +33,7 @@ from send_bench import configured_campaign, fakes_process, generate, launched_li
 from campaign_pipelines.contacts.campaign_import import import_campaign
 from campaign_pipelines.reports.publish import publish_report
 from campaign_pipelines.store.connection import connect
-from campaign_pipelines.store.contacts import contact_table
+from campaign_pipelines.store.contacts import contact_table, outcome_table
 
 _PROVIDER = "brevo"
 
@@ -46,12 +46,14 @@ def _wal_bytes(url: str) -> int:
 
 
 def _table_bytes(url: str, campaign_id: int) -> dict[str, int]:
-    table = contact_table(campaign_id)
+    """Bytes of the campaign's contact and outcome tables together (heap with TOAST, indexes), and its contacts."""
+    tables = [sql.Literal(t.as_string()) for t in (contact_table(campaign_id), outcome_table(campaign_id))]
     with connect(url) as conn:
         row = conn.execute(
             sql.SQL(
-                "SELECT pg_table_size({t}::regclass), pg_indexes_size({t}::regclass), (SELECT count(*) FROM {n})"
-            ).format(t=sql.Literal(table.as_string()), n=table)
+                "SELECT sum(pg_table_size(t::regclass)), sum(pg_indexes_size(t::regclass)), (SELECT count(*) FROM {n})"
+                " FROM unnest(ARRAY[{tables}]) AS t"
+            ).format(tables=sql.SQL(", ").join(tables), n=contact_table(campaign_id))
         ).fetchone()
     assert row is not None
     return {"heap": int(row[0]), "indexes": int(row[1]), "rows": int(row[2])}

@@ -58,18 +58,11 @@ def open_cursor(conn: psycopg.Connection, campaign_id: int) -> None:
     conn.execute("INSERT INTO send_cursors (campaign_id) VALUES (%s) ON CONFLICT DO NOTHING", (campaign_id,))
 
 
-def _claimed(table: sql.Identifier, picked: sql.Composable) -> sql.Composed:
-    """The contacts whose ids the query `picked` gives (column `id`), blacklisted ones marked SUPPRESSED."""
-    return sql.SQL(
-        "WITH picked AS ({picked}) SELECT c.id, c.email, c.attributes,"
-        " CASE WHEN EXISTS (SELECT 1 FROM blacklist b WHERE b.email = c.email) THEN {suppressed} ELSE {reserved} END"
-        " FROM {table} c JOIN picked ON picked.id = c.id ORDER BY c.id"
-    ).format(
-        table=table,
-        picked=picked,
-        suppressed=sql.Literal(ContactStatus.SUPPRESSED),
-        reserved=sql.Literal(ContactStatus.RESERVED),
-    )
+# A claimed contact: RESERVED, or SUPPRESSED when its address is blacklisted.
+_CLAIMED = sql.SQL(
+    "c.id, c.email, c.attributes,"
+    " CASE WHEN EXISTS (SELECT 1 FROM blacklist b WHERE b.email = c.email) THEN {suppressed} ELSE {reserved} END"
+).format(suppressed=sql.Literal(ContactStatus.SUPPRESSED), reserved=sql.Literal(ContactStatus.RESERVED))
 
 
 def _take(conn: psycopg.Connection, campaign_id: int, limit: int) -> list[ClaimedContact]:
@@ -78,14 +71,12 @@ def _take(conn: psycopg.Connection, campaign_id: int, limit: int) -> list[Claime
     with conn.cursor(row_factory=args_row(ClaimedContact)) as cur:
         set_json_loads(orjson.loads, cur)
         contacts = cur.execute(
-            _claimed(
-                table,
-                sql.SQL(
-                    "DELETE FROM send_returns WHERE campaign_id = %(campaign)s AND contact_id IN"
-                    " (SELECT contact_id FROM send_returns WHERE campaign_id = %(campaign)s ORDER BY contact_id"
-                    " LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING contact_id AS id"
-                ),
-            ),
+            sql.SQL(
+                "WITH picked AS (DELETE FROM send_returns WHERE campaign_id = %(campaign)s AND contact_id IN"
+                " (SELECT contact_id FROM send_returns WHERE campaign_id = %(campaign)s ORDER BY contact_id"
+                " LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING contact_id)"
+                " SELECT {claimed} FROM {table} c JOIN picked ON picked.contact_id = c.id ORDER BY c.id"
+            ).format(claimed=_CLAIMED, table=table),
             {"campaign": campaign_id, "limit": limit},
         ).fetchall()
         if len(contacts) == limit:
@@ -97,16 +88,15 @@ def _take(conn: psycopg.Connection, campaign_id: int, limit: int) -> list[Claime
         if row is None:
             raise LookupError(f"campaign {campaign_id} has no send cursor: it was never launched")
         more = cur.execute(
-            _claimed(
-                table,
-                sql.SQL(
-                    # Contacts with an outcome above the cursor exist only in campaigns sent before
-                    # outcome tables (migration 0010): skipped, never sent twice.
-                    "SELECT c.id FROM {table} c WHERE c.id > %(after)s"
-                    " AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = c.id)"
-                    " ORDER BY c.id LIMIT %(limit)s"
-                ).format(table=table, outcomes=outcome_table(campaign_id)),
-            ),
+            sql.SQL(
+                # Contacts with an outcome above the cursor exist only in campaigns sent before
+                # outcome tables (migration 0010): skipped, never sent twice. Both sides of this
+                # anti-join are read from the cursor on (`o.contact_id > …` said twice: the planner
+                # does not carry it over), never from the campaign's first contact.
+                "SELECT {claimed} FROM {table} c WHERE c.id > %(after)s AND NOT EXISTS"
+                " (SELECT 1 FROM {outcomes} o WHERE o.contact_id = c.id AND o.contact_id > %(after)s)"
+                " ORDER BY c.id LIMIT %(limit)s"
+            ).format(claimed=_CLAIMED, table=table, outcomes=outcome_table(campaign_id)),
             {"after": row[0], "limit": limit - len(contacts)},
         ).fetchall()
         if more:
@@ -328,16 +318,20 @@ def status_counts(conn: psycopg.Connection, campaign_id: int) -> dict[int, int]:
     return counts
 
 
+def _cursor(conn: psycopg.Connection, campaign_id: int) -> int:
+    row = conn.execute("SELECT last_id FROM send_cursors WHERE campaign_id = %s", (campaign_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def has_pending(conn: psycopg.Connection, campaign_id: int) -> bool:
     """Any contact left to claim: given back, or above the cursor without an outcome."""
     row = conn.execute(
         sql.SQL(
             "SELECT EXISTS (SELECT 1 FROM send_returns WHERE campaign_id = %(campaign)s)"
-            " OR EXISTS (SELECT 1 FROM {contacts} c"
-            " WHERE c.id > coalesce((SELECT last_id FROM send_cursors WHERE campaign_id = %(campaign)s), 0)"
-            " AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = c.id))"
+            " OR EXISTS (SELECT 1 FROM {contacts} c WHERE c.id > %(after)s"
+            " AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = c.id AND o.contact_id > %(after)s))"
         ).format(contacts=contact_table(campaign_id), outcomes=outcome_table(campaign_id)),
-        {"campaign": campaign_id},
+        {"campaign": campaign_id, "after": _cursor(conn, campaign_id)},
     ).fetchone()
     return bool(row and row[0])
 
