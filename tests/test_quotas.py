@@ -93,11 +93,18 @@ def test_released_contacts_give_their_sends_back(db, make_campaign) -> None:
     quota = Quota("line:1", DAY, 30, "30/day")
     (line_id,) = setup.line_ids
     assert line_sql.claim_line(db, line_id, "run", stale_after_s=120)
-    claimed = send_sql.claim(db, setup.campaign_id, line_id, "run", 30, [quota]).contacts
-    assert send_sql.release(db, setup.campaign_id, line_id, "run", [c.id for c in claimed[:10]], [quota]) == 10
+    claim = send_sql.claim(db, setup.campaign_id, line_id, "run", 30, [quota])
+    sent = [c.id for c in claim.contacts[:20]]
+    send_sql.record_results(
+        db, setup.campaign_id, line_id, "run", ids=sent, statuses=[ContactStatus.SENT] * 20,
+        message_ids=[None] * 20, errors=[None] * 20,
+    )  # fmt: skip
+    assert claim.lease is not None
+    # The 10 contacts of the lease no call was made for go back, and their sends with them.
+    assert send_sql.release_lease(db, setup.campaign_id, line_id, "run", claim.lease, [quota]) == 10
     assert quota_sql.used(db, "line:1", DAY) == 20
-    # Releasing them again (or contacts no longer reserved) gives nothing more back.
-    assert send_sql.release(db, setup.campaign_id, line_id, "run", [c.id for c in claimed[:10]], [quota]) == 0
+    # Releasing it again gives nothing more back.
+    assert send_sql.release_lease(db, setup.campaign_id, line_id, "run", claim.lease, [quota]) == 0
     assert quota_sql.used(db, "line:1", DAY) == 20
 
 

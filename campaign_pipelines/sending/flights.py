@@ -94,11 +94,11 @@ class Flights:
         self.most = max(self.most, len(self._flying))
 
     def _timed(self, call: Callable, messages: list[OutgoingMessage], ids: list[int]) -> list[Delivery]:
-        left = time.monotonic()
+        left, cpu = time.monotonic(), time.thread_time()
         try:
             return call(messages, ids)
         finally:
-            self._window.answered(time.monotonic() - left)
+            self._window.answered(time.monotonic() - left, time.thread_time() - cpu)
 
     def answered(self, *, wait_s: float | None, meanwhile: Callable[[], object] | None = None) -> list[Flight]:
         """The calls answered by now, no longer in flight. `wait_s` given: wait until one is at

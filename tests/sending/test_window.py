@@ -31,6 +31,17 @@ def test_latency_over_preparation_rounded_up_within_the_ceiling() -> None:
     assert fast.size() == 1
 
 
+def test_a_calls_own_interpreter_time_counts_as_the_lines_work() -> None:
+    window = CallWindow(8)
+    window.prepared(0.1)
+    window.answered(0.3, cpu_s=0.05)  # 0.3 s of latency over 0.15 s of work per call
+    assert window.size() == 2
+    quick = CallWindow(8)
+    quick.prepared(0.0005)
+    quick.answered(0.001, cpu_s=0.0006)  # a provider answering at once: the line is bound by its interpreter
+    assert quick.size() == 1
+
+
 def test_the_shortest_recent_answer_is_the_latency() -> None:
     window = CallWindow(8)
     window.prepared(0.1)
