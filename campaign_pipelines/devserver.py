@@ -3,12 +3,14 @@
 Run as `python -m campaign_pipelines.devserver` (the Makefile's `dev` target). It picks the
 database (DATABASE_URL, else the embedded PostgreSQL in $CAMPAIGNS_HOME/pgdata), applies the
 migrations, adds whatever of the demo is missing (campaign_pipelines.demo; CAMPAIGNS_DEMO=0
-skips it), then runs `dagster dev` and uvicorn as child processes until Ctrl-C or SIGTERM,
-and finally stops the embedded PostgreSQL. Data stays in $CAMPAIGNS_HOME between runs.
+skips it), writes our packages' bytecode, then runs `dagster dev` and uvicorn as child
+processes until Ctrl-C or SIGTERM, and finally stops the embedded PostgreSQL. Data stays in
+$CAMPAIGNS_HOME between runs.
 """
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import secrets
@@ -57,6 +59,7 @@ def main() -> int:
         _say(f"migrations applied: {applied}" if applied else "schema up to date")
         if os.environ.get("CAMPAIGNS_DEMO", "1") != "0":
             _seed_demo(url)
+        _compile_bytecode()
         return _serve(_services(), _child_env(url))
     except psycopg.OperationalError as error:  # libpq's message names the host, never the password
         _say(f"cannot use PostgreSQL: {error}")
@@ -128,6 +131,19 @@ def _seed_demo(url: str) -> None:
     _say(f"demo server '{demo.SERVER}' ({created[seeded.server]}): {seeded.server_url}")
     _say(f"demo template '{demo.TEMPLATE}' ({created[seeded.template]})")
     _say(f"demo contact file {seeded.contact_path} ({created[seeded.contact_file]})")
+
+
+def _compile_bytecode() -> None:
+    """Our modules' .pyc, written before Dagster starts (up-to-date ones are only checked).
+
+    Every run worker, and every step process of the multiprocess executor, imports the code
+    location afresh: with PYTHONDONTWRITEBYTECODE set, as in many shells and containers, nothing
+    writes the .pyc and each of them compiled our sources again, 70 ms of an admin form's run
+    (the import of campaign_pipelines.definitions: 0.24 s -> 0.17 s CPU). A tree we may not write
+    to only keeps that cost (quiet=2: no messages, Python compiles in memory as before).
+    """
+    for package in ("campaign_pipelines", "tracking_app"):
+        compileall.compile_dir(REPO / package, quiet=2)
 
 
 def _contacts_dir() -> Path:

@@ -11,22 +11,21 @@ and every worker alike; docs/deploy.md):
 
 A run checks its broker before it queues any step, so a wrong URL, a stopped broker or a
 broker no worker listens on fails the run at once, naming the URL (without its password).
+
+Celery's modules are imported only with `celery`: every run worker, and with `multiprocess`
+every step process, imports this module when it loads the code location.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import amqp
 import dagster as dg
-import kombu
-import kombu.exceptions
 from dagster._core.execution.retries import RetryMode
-from dagster_celery.executor import CeleryExecutor
-from kombu.utils.url import maybe_sanitize_url
 
-from campaign_pipelines.resources.step_outputs import PostgresStepOutputs
+if TYPE_CHECKING:
+    from dagster_celery.executor import CeleryExecutor
 
 EXECUTOR_ENV = "CAMPAIGNS_EXECUTOR"
 BROKER_ENV = "CAMPAIGNS_BROKER_URL"
@@ -60,6 +59,8 @@ def executor_name() -> str:
 
 def broker_url() -> str:
     """CAMPAIGNS_BROKER_URL, else RabbitMQ on this machine; an AMQP URL or a clear error."""
+    from kombu.utils.url import maybe_sanitize_url
+
     url = os.environ.get(BROKER_ENV, "").strip() or DEFAULT_BROKER_URL
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in BROKER_SCHEMES:
@@ -82,6 +83,11 @@ def celery_app_args() -> dict[str, Any]:
 
 def check_broker(url: str) -> None:
     """Fail unless the broker answers and at least one worker consumes the step queue."""
+    import amqp
+    import kombu
+    import kombu.exceptions
+    from kombu.utils.url import maybe_sanitize_url
+
     shown = maybe_sanitize_url(url)
     try:
         with kombu.Connection(url, connect_timeout=_CHECK_TIMEOUT_S) as connection:
@@ -108,6 +114,8 @@ def celery_workers_executor(init_context: dg.InitExecutorContext) -> CeleryExecu
 
     The URL is read from the environment, never from run config: it may hold a password.
     """
+    from dagster_celery.executor import CeleryExecutor
+
     executor = CeleryExecutor(retries=RetryMode.ENABLED, **celery_app_args())
     check_broker(executor.broker)
     return executor
@@ -128,5 +136,7 @@ def default_executor() -> dg.ExecutorDefinition | None:
 def io_managers() -> dict[str, dg.ConfigurableIOManager]:
     """Step outputs where every worker reads them, with Celery; Dagster's default otherwise."""
     if executor_name() == CELERY:
+        from campaign_pipelines.resources.step_outputs import PostgresStepOutputs
+
         return {"io_manager": PostgresStepOutputs(url=dg.EnvVar("DATABASE_URL"))}
     return {}

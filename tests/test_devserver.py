@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import psutil
 import psycopg
 import pytest
 
+from campaign_pipelines import devserver
 from tests.devserver_process import STOP_TIMEOUT_SECONDS, ensure_stopped, free_port, start, wait_until_up
 
 
@@ -76,3 +78,19 @@ def test_make_dev_starts_stops_on_ctrl_c_and_keeps_data(tmp_path: Path) -> None:
     finally:
         ensure_stopped(process)
     assert _leftovers(home) == []
+
+
+def test_our_bytecode_is_written_even_where_python_writes_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PYTHONDONTWRITEBYTECODE would have every run worker compile the code location again."""
+    sources = []
+    for package in ("campaign_pipelines", "tracking_app"):
+        (tmp_path / package / "sub").mkdir(parents=True)
+        sources += [tmp_path / package / "__init__.py", tmp_path / package / "sub" / "module.py"]
+    for source in sources:
+        source.write_text("VALUE = 1\n")
+    monkeypatch.setattr(devserver, "REPO", tmp_path)
+    monkeypatch.setattr("sys.dont_write_bytecode", True)
+
+    devserver._compile_bytecode()
+
+    assert [source for source in sources if not Path(importlib.util.cache_from_source(str(source))).is_file()] == []

@@ -30,14 +30,10 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from campaign_pipelines.providers import _http, _payload
 from campaign_pipelines.providers._merge import Merged, factor, values_per_message
@@ -67,6 +63,9 @@ from campaign_pipelines.providers.webhook import (
     out_of_window,
     signed_recently,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 SEND_ID_ARG = "send_id"
 MAX_SUBSTITUTION_BYTES = 10_000
@@ -262,6 +261,10 @@ def _describe(error: dict[str, Any]) -> str:
 
 def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
     """The verification key as SendGrid's settings show it: base64 DER (SubjectPublicKeyInfo), P-256."""
+    # cryptography is imported only to check webhooks (the tracking app): run workers load every provider.
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
     try:
         key = load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
     except (binascii.Error, ValueError):
@@ -272,6 +275,10 @@ def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
 
 
 def signature_ok(key: ec.EllipticCurvePublicKey, signature: str, timestamp: str, body: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         der_signature = base64.b64decode(signature, validate=True)
         key.verify(der_signature, timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))

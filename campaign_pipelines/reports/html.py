@@ -5,6 +5,8 @@ Called by reports.publish. Every value from the database is escaped (Jinja autoe
 
 from __future__ import annotations
 
+import functools
+
 import jinja2
 from markupsafe import Markup
 
@@ -72,9 +74,13 @@ Apple Mail Privacy Protection, security scanners and prefetchers.</p>
 </body></html>
 """
 
-_ENVIRONMENT = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-_ENVIRONMENT.filters["n"] = "{:,}".format
-_PAGE = _ENVIRONMENT.from_string(_TEMPLATE)
+
+@functools.cache
+def _page() -> jinja2.Template:
+    """The compiled page, on the first report: 10-20 ms that every run paid at import."""
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    environment.filters["n"] = "{:,}".format
+    return environment.from_string(_TEMPLATE)
 
 
 def _pct(rate: float) -> str:
@@ -86,7 +92,7 @@ def render_html(report: CampaignReport) -> str:
     # of the code location (the admin forms, the send steps) that imports the definitions.
     from campaign_pipelines.reports.charts import funnel_chart, hourly_chart
 
-    return _PAGE.render(
+    return _page().render(
         r=report,
         t=report.totals,
         pct=_pct,

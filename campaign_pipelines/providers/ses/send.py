@@ -2,6 +2,9 @@
 signature, and SES's answers mapped to our error family. Called by the `Ses` provider
 (providers.ses); the choice of these forms is explained there.
 
+botocore (with urllib3 and dateutil, some 50 ms) is imported only to sign a call: every run and
+run worker imports the providers, and most never send through SES.
+
 SES's errors (REST-JSON): the type in the `x-amzn-ErrorType` header (or `__type` in the body),
 the words in the body's `message`, the call named by `x-amzn-RequestId`, quoted in our messages
 so that AWS support can find the call.
@@ -12,14 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from email.utils import formataddr
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from campaign_pipelines.providers import _http
 from campaign_pipelines.providers.base import (
@@ -34,6 +34,9 @@ from campaign_pipelines.providers.base import (
     Sender,
     ServerError,
 )
+
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials
 
 NAME = "ses"
 SINGLE_PATH = "/v2/email/outbound-emails"
@@ -92,6 +95,8 @@ def endpoint(url: str) -> tuple[str, str]:
 
 
 def credentials(api_key: str) -> Credentials:
+    from botocore.credentials import Credentials
+
     key_id, colon, secret = api_key.strip().partition(":")
     if not colon or not _KEY_ID.fullmatch(key_id) or not _SECRET.fullmatch(secret):
         # Never quoted: a mangled pair is still mostly a secret.
@@ -104,6 +109,9 @@ def credentials(api_key: str) -> Credentials:
 
 def signed_headers(url: str, body: bytes, keys: Credentials, region: str) -> dict[str, str]:
     """The headers of the POST, with its SigV4 Authorization (botocore signs host, date and type)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
     request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
     SigV4Auth(keys, SIGNING_NAME, region).add_auth(request)
     return dict(request.headers.items())

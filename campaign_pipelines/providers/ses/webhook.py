@@ -27,14 +27,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from campaign_pipelines.providers import _payload
 from campaign_pipelines.providers.webhook import (
@@ -52,6 +48,9 @@ from campaign_pipelines.providers.webhook import (
     signed_recently,
 )
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
 NAME = "ses"
 TOPICS_ENV = "SES_SNS_TOPIC_ARNS"
 TEST_CERT_HOST_ENV = "SES_SNS_TEST_CERT_HOST"
@@ -64,7 +63,8 @@ MAX_CERT_BYTES = 64 * 1024
 MAX_CACHED_CERTS = 32
 
 _TOPIC_ARN = re.compile(r"arn:aws:sns:([a-z]{2}(?:-[a-z]+)+-\d+):\d{12}:[A-Za-z0-9_-]{1,256}")
-_HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
+# SignatureVersion -> its hash, by name in cryptography.hazmat.primitives.hashes.
+_HASHES = {"1": "SHA1", "2": "SHA256"}
 # The fields SNS signs, in this order, each present one as "Name\nValue\n".
 _SIGNED = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
@@ -134,17 +134,26 @@ class SesWebhook(Webhook):
         if version not in _HASHES:
             raise Refused(f"SNS SignatureVersion {version[:20]!r} is not 1 or 2")
         key = self._certificate(_sns_url(secrets, topic, cert_url, "SigningCertURL"))
+        # Imported here, as in _certificate: the run workers load every provider, and only the
+        # tracking app checks signatures.
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         try:
             key.verify(
                 base64.b64decode(signature, validate=True),
                 _string_to_sign(message, kind),
                 padding.PKCS1v15(),
-                _HASHES[version](),
+                getattr(hashes, _HASHES[version])(),
             )
         except (InvalidSignature, binascii.Error, ValueError):
             raise Refused("bad signature") from None
 
     def _certificate(self, url: str) -> rsa.RSAPublicKey:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         with self._lock:
             cached = self._certificates.get(url)
         if cached is not None:
