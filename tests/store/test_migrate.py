@@ -48,13 +48,19 @@ def scratch(pg_server_url: str) -> Iterator[psycopg.Connection]:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def _migrated_before(version: int, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> list:
+    """Apply the migrations older than `version`, as a database made before it was; returns them all."""
+    files = migrate._migration_files()
+    with monkeypatch.context() as patch:
+        patch.setattr(migrate, "_migration_files", lambda: [(v, text) for v, text in files if v < version])
+        apply_migrations(conn)
+    return files
+
+
 def test_event_ids_come_to_a_database_holding_delivery_events(
     scratch: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = migrate._migration_files()
-    with monkeypatch.context() as patch:
-        patch.setattr(migrate, "_migration_files", lambda: [(v, text) for v, text in files if v < 6])
-        apply_migrations(scratch)
+    files = _migrated_before(6, scratch, monkeypatch)
     # What replays stored before event ids: three copies of one soft bounce, and two distinct ones.
     with scratch.cursor() as cur:
         cur.executemany(
@@ -93,10 +99,7 @@ def test_event_ids_come_to_a_database_holding_delivery_events(
 def test_send_states_move_to_outcome_tables_and_nobody_is_sent_twice(
     scratch: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = migrate._migration_files()
-    with monkeypatch.context() as patch:
-        patch.setattr(migrate, "_migration_files", lambda: [(v, text) for v, text in files if v < 10])
-        apply_migrations(scratch)
+    _migrated_before(10, scratch, monkeypatch)
     # A campaign stopped mid-send before outcome tables: its contact table held each send state.
     scratch.execute("INSERT INTO templates (name, html) VALUES ('t', '<p>x</p>')")
     scratch.execute(
