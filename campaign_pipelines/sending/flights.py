@@ -63,7 +63,7 @@ def call_key(campaign_id: int, ids: Sequence[int]) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{campaign_id}:{ids[0]}:{ids[-1]}:{len(ids)}"))
 
 
-@dataclass
+@dataclass(eq=False)
 class Flight:
     """A provider call that left (noted in inflight_calls as `call_id`), not yet recorded."""
 
@@ -103,16 +103,17 @@ class Flights:
     def answered(self, *, wait_s: float | None, meanwhile: Callable[[], object] | None = None) -> list[Flight]:
         """The calls answered by now, no longer in flight. `wait_s` given: wait until one is at
         least, running `meanwhile` every `wait_s` seconds."""
-        while self._flying:
-            done, _ = wait([flight.answer for flight in self._flying], timeout=wait_s or 0, return_when=FIRST_COMPLETED)
-            if done or wait_s is None:
-                break
-            if meanwhile is not None:
+        # A look at each call first: wait() locks every future and builds a waiter, which cost
+        # one-message lines (a look after each call) a few percent of their rate.
+        landed = [flight for flight in self._flying if flight.answer.done()]
+        while not landed and self._flying and wait_s is not None:
+            done, _ = wait([flight.answer for flight in self._flying], timeout=wait_s, return_when=FIRST_COMPLETED)
+            if done:
+                landed = [flight for flight in self._flying if flight.answer in done]
+            elif meanwhile is not None:
                 meanwhile()
-        else:
-            return []
-        landed = [flight for flight in self._flying if flight.answer in done]
-        self._flying = [flight for flight in self._flying if flight.answer not in done]
+        if landed:
+            self._flying = [flight for flight in self._flying if flight not in landed]
         return landed
 
     def close(self) -> None:
