@@ -119,3 +119,14 @@ def test_a_send_appends_outcomes_and_never_rewrites_a_contact(db, make_campaign,
     for table in ("send_leases", "send_returns"):
         query = sql.SQL("SELECT count(*) FROM {} WHERE campaign_id = %s").format(sql.Identifier(table))
         assert db.execute(query, (setup.campaign_id,)).fetchone() == (0,)
+
+
+def test_a_paced_line_skips_a_blacklisted_contact_and_goes_on(db, make_campaign, run_line, fakes) -> None:
+    # A paced line claims one contact at a time: a claim can hold only a suppressed contact (no lease).
+    setup = make_campaign(3, [{**SENDGRID, "send_frequency_minutes": 1}], blacklist=("user1@example.com",))
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert (outcome.status, outcome.sent, outcome.suppressed) == ("done", 2, 1)
+    assert _states(db, setup.campaign_id) == {ContactStatus.SENT: 2, ContactStatus.SUPPRESSED: 1}
+    assert sorted(m.to for m in fakes.messages()) == ["user0@example.com", "user2@example.com"]
