@@ -10,6 +10,7 @@ from psycopg import sql
 
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store.contacts import outcome_table
+from campaign_pipelines.store.lines import owns
 
 # The error a contact made `unknown` by a crash carries.
 INTERRUPTED = "the run sending this contact's call stopped before its answer: it may have been sent"
@@ -20,13 +21,17 @@ class Recovered(NamedTuple):
     released: int
 
 
-def recover_line(conn: psycopg.Connection, campaign_id: int, line_id: int) -> Recovered:
+def recover_line(conn: psycopg.Connection, campaign_id: int, line_id: int, run_id: str) -> Recovered | None:
     """After a crash, the contacts the line had leased and not settled: those of a call that may
     have left become `unknown`; the others were never requested and go back to the pool.
 
+    Done by `run_id`, the line's new owner; None, and nothing done, once it has lost the line
+    (it froze after taking it over: what the line holds now is a live run's).
     The quota they took that day is kept: at most one claim's worth, and never an overrun.
     """
     with conn.transaction():
+        if not owns(conn, line_id, run_id):
+            return None
         row = conn.execute(
             sql.SQL(
                 "WITH flying AS (SELECT DISTINCT i.id FROM inflight_calls f"

@@ -20,7 +20,7 @@ def test_a_run_that_lost_its_line_may_not_call_nor_change_what_its_new_owner_hol
     # The first run freezes; a second takes the line over, recovers it and claims again.
     db.execute("UPDATE campaign_channels SET heartbeat_at = now() - interval '10 minutes' WHERE id = %s", (line_id,))
     assert line_sql.claim_line(db, line_id, "second", stale_after_s=120)
-    assert recovery_sql.recover_line(db, setup.campaign_id, line_id) == (5, 5)
+    assert recovery_sql.recover_line(db, setup.campaign_id, line_id, "second") == (5, 5)
     second = [c.id for c in send_sql.claim(db, setup.campaign_id, line_id, "second", 10).contacts]
     assert set(claimed[5:]) <= set(second)
 
