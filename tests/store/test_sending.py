@@ -6,6 +6,7 @@ from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import recovery as recovery_sql
 from campaign_pipelines.store import sending as send_sql
+from campaign_pipelines.store.connection import connect
 from tests.sending.fixtures import SENDGRID
 from tests.support import set_outcomes
 
@@ -116,3 +117,53 @@ def test_resending_unknown_contacts_the_cursor_has_not_reached_sends_each_once(d
 
     claimed = _claim_everything(db, setup.campaign_id, line_id, "run")
     assert sorted(claimed) == list(range(1, 21)) and set(unknown) <= set(claimed)
+
+
+class _Interleaved:
+    """A connection on which `meanwhile` runs (on another connection) after each statement, as a
+    concurrent run's transaction would commit between two statements."""
+
+    def __init__(self, conn, meanwhile) -> None:
+        self._conn, self._meanwhile = conn, meanwhile
+
+    def execute(self, *args, **kwargs):
+        cursor = self._conn.execute(*args, **kwargs)
+        rows = cursor.fetchall()
+        self._meanwhile()
+        return _Fetched(rows)
+
+
+class _Fetched:
+    def __init__(self, rows) -> None:
+        self._rows = rows
+
+    def fetchone(self):
+        return self._rows[0] if self._rows else None
+
+
+def test_a_campaign_is_unfinished_whatever_a_line_claims_or_gives_back_meanwhile(
+    db, database_url, make_campaign
+) -> None:
+    setup = make_campaign(10, [SENDGRID])
+    (line_id,) = setup.line_ids
+    assert line_sql.claim_line(db, line_id, "run", stale_after_s=120)
+    leases: list[int | None] = []
+
+    def claim_the_last_ones() -> None:
+        if not leases:
+            with connect(database_url) as other:
+                leases.append(send_sql.claim(other, setup.campaign_id, line_id, "run", 10).lease)
+
+    # A line claims the last contacts while the campaign's end is decided: they are leased.
+    assert send_sql.has_unfinished(_Interleaved(db, claim_the_last_ones), setup.campaign_id)
+    (lease,) = leases
+    assert lease is not None
+
+    def give_them_back() -> None:
+        if leases:
+            with connect(database_url) as other:
+                send_sql.release_lease(other, setup.campaign_id, line_id, "run", leases.pop())
+
+    # The line stops and gives them back meanwhile: they are to send again.
+    assert send_sql.has_unfinished(_Interleaved(db, give_them_back), setup.campaign_id)
+    assert not leases
