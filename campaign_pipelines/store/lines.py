@@ -122,6 +122,13 @@ def _lock_for_takeover(conn: psycopg.Connection, line_ids: Sequence[int]) -> Non
     conn.execute("SELECT 1 FROM campaign_channels WHERE id = ANY(%s) FOR UPDATE", (list(line_ids),))
 
 
+def lock_lines_of(conn: psycopg.Connection, campaign_id: int) -> None:
+    """Inside a transaction: lock the campaign's line rows (in id order) before its campaign row,
+    as a line recording its results does (its line, then the campaign's counters): an operator's
+    action writing both never deadlocks with a running line."""
+    conn.execute("SELECT 1 FROM campaign_channels WHERE campaign_id = %s ORDER BY id FOR NO KEY UPDATE", (campaign_id,))
+
+
 def _reset_lines(conn: psycopg.Connection, campaign_id: int, stopped: LineStatus) -> None:
     conn.execute(
         "UPDATE campaign_channels SET status = %s, reason = NULL WHERE campaign_id = %s AND status = %s",
