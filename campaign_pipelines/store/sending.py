@@ -294,22 +294,21 @@ def fail_unsent(
 
 
 def status_counts(conn: psycopg.Connection, campaign_id: int) -> dict[int, int]:
-    """Contacts per send state (a full scan: for finalising and reports, not for the hot loop)."""
+    """Contacts per send state (a full scan: for finalising and reports, not for the hot loop), as
+    of one snapshot: a record moves contacts from a lease to their outcomes in one transaction."""
     outcomes = outcome_table(campaign_id)
-    counts = {
-        int(status): int(count)
-        for status, count in conn.execute(sql.SQL("SELECT status, count(*) FROM {} GROUP BY status").format(outcomes))
-    }
     row = conn.execute(
         sql.SQL(
             "SELECT (SELECT count(*) FROM {contacts}),"
             " (SELECT count(*) FROM send_leases l CROSS JOIN LATERAL unnest(l.contact_ids) AS i(id)"
-            " WHERE l.campaign_id = %s AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = i.id))"
+            " WHERE l.campaign_id = %s AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = i.id)),"
+            " ARRAY(SELECT ARRAY[status, count(*)] FROM {outcomes} GROUP BY status)"
         ).format(contacts=contact_table(campaign_id), outcomes=outcomes),
         (campaign_id,),
     ).fetchone()
     assert row is not None
     total, reserved = int(row[0]), int(row[1])
+    counts = {int(status): int(count) for status, count in row[2]}
     if reserved:
         counts[ContactStatus.RESERVED] = reserved
     pending = total - sum(counts.values())

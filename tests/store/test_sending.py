@@ -140,6 +140,9 @@ class _Fetched:
     def fetchone(self):
         return self._rows[0] if self._rows else None
 
+    def __iter__(self):
+        return iter(self._rows)
+
 
 def test_a_campaign_is_unfinished_whatever_a_line_claims_or_gives_back_meanwhile(
     db, database_url, make_campaign
@@ -167,3 +170,30 @@ def test_a_campaign_is_unfinished_whatever_a_line_claims_or_gives_back_meanwhile
     # The line stops and gives them back meanwhile: they are to send again.
     assert send_sql.has_unfinished(_Interleaved(db, give_them_back), setup.campaign_id)
     assert not leases
+
+
+def test_send_states_are_counted_as_of_one_moment_while_a_line_records(db, database_url, make_campaign) -> None:
+    setup = make_campaign(10, [SENDGRID])
+    (line_id,) = setup.line_ids
+    assert line_sql.claim_line(db, line_id, "run", stale_after_s=120)
+    claim = send_sql.claim(db, setup.campaign_id, line_id, "run", 5)
+    assert claim.lease is not None
+    leased = [c.id for c in claim.contacts]
+    recorded: list[int] = []
+
+    def record_them() -> None:
+        if not recorded:
+            recorded.extend(leased)
+            with connect(database_url) as other:
+                send_sql.record_results(
+                    other, setup.campaign_id, line_id, "run", ids=leased, statuses=[ContactStatus.SENT] * 5,
+                    message_ids=[None] * 5, errors=[None] * 5, leases=[claim.lease],
+                )  # fmt: skip
+
+    counts = send_sql.status_counts(_Interleaved(db, record_them), setup.campaign_id)
+
+    assert recorded
+    assert counts in (
+        {ContactStatus.RESERVED: 5, ContactStatus.PENDING: 5},
+        {ContactStatus.SENT: 5, ContactStatus.PENDING: 5},
+    )
