@@ -130,3 +130,23 @@ def test_a_paced_line_skips_a_blacklisted_contact_and_goes_on(db, make_campaign,
     assert (outcome.status, outcome.sent, outcome.suppressed) == ("done", 2, 1)
     assert _states(db, setup.campaign_id) == {ContactStatus.SENT: 2, ContactStatus.SUPPRESSED: 1}
     assert sorted(m.to for m in fakes.messages()) == ["user0@example.com", "user2@example.com"]
+
+
+def test_a_line_paused_while_the_campaign_is_resumed_is_run_again(db, make_campaign, run_line, monkeypatch) -> None:
+    setup = make_campaign(5, [SENDGRID])
+    (line_id,) = setup.line_ids
+    lifecycle.control(db, setup.campaign_id, "pause")
+    set_line_state = line_sql.set_line_state
+
+    def resumed_meanwhile(conn, line_id, run_id, status, **kwargs) -> None:
+        # The operator resumes while the line, having seen the pause, lands its calls.
+        lifecycle.control(db, setup.campaign_id, "resume")
+        set_line_state(conn, line_id, run_id, status, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(line_sql, "set_line_state", resumed_meanwhile)
+        assert run_line(line_id).status == "paused"
+
+    # The campaign runs: its line is due, as every line resume made pending.
+    assert [due.line_id for due in line_sql.lines_due(db, stale_after_s=120, quota=False)] == [line_id]
+    assert run_line(line_id).sent == 5
