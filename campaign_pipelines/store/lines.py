@@ -124,8 +124,8 @@ def _lock_for_takeover(conn: psycopg.Connection, line_ids: Sequence[int]) -> Non
 
 def lock_lines_of(conn: psycopg.Connection, campaign_id: int) -> None:
     """Inside a transaction: lock the campaign's line rows (in id order) before its campaign row,
-    as a line recording its results does (its line, then the campaign's counters): an operator's
-    action writing both never deadlocks with a running line."""
+    as a line recording its results does (its line, then the campaign's counters): operator
+    actions writing both never deadlock with a running line, nor with each other."""
     conn.execute("SELECT 1 FROM campaign_channels WHERE campaign_id = %s ORDER BY id FOR NO KEY UPDATE", (campaign_id,))
 
 

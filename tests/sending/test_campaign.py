@@ -91,3 +91,48 @@ def test_resending_unknown_contacts_while_a_line_records_its_results_fails_neith
 
     assert errors == []
     assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 10}
+
+
+class _PausedAfterLinesLock(_PausedAfterLineUpdate):
+    """A connection pausing an operator's action once it has locked the campaign's lines."""
+
+    def execute(self, query, *args, **kwargs):
+        cursor = self._conn.execute(query, *args, **kwargs)
+        if isinstance(query, str) and query.startswith("SELECT 1 FROM campaign_channels WHERE campaign_id"):
+            self._paused.set()
+            self._go.wait(10)
+        return cursor
+
+
+def test_resending_unknown_contacts_while_the_campaign_is_resumed_fails_neither(
+    db, database_url, make_campaign
+) -> None:
+    setup = make_campaign(10, [SENDGRID])
+    lifecycle.control(db, setup.campaign_id, "pause")
+    db.execute("UPDATE campaign_channels SET status = 'paused' WHERE campaign_id = %s", (setup.campaign_id,))
+    paused, go = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def act(conn, action: str) -> None:
+        try:
+            lifecycle.apply(conn, setup.campaign_id, action)
+        except BaseException as error:
+            errors.append(error)
+
+    with connect(database_url) as resender, connect(database_url) as resumer:
+        resend = threading.Thread(target=act, args=(_PausedAfterLinesLock(resender, paused, go), "resend_unknown"))
+        resend.start()
+        assert paused.wait(10)
+        resume = threading.Thread(target=act, args=(resumer, "resume"))
+        resume.start()
+        pid = resumer.info.backend_pid
+        deadline = time.monotonic() + 10
+        while not _waits_for_a_lock(db, pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _waits_for_a_lock(db, pid)
+        go.set()
+        resend.join()
+        resume.join()
+
+    assert errors == []
+    assert [line.status for line in line_sql.lines_of(db, setup.campaign_id)] == ["pending"]
