@@ -96,6 +96,8 @@ def apply(conn: psycopg.Connection, campaign_id: int, action: str) -> str:
     """An operator's action; returns the campaign's new status (or what was done)."""
     if action == "resend_unknown":
         with conn.transaction():
+            # It resets the lines' unknown counts: their rows first, as a line recording results.
+            line_sql.lock_lines_of(conn, campaign_id)
             campaign = campaign_sql.campaign_by_id(conn, campaign_id, for_update=True)
             if campaign is None:
                 raise NotFoundError(f"campaign {campaign_id} does not exist")
@@ -116,6 +118,9 @@ def control(conn: psycopg.Connection, campaign_id: int, action: str) -> str:
         raise ValidationError("control", [f"action must be pause, resume or cancel, not {action!r}"])
     move = CONTROLS[action]
     with conn.transaction():
+        if move is RESUME:
+            # It writes the lines: their rows first, as resending unknown contacts and recording results do.
+            line_sql.lock_lines_of(conn, campaign_id)
         campaign = campaign_sql.campaign_by_id(conn, campaign_id, for_update=True)
         if campaign is None:
             past = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]

@@ -229,11 +229,12 @@ class LineSender:
             self._fail_unrendered(unrendered, reasons, quotas, give_back)
         if suppressed:
             self._records.record([], suppressed=suppressed)
-        assert claim.lease is not None
         if not ids:
-            # Every leased contact failed to render: its outcome is recorded, the lease is over.
-            send_sql.release_lease(self._conn, self._campaign.id, self._line_id, self._run_id, claim.lease)
+            # Every contact was suppressed (no lease) or failed to render (recorded): the lease is over.
+            if claim.lease is not None:
+                send_sql.release_lease(self._conn, self._campaign.id, self._line_id, self._run_id, claim.lease)
             return None
+        assert claim.lease is not None
         batch = Batch(messages, ids, quotas, give_back, claim.lease)
         self._records.opened(batch)
         return batch

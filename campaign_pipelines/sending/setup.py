@@ -33,13 +33,15 @@ CLAIM_AT_LEAST = 100
 
 
 def take_over(conn: psycopg.Connection, line: LineState, run_id: str, warn: Callable[[str], None]) -> bool:
-    """Make `run_id` the line's sender (False: another live run is sending it), and settle the
-    contacts a dead run of the line had reserved."""
+    """Make `run_id` the line's sender (False: another live run is sending it, or took it over
+    meanwhile), and settle the contacts a dead run of the line had reserved."""
     if not line_sql.claim_line(conn, line.id, run_id, stale_after_s=STALE_AFTER_S):
         return False
     # Contacts of a call a dead run of this line had started may have been sent: never resent
     # on their own. What it had reserved but not requested yet goes back to the pool.
-    recovered = recovery_sql.recover_line(conn, line.campaign_id, line.id)
+    recovered = recovery_sql.recover_line(conn, line.campaign_id, line.id, run_id)
+    if recovered is None:
+        return False
     if recovered.unknown:
         warn(f"{recovered.unknown} contact(s) of a call an interrupted run had started are now 'unknown'")
     if recovered.released:

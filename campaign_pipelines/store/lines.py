@@ -122,6 +122,13 @@ def _lock_for_takeover(conn: psycopg.Connection, line_ids: Sequence[int]) -> Non
     conn.execute("SELECT 1 FROM campaign_channels WHERE id = ANY(%s) FOR UPDATE", (list(line_ids),))
 
 
+def lock_lines_of(conn: psycopg.Connection, campaign_id: int) -> None:
+    """Inside a transaction: lock the campaign's line rows (in id order) before its campaign row,
+    as a line recording its results does (its line, then the campaign's counters): operator
+    actions writing both never deadlock with a running line, nor with each other."""
+    conn.execute("SELECT 1 FROM campaign_channels WHERE campaign_id = %s ORDER BY id FOR NO KEY UPDATE", (campaign_id,))
+
+
 def _reset_lines(conn: psycopg.Connection, campaign_id: int, stopped: LineStatus) -> None:
     conn.execute(
         "UPDATE campaign_channels SET status = %s, reason = NULL WHERE campaign_id = %s AND status = %s",
@@ -218,14 +225,16 @@ class DueLine:
 def lines_due(conn: psycopg.Connection, *, stale_after_s: float, quota: bool) -> list[DueLine]:
     """Lines of running campaigns that need a run now.
 
-    quota=False: new or resumed lines, waits that are over, lines whose worker died (sensor).
+    quota=False: new or resumed lines, waits that are over, lines whose worker died (sensor), and
+    paused lines of a running campaign (resumed while the line was stopping for the pause: its
+    last word came after the resume).
     quota=True: lines stopped at their daily quota whose new day has begun (daily schedule).
     """
     if quota:
         condition = sql.SQL("l.status = %(quota_reached)s AND l.next_run_at <= now()")
     else:
         condition = sql.SQL(
-            "l.status = %(pending)s OR (l.status = %(waiting)s AND l.next_run_at <= now())"
+            "l.status IN (%(pending)s, %(paused)s) OR (l.status = %(waiting)s AND l.next_run_at <= now())"
             " OR (l.status = %(sending)s AND NOT {live})"
         ).format(live=_LIVE)
     rows = conn.execute(
@@ -237,6 +246,7 @@ def lines_due(conn: psycopg.Connection, *, stale_after_s: float, quota: bool) ->
         {
             "stale": stale_after_s,
             "pending": LineStatus.PENDING,
+            "paused": LineStatus.PAUSED,
             "waiting": LineStatus.WAITING,
             "sending": LineStatus.SENDING,
             "quota_reached": LineStatus.QUOTA_REACHED,

@@ -294,22 +294,21 @@ def fail_unsent(
 
 
 def status_counts(conn: psycopg.Connection, campaign_id: int) -> dict[int, int]:
-    """Contacts per send state (a full scan: for finalising and reports, not for the hot loop)."""
+    """Contacts per send state (a full scan: for finalising and reports, not for the hot loop), as
+    of one snapshot: a record moves contacts from a lease to their outcomes in one transaction."""
     outcomes = outcome_table(campaign_id)
-    counts = {
-        int(status): int(count)
-        for status, count in conn.execute(sql.SQL("SELECT status, count(*) FROM {} GROUP BY status").format(outcomes))
-    }
     row = conn.execute(
         sql.SQL(
             "SELECT (SELECT count(*) FROM {contacts}),"
             " (SELECT count(*) FROM send_leases l CROSS JOIN LATERAL unnest(l.contact_ids) AS i(id)"
-            " WHERE l.campaign_id = %s AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = i.id))"
+            " WHERE l.campaign_id = %s AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = i.id)),"
+            " ARRAY(SELECT ARRAY[status, count(*)] FROM {outcomes} GROUP BY status)"
         ).format(contacts=contact_table(campaign_id), outcomes=outcomes),
         (campaign_id,),
     ).fetchone()
     assert row is not None
     total, reserved = int(row[0]), int(row[1])
+    counts = {int(status): int(count) for status, count in row[2]}
     if reserved:
         counts[ContactStatus.RESERVED] = reserved
     pending = total - sum(counts.values())
@@ -318,25 +317,32 @@ def status_counts(conn: psycopg.Connection, campaign_id: int) -> dict[int, int]:
     return counts
 
 
-def _cursor(conn: psycopg.Connection, campaign_id: int) -> int:
-    row = conn.execute("SELECT last_id FROM send_cursors WHERE campaign_id = %s", (campaign_id,)).fetchone()
-    return int(row[0]) if row else 0
+# Any contact left to claim: given back, or above the cursor without an outcome. The cursor is read
+# in the same statement (one snapshot): a claim moving it commits its lease at the same time.
+# `o.contact_id > …` as in `_take`: both sides of the anti-join read from the cursor on.
+_PENDING = (
+    "EXISTS (SELECT 1 FROM send_returns WHERE campaign_id = %(campaign)s)"
+    " OR EXISTS (SELECT 1 FROM {contacts} c WHERE c.id > ({after}) AND NOT EXISTS"
+    " (SELECT 1 FROM {outcomes} o WHERE o.contact_id = c.id AND o.contact_id > ({after})))"
+)
+_LEASED = "EXISTS (SELECT 1 FROM send_leases WHERE campaign_id = %(campaign)s)"
+_AFTER = sql.SQL("SELECT coalesce(max(last_id), 0) FROM send_cursors WHERE campaign_id = %(campaign)s")
+
+
+def _exists(conn: psycopg.Connection, campaign_id: int, condition: str) -> bool:
+    query = sql.SQL("SELECT " + condition).format(
+        contacts=contact_table(campaign_id), outcomes=outcome_table(campaign_id), after=_AFTER
+    )
+    row = conn.execute(query, {"campaign": campaign_id}).fetchone()
+    return bool(row and row[0])
 
 
 def has_pending(conn: psycopg.Connection, campaign_id: int) -> bool:
     """Any contact left to claim: given back, or above the cursor without an outcome."""
-    row = conn.execute(
-        sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM send_returns WHERE campaign_id = %(campaign)s)"
-            " OR EXISTS (SELECT 1 FROM {contacts} c WHERE c.id > %(after)s"
-            " AND NOT EXISTS (SELECT 1 FROM {outcomes} o WHERE o.contact_id = c.id AND o.contact_id > %(after)s))"
-        ).format(contacts=contact_table(campaign_id), outcomes=outcome_table(campaign_id)),
-        {"campaign": campaign_id, "after": _cursor(conn, campaign_id)},
-    ).fetchone()
-    return bool(row and row[0])
+    return _exists(conn, campaign_id, _PENDING)
 
 
 def has_unfinished(conn: psycopg.Connection, campaign_id: int) -> bool:
-    """Any contact still to claim or leased."""
-    row = conn.execute("SELECT EXISTS (SELECT 1 FROM send_leases WHERE campaign_id = %s)", (campaign_id,)).fetchone()
-    return bool(row and row[0]) or has_pending(conn, campaign_id)
+    """Any contact still to claim or leased, in one snapshot: a claim or a release moves contacts
+    between the pool and a lease in one transaction, never seen half done."""
+    return _exists(conn, campaign_id, f"{_LEASED} OR {_PENDING}")

@@ -119,3 +119,34 @@ def test_a_send_appends_outcomes_and_never_rewrites_a_contact(db, make_campaign,
     for table in ("send_leases", "send_returns"):
         query = sql.SQL("SELECT count(*) FROM {} WHERE campaign_id = %s").format(sql.Identifier(table))
         assert db.execute(query, (setup.campaign_id,)).fetchone() == (0,)
+
+
+def test_a_paced_line_skips_a_blacklisted_contact_and_goes_on(db, make_campaign, run_line, fakes) -> None:
+    # A paced line claims one contact at a time: a claim can hold only a suppressed contact (no lease).
+    setup = make_campaign(3, [{**SENDGRID, "send_frequency_minutes": 1}], blacklist=("user1@example.com",))
+
+    outcome = run_line(setup.line_ids[0])
+
+    assert (outcome.status, outcome.sent, outcome.suppressed) == ("done", 2, 1)
+    assert _states(db, setup.campaign_id) == {ContactStatus.SENT: 2, ContactStatus.SUPPRESSED: 1}
+    assert sorted(m.to for m in fakes.messages()) == ["user0@example.com", "user2@example.com"]
+
+
+def test_a_line_paused_while_the_campaign_is_resumed_is_run_again(db, make_campaign, run_line, monkeypatch) -> None:
+    setup = make_campaign(5, [SENDGRID])
+    (line_id,) = setup.line_ids
+    lifecycle.control(db, setup.campaign_id, "pause")
+    set_line_state = line_sql.set_line_state
+
+    def resumed_meanwhile(conn, line_id, run_id, status, **kwargs) -> None:
+        # The operator resumes while the line, having seen the pause, lands its calls.
+        lifecycle.control(db, setup.campaign_id, "resume")
+        set_line_state(conn, line_id, run_id, status, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(line_sql, "set_line_state", resumed_meanwhile)
+        assert run_line(line_id).status == "paused"
+
+    # The campaign runs: its line is due, as every line resume made pending.
+    assert [due.line_id for due in line_sql.lines_due(db, stale_after_s=120, quota=False)] == [line_id]
+    assert run_line(line_id).sent == 5

@@ -42,6 +42,39 @@ def test_taking_a_line_over_from_a_dead_run_settles_what_it_held(db, make_campai
     assert line_sql.line_by_id(db, line_id).run_id == "mine"
 
 
+def test_a_run_frozen_while_taking_a_line_over_settles_nothing_its_next_owner_holds(
+    db, make_campaign, monkeypatch
+) -> None:
+    setup = make_campaign(20, [SENDGRID])
+    (line_id,) = setup.line_ids
+    line = line_sql.line_by_id(db, line_id)
+    claim_line = line_sql.claim_line
+    held: list[int] = []
+
+    def frozen_after_claiming(conn, line_id, run_id, *, stale_after_s):
+        taken = claim_line(conn, line_id, run_id, stale_after_s=stale_after_s)
+        # The run freezes here, past its heartbeat's age: the next run takes the line over, leases
+        # contacts and starts a call.
+        db.execute(
+            "UPDATE campaign_channels SET heartbeat_at = now() - interval '10 minutes' WHERE id = %s", (line_id,)
+        )
+        assert claim_line(db, line_id, "next", stale_after_s=stale_after_s)
+        held.extend(c.id for c in send_sql.claim(db, setup.campaign_id, line_id, "next", 10).contacts)
+        assert send_sql.mark_in_flight(db, line_id, "next", held[:4]) is not None
+        return taken
+
+    monkeypatch.setattr(line_sql, "claim_line", frozen_after_claiming)
+    warnings: list[str] = []
+
+    # The frozen run wakes up: the line is no longer its own, and what the next run holds stays held.
+    assert not take_over(db, line, "frozen", warnings.append)
+
+    assert warnings == []
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.RESERVED: 10, ContactStatus.PENDING: 10}
+    assert db.execute("SELECT count(*) FROM inflight_calls WHERE line_id = %s", (line_id,)).fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM send_returns").fetchone() == (0,)
+
+
 def test_a_line_on_an_inactive_server_stops_for_a_person(db, make_campaign) -> None:
     setup = make_campaign(3, [BREVO])
     db.execute("UPDATE servers SET active = false")

@@ -10,6 +10,7 @@ import pytest
 from psycopg import sql
 
 from campaign_pipelines.settings import with_database
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import migrate
 from campaign_pipelines.store import sending as send_sql
 from campaign_pipelines.store.migrate import apply_migrations
@@ -152,3 +153,39 @@ def test_send_states_move_to_outcome_tables_and_nobody_is_sent_twice(
     claimed = send_sql.claim(scratch, 1, 1, "run", 10)
     assert [c.email for c in claimed.contacts] == ["user5@example.com", "user7@example.com"]
     assert send_sql.claim(scratch, 1, 1, "run", 10).contacts == []
+
+
+def test_a_run_of_the_previous_version_sending_across_the_migration_may_not_call_again(
+    scratch: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _migrated_before(10, scratch, monkeypatch)
+    scratch.execute("INSERT INTO templates (name, html) VALUES ('t', '<p>x</p>')")
+    scratch.execute(
+        "INSERT INTO servers (name, provider, url, api_key_ref) VALUES ('s', 'sandbox', 'sandbox:', 'env:K')"
+    )
+    scratch.execute(
+        "INSERT INTO campaigns (name, subject, template_id, template_html, status) VALUES ('c', 's', 1, 'x', 'running')"
+    )
+    # A worker of the previous version is sending the line: it reserved contact 2 and has not called yet.
+    scratch.execute(
+        "INSERT INTO campaign_channels (campaign_id, position, sender_name, sender_email, server_id, status, run_id,"
+        " heartbeat_at) VALUES (1, 1, 'n', 'n@example.com', 1, 'sending', 'old-run', now())"
+    )
+    scratch.execute(
+        "CREATE TABLE contacts_campaign_1 (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL,"
+        " attributes json NOT NULL, send_status smallint NOT NULL DEFAULT 0, channel_id bigint, message_id text,"
+        " error text, attempted_at timestamptz)"
+    )
+    scratch.execute(
+        "INSERT INTO contacts_campaign_1 (email, attributes, send_status, channel_id)"
+        " VALUES ('user1@example.com', '{}', 0, NULL), ('user2@example.com', '{}', 1, 1)"
+    )
+
+    assert apply_migrations(scratch) == [10]
+
+    # Contact 2 is to send again, so the old worker (whose notes are written as this version's)
+    # may not make its call: it lost the line, which a run of this version takes at once.
+    assert send_sql.mark_in_flight(scratch, 1, "old-run", [2]) is None
+    assert line_sql.heartbeat(scratch, 1, "old-run") == line_sql.LOST
+    assert line_sql.claim_line(scratch, 1, "new-run", stale_after_s=120)
+    assert [c.id for c in send_sql.claim(scratch, 1, 1, "new-run", 10).contacts] == [1, 2]

@@ -5,6 +5,13 @@
 -- (outcomes_campaign_<id>). A contact is in one place at a time: ahead of the cursor, in a lease,
 -- given back, or with its outcome.
 
+-- A worker of the previous version may still be sending: its runs lose their lines first (every
+-- write and call of a run is fenced by its run id, and notes a call in flight the same way in both
+-- versions), so none calls for a contact it reserved, made pending again below. The row locks,
+-- held until this migration commits, make a note being written wait, then see its line lost.
+-- Their lines are relaunched as any line whose run stopped heartbeating.
+UPDATE campaign_channels SET run_id = NULL WHERE run_id IS NOT NULL;
+
 CREATE TABLE send_cursors (
     campaign_id bigint PRIMARY KEY REFERENCES campaigns (id) ON DELETE CASCADE,
     last_id     bigint NOT NULL DEFAULT 0
