@@ -145,7 +145,7 @@ def _reads(url: str, campaign_id: int, folder: Path) -> tuple[float, float]:
     """What the report reads: the contacts' and events' columns into DuckDB tables, through
     DuckDB's postgres scanner (what the product does, slice by slice) and through psycopg's COPY
     to CSV files DuckDB then loads. Returns (scanner s, COPY s)."""
-    from campaign_pipelines.store import outcomes
+    from campaign_pipelines.store.duck import duckdb_over, in_postgres
 
     queries = {
         "contacts": sql.SQL(
@@ -157,10 +157,9 @@ def _reads(url: str, campaign_id: int, folder: Path) -> tuple[float, float]:
         ).format(sql.Literal(campaign_id)),
     }
     started = time.perf_counter()
-    with outcomes.duckdb_over(url, folder) as duck:
+    with duckdb_over(url, folder) as duck:
         for name, query in queries.items():
-            text = query.as_string().replace("'", "''")
-            duck.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM postgres_query('pg', '{text}')")
+            duck.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {in_postgres(query)}")
     scanner_s = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -25,6 +25,7 @@ from campaign_pipelines.store import outcomes as outcome_sql
 from campaign_pipelines.store import reports as report_sql
 from campaign_pipelines.store.connection import connect
 from campaign_pipelines.store.contacts import contact_table_exists
+from campaign_pipelines.store.duck import duckdb_over
 from campaign_pipelines.store.tracking import links_of
 
 TOP_DOMAINS = 20
@@ -71,7 +72,7 @@ def build_report(
         )
         with (
             tempfile.TemporaryDirectory(prefix="campaign-report-") as tmp,
-            outcome_sql.duckdb_over(database_url, Path(tmp)) as duck,
+            duckdb_over(database_url, Path(tmp)) as duck,
         ):
             outcome_sql.start_totals(duck)
             slices = outcome_sql.id_ranges(duck, campaign_id, size=slice_contacts)

@@ -20,19 +20,17 @@ Table names are built only from the campaign's integer id.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-import psycopg
 from psycopg import sql
 
 from campaign_pipelines.blacklist import COMPLAINT, DELIVERED, HARD_BOUNCE, SOFT_BOUNCE, UNSUBSCRIBE
 from campaign_pipelines.statuses import ContactStatus
 from campaign_pipelines.store.contacts import contact_table, outcome_table
+from campaign_pipelines.store.duck import in_postgres, literal
 from campaign_pipelines.store.tracking import CLICK, HUMAN_FLAG, OPEN
 from campaign_pipelines.store.tracking import UNSUBSCRIBE as UNSUBSCRIBE_KIND
 
@@ -41,17 +39,6 @@ if TYPE_CHECKING:
 
 _Row = TypeVar("_Row")
 
-# DuckDB's own memory; past it, joins and aggregates spill to `temp_directory`. One thread: on the
-# 2-core bench machine a second one was no faster (PostgreSQL streams on the other core) and took
-# 30-40 MB more (report of 1M contacts: peak RSS about 280 MB against 310-330 MB with 2 threads
-# and 160 MB; 100 MB with 2 threads ran out of memory folding the events).
-_MEMORY_LIMIT = "128MB"
-_THREADS = 1
-# Every PostgreSQL session DuckDB opens: read-only, no JIT (it compiled for 13 s a query that runs
-# in 3), and no hash join: a slice's contacts join their outcomes on both primary keys, which a
-# merge join streams in 0.28 s per million where a hash of the outcomes took 1.0 s, spilling.
-_SESSION_OPTIONS = "-c default_transaction_read_only=on -c jit=off -c lock_timeout=5s -c enable_hashjoin=off"
-_EXTENSION = "postgres_scanner.duckdb_extension"
 # Snappy: zstd made the file a third smaller and took 3x longer to write (1M contacts: 2.2 s against 0.7 s).
 _PARQUET = "FORMAT parquet, COMPRESSION snappy"
 # Contacts read, folded and written at a time: DuckDB's memory is that of one slice (1M contacts
@@ -61,53 +48,6 @@ SLICE_EVENTS = 1_000_000
 
 # GROUPING(line_id, domain, hour) of each grouping set of `funnels`.
 ALL, BY_LINE, BY_DOMAIN, BY_HOUR = 7, 3, 5, 6
-
-
-def _extension_path() -> Path:
-    """The postgres scanner shipped by the duckdb-ext-postgres wheel (no download at run time)."""
-    import duckdb_ext  # the wheel's namespace package
-
-    for folder in duckdb_ext.__path__:
-        found = sorted(Path(folder).rglob(_EXTENSION))
-        if found:
-            return found[0]
-    raise RuntimeError(f"DuckDB's postgres scanner ({_EXTENSION}) is missing: reinstall duckdb-ext-postgres")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-@contextmanager
-def duckdb_over(database_url: str, temp_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB with the campaign database attached read-only as `pg`."""
-    info = psycopg.conninfo.conninfo_to_dict(database_url)
-    info["options"] = f"{info.get('options', '')} {_SESSION_OPTIONS}".strip()
-    # Here, not at the top: every run worker imports this module with the Definitions, and only
-    # the report's runs need DuckDB (about 80 ms of each admin form's run start).
-    import duckdb
-
-    duck = duckdb.connect(config={"memory_limit": _MEMORY_LIMIT, "threads": _THREADS})
-    try:
-        duck.execute(f"SET temp_directory = {_literal(str(temp_dir))}")
-        duck.execute("SET preserve_insertion_order = false")
-        duck.execute("SET enable_progress_bar = false")
-        duck.execute(f"LOAD {_literal(str(_extension_path()))}")
-        # A slice of contacts is one range scan of the primary key, not a scan of every page filtered.
-        duck.execute("SET pg_use_ctid_scan = false")
-        # Joins build their hash table on the side written on the right (the folded events), never
-        # on the contacts: DuckDB's guess of a PostgreSQL scan's size can be 0 and, trusting it, it
-        # held a slice's contacts and their addresses in memory (out of its 128 MB at 1M contacts).
-        duck.execute("SET disabled_optimizers = 'build_side_probe_side'")
-        duck.execute(f"ATTACH {_literal(psycopg.conninfo.make_conninfo(**info))} AS pg (TYPE postgres, READ_ONLY)")
-        yield duck
-    finally:
-        duck.close()
-
-
-def _in_postgres(query: sql.Composable) -> str:
-    """DuckDB's call running `query` in PostgreSQL, streaming its rows."""
-    return f"postgres_query('pg', {_literal(query.as_string())})"
 
 
 def _range(column: str, campaign_id: int, lo: int, hi: int) -> sql.Composed:
@@ -138,7 +78,7 @@ def id_ranges(
         " UNION ALL SELECT min(contact_id), max(contact_id) FROM delivery_events"
         " WHERE campaign_id = {campaign} AND contact_id IS NOT NULL) b"
     ).format(contacts=contact_table(campaign_id), campaign=campaign)
-    row = duck.execute(f"SELECT lo, hi FROM {_in_postgres(bounds)}").fetchone()
+    row = duck.execute(f"SELECT lo, hi FROM {in_postgres(bounds)}").fetchone()
     if row is None or row[0] is None:
         return []
     first, last = int(row[0]), int(row[1])
@@ -158,7 +98,7 @@ def _events_between(duck: duckdb.DuckDBPyConnection, campaign_id: int, lo: int, 
     count = sql.SQL("SELECT count(*) AS n FROM tracking_events WHERE {}").format(
         _range("contact_id", campaign_id, lo, hi)
     )
-    row = duck.execute(f"SELECT n FROM {_in_postgres(count)}").fetchone()
+    row = duck.execute(f"SELECT n FROM {in_postgres(count)}").fetchone()
     return int(row[0]) if row else 0
 
 
@@ -190,7 +130,7 @@ def add_slice(duck: duckdb.DuckDBPyConnection, campaign_id: int, lo: int, hi: in
     failed, unknown, suppressed), attempted_at (UTC), delivered, hard_bounced, soft_bounced,
     complained, opens, human_opens, clicks, human_clicks, unsubscribed.
     """
-    events = _in_postgres(
+    events = in_postgres(
         sql.SQL(
             "SELECT contact_id, kind, link_idx, flag, occurred_at AT TIME ZONE 'UTC' AS occurred_at"
             " FROM tracking_events WHERE {}"
@@ -208,7 +148,7 @@ def add_slice(duck: duckdb.DuckDBPyConnection, campaign_id: int, lo: int, hi: in
         " FROM events GROUP BY contact_id"
     )
     duck.execute("DROP TABLE events")
-    deliveries = _in_postgres(
+    deliveries = in_postgres(
         sql.SQL("SELECT contact_id, event FROM delivery_events WHERE {} AND contact_id IS NOT NULL").format(
             _range("contact_id", campaign_id, lo, hi)
         )
@@ -226,7 +166,7 @@ def add_slice(duck: duckdb.DuckDBPyConnection, campaign_id: int, lo: int, hi: in
     # streams (0.28 s per million contacts, what reading the contacts alone takes). The contacts
     # still leased (a few thousand at most) are joined here: a contact without an outcome is
     # reserved while a lease holds it, else pending.
-    contacts = _in_postgres(
+    contacts = in_postgres(
         sql.SQL(
             "SELECT c.id, c.email, o.line_id, o.status, o.at FROM {contacts} c"
             " LEFT JOIN {outcomes} o ON o.contact_id = c.id WHERE c.id >= {lo} AND c.id < {hi}"
@@ -237,7 +177,7 @@ def add_slice(duck: duckdb.DuckDBPyConnection, campaign_id: int, lo: int, hi: in
             hi=sql.Literal(int(hi)),
         )
     )
-    leased = _in_postgres(
+    leased = in_postgres(
         sql.SQL(
             "SELECT l.line_id, i.id FROM send_leases l CROSS JOIN LATERAL unnest(l.contact_ids) AS i(id)"
             " WHERE l.campaign_id = {} AND i.id >= {} AND i.id < {}"
@@ -259,12 +199,12 @@ def add_slice(duck: duckdb.DuckDBPyConnection, campaign_id: int, lo: int, hi: in
         " coalesce(ev.unsubscribed, false) OR coalesce(dv.unsubscribed, false) AS unsubscribed"
         f" FROM {contacts} c LEFT JOIN contact_leases l ON l.id = c.id"
         " LEFT JOIN contact_events ev ON ev.contact_id = c.id LEFT JOIN contact_deliveries dv ON dv.contact_id = c.id)"
-        f" TO {_literal(str(path))} ({_PARQUET})"
+        f" TO {literal(str(path))} ({_PARQUET})"
     )
     duck.execute("DROP TABLE contact_leases")
     duck.execute("DROP TABLE contact_events")
     duck.execute("DROP TABLE contact_deliveries")
-    _add_funnels(duck, f"read_parquet({_literal(str(path))})")
+    _add_funnels(duck, f"read_parquet({literal(str(path))})")
 
 
 def _add_event_totals(duck: duckdb.DuckDBPyConnection) -> None:

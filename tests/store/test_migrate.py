@@ -97,26 +97,30 @@ def test_event_ids_come_to_a_database_holding_delivery_events(
         scratch.execute(insert, (None,))
 
 
-def test_send_states_move_to_outcome_tables_and_nobody_is_sent_twice(
-    scratch: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _migrated_before(10, scratch, monkeypatch)
-    # A campaign stopped mid-send before outcome tables: its contact table held each send state.
-    scratch.execute("INSERT INTO templates (name, html) VALUES ('t', '<p>x</p>')")
-    scratch.execute(
-        "INSERT INTO servers (name, provider, url, api_key_ref) VALUES ('s', 'sandbox', 'sandbox:', 'env:K')"
-    )
-    scratch.execute(
+def _running_campaign_before_0010(conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database migrated up to 0009 holding campaign 1, running, on template 1 and sandbox
+    server 1, and its contact table as it was then (send states in its rows); no line yet."""
+    _migrated_before(10, conn, monkeypatch)
+    conn.execute("INSERT INTO templates (name, html) VALUES ('t', '<p>x</p>')")
+    conn.execute("INSERT INTO servers (name, provider, url, api_key_ref) VALUES ('s', 'sandbox', 'sandbox:', 'env:K')")
+    conn.execute(
         "INSERT INTO campaigns (name, subject, template_id, template_html, status) VALUES ('c', 's', 1, 'x', 'running')"
     )
-    scratch.execute(
-        "INSERT INTO campaign_channels (campaign_id, position, sender_name, sender_email, server_id, unknown_count)"
-        " VALUES (1, 1, 'n', 'n@example.com', 1, 0)"
-    )
-    scratch.execute(
+    conn.execute(
         "CREATE TABLE contacts_campaign_1 (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL,"
         " attributes json NOT NULL, send_status smallint NOT NULL DEFAULT 0, channel_id bigint, message_id text,"
         " error text, attempted_at timestamptz)"
+    )
+
+
+def test_send_states_move_to_outcome_tables_and_nobody_is_sent_twice(
+    scratch: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A campaign stopped mid-send before outcome tables: its contact table held each send state.
+    _running_campaign_before_0010(scratch, monkeypatch)
+    scratch.execute(
+        "INSERT INTO campaign_channels (campaign_id, position, sender_name, sender_email, server_id, unknown_count)"
+        " VALUES (1, 1, 'n', 'n@example.com', 1, 0)"
     )
     # user1-2 sent, 3 failed, 4 suppressed, 5 pending, 6 reserved by a call that left, 7 reserved only.
     for status, message_id, error in [(2, "m1", None), (2, "m2", None), (3, None, "refused"), (5, None, None),
@@ -158,23 +162,11 @@ def test_send_states_move_to_outcome_tables_and_nobody_is_sent_twice(
 def test_a_run_of_the_previous_version_sending_across_the_migration_may_not_call_again(
     scratch: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _migrated_before(10, scratch, monkeypatch)
-    scratch.execute("INSERT INTO templates (name, html) VALUES ('t', '<p>x</p>')")
-    scratch.execute(
-        "INSERT INTO servers (name, provider, url, api_key_ref) VALUES ('s', 'sandbox', 'sandbox:', 'env:K')"
-    )
-    scratch.execute(
-        "INSERT INTO campaigns (name, subject, template_id, template_html, status) VALUES ('c', 's', 1, 'x', 'running')"
-    )
+    _running_campaign_before_0010(scratch, monkeypatch)
     # A worker of the previous version is sending the line: it reserved contact 2 and has not called yet.
     scratch.execute(
         "INSERT INTO campaign_channels (campaign_id, position, sender_name, sender_email, server_id, status, run_id,"
         " heartbeat_at) VALUES (1, 1, 'n', 'n@example.com', 1, 'sending', 'old-run', now())"
-    )
-    scratch.execute(
-        "CREATE TABLE contacts_campaign_1 (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL,"
-        " attributes json NOT NULL, send_status smallint NOT NULL DEFAULT 0, channel_id bigint, message_id text,"
-        " error text, attempted_at timestamptz)"
     )
     scratch.execute(
         "INSERT INTO contacts_campaign_1 (email, attributes, send_status, channel_id)"

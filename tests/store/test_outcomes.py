@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from campaign_pipelines.store import outcomes
+from campaign_pipelines.store.duck import duckdb_over
 from campaign_pipelines.store.tracking import OPEN, copy_events
 from tests.sending.fixtures import BREVO
 
@@ -20,7 +21,7 @@ def test_slices_cover_every_contact_and_event_in_slices_of_at_most_size_ids(db, 
     setup = make_campaign(10, [BREVO], launch=False)
     _opens(db, setup.campaign_id, [12])  # an event naming a contact past the table's last (a reimport)
 
-    with outcomes.duckdb_over(database_url, tmp_path) as duck:
+    with duckdb_over(database_url, tmp_path) as duck:
         assert outcomes.id_ranges(duck, setup.campaign_id, size=4) == [(1, 5), (5, 9), (9, 13)]
         assert outcomes.id_ranges(duck, setup.campaign_id, size=100) == [(1, 13)]
 
@@ -31,7 +32,7 @@ def test_a_slice_holding_more_events_than_allowed_is_halved_down_to_one_contact(
     setup = make_campaign(8, [BREVO], launch=False)
     _opens(db, setup.campaign_id, [1, 1, 1, 1, 1, 2, 3, 7])  # contact 1 opened five times
 
-    with outcomes.duckdb_over(database_url, tmp_path) as duck:
+    with duckdb_over(database_url, tmp_path) as duck:
         slices = outcomes.id_ranges(duck, setup.campaign_id, size=8, events=2)
 
     assert slices == [(1, 2), (2, 3), (3, 5), (5, 9)]
@@ -40,5 +41,5 @@ def test_a_slice_holding_more_events_than_allowed_is_halved_down_to_one_contact(
 def test_a_campaign_without_contacts_or_events_has_no_slice(db, database_url, make_campaign, tmp_path):
     setup = make_campaign(0, [BREVO], launch=False)
 
-    with outcomes.duckdb_over(database_url, tmp_path) as duck:
+    with duckdb_over(database_url, tmp_path) as duck:
         assert outcomes.id_ranges(duck, setup.campaign_id) == []

@@ -61,16 +61,22 @@ def _claim_everything(db, campaign_id: int, line_id: int, run_id: str) -> list[i
     return claimed
 
 
-def test_resending_unknown_contacts_of_a_lease_still_open_sends_each_once_more(db, make_campaign) -> None:
+def _lease_with_an_unknown_call(db, make_campaign):
+    """A line's lease of 10 contacts of 20 whose first call (5 contacts) was ambiguous, the other
+    5 not called yet: (setup, line id, the claim, its contact ids)."""
     setup = make_campaign(20, [SENDGRID])
     (line_id,) = setup.line_ids
     assert line_sql.claim_line(db, line_id, "run", stale_after_s=120)
     first = send_sql.claim(db, setup.campaign_id, line_id, "run", 10)
     claimed = [c.id for c in first.contacts]
-    # The lease's first call is ambiguous; its other contacts are not called yet.
     call = send_sql.mark_in_flight(db, line_id, "run", claimed[:5])
     assert call is not None
     _unknown(db, setup.campaign_id, line_id, "run", claimed[:5], call)
+    return setup, line_id, first, claimed
+
+
+def test_resending_unknown_contacts_of_a_lease_still_open_sends_each_once_more(db, make_campaign) -> None:
+    setup, line_id, first, claimed = _lease_with_an_unknown_call(db, make_campaign)
 
     # An operator resends the unknown ones while the line runs: the line claims them again.
     assert recovery_sql.resend_unknown(db, setup.campaign_id) == 5
@@ -85,14 +91,7 @@ def test_resending_unknown_contacts_of_a_lease_still_open_sends_each_once_more(d
 
 
 def test_unknown_contacts_resent_while_their_lease_is_open_are_in_the_pool_once(db, make_campaign) -> None:
-    setup = make_campaign(20, [SENDGRID])
-    (line_id,) = setup.line_ids
-    assert line_sql.claim_line(db, line_id, "run", stale_after_s=120)
-    first = send_sql.claim(db, setup.campaign_id, line_id, "run", 10)
-    claimed = [c.id for c in first.contacts]
-    call = send_sql.mark_in_flight(db, line_id, "run", claimed[:5])
-    assert call is not None
-    _unknown(db, setup.campaign_id, line_id, "run", claimed[:5], call)
+    setup, line_id, first, claimed = _lease_with_an_unknown_call(db, make_campaign)
 
     assert recovery_sql.resend_unknown(db, setup.campaign_id) == 5
     assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.RESERVED: 5, ContactStatus.PENDING: 15}
