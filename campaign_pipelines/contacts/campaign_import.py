@@ -59,15 +59,16 @@ def import_campaign(
                 # since only a campaign that never ran can be configured.
                 contact_sql.drop_contact_table(conn, campaign_id)
             report = import_contact_files(connect, campaign_id, paths, on_progress=on_progress)
+            # Inside the try: a database lost after the last batch is an interruption too.
+            campaign_sql.mark_imported(
+                conn, campaign_id, nbre_contacts=report.nbre_contacts, blacklisted=report.blacklisted_contacts
+            )
         except psycopg.OperationalError as error:
             _report_interruption(connect, campaign_id, error)
             raise
         except Exception as error:
             campaign_sql.mark_failed(conn, campaign_id, failure_message(error))
             raise
-        campaign_sql.mark_imported(
-            conn, campaign_id, nbre_contacts=report.nbre_contacts, blacklisted=report.blacklisted_contacts
-        )
         return report
 
 

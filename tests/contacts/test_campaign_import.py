@@ -59,3 +59,26 @@ def test_a_database_lost_mid_import_leaves_the_campaign_processing_with_the_reas
     assert report.nbre_contacts == CONTACTS
     campaign = campaign_sql.campaign_by_id(db, configured)
     assert campaign is not None and (campaign.status, campaign.error) == ("scheduled", None)
+
+
+def test_a_database_lost_after_the_last_batch_is_an_interruption_too(
+    db: psycopg.Connection, database_url: str, contacts_dir: Path, configured: int
+) -> None:
+    # The import's own session (its first connection) is cut; its writers finish every batch.
+    sessions: list[int] = []
+
+    def connecting() -> psycopg.Connection:
+        conn = connect(database_url)
+        sessions.append(conn.info.backend_pid)
+        return conn
+
+    def own_session_cut(_report) -> None:
+        db.execute("SELECT pg_terminate_backend(%s)", (sessions[0],))
+
+    with pytest.raises(psycopg.OperationalError):
+        import_campaign(connecting, configured, contacts_dir, on_progress=own_session_cut)
+
+    campaign = campaign_sql.campaign_by_id(db, configured)
+    assert campaign is not None and campaign.status == "processing"
+    assert campaign.error is not None
+    assert campaign.error.startswith("import interrupted, retried automatically: lost the database (")
