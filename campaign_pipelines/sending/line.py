@@ -354,10 +354,16 @@ class LineSender:
         the failure makes of the rest; contacts nothing was sent for stay leased, given back
         when the line stops, which it does."""
         decided = {d.send_id for d in error.done}
-        taken = [(m, i) for m, i in zip(flight.messages, flight.ids, strict=True) if m.send_id in decided]
-        results = delivery_results([m for m, _ in taken], error.done)
-        ids = [i for _, i in taken]
-        rest = [i for m, i in zip(flight.messages, flight.ids, strict=True) if m.send_id not in decided]
+        taken: list[OutgoingMessage] = []
+        ids: list[int] = []
+        rest: list[int] = []
+        for message, contact_id in zip(flight.messages, flight.ids, strict=True):
+            if message.send_id in decided:
+                taken.append(message)
+                ids.append(contact_id)
+            else:
+                rest.append(contact_id)
+        results = delivery_results(taken, error.done)
         status = unanswered_status(error)
         if status is not None:
             results.extend(status, str(error), len(rest))

@@ -27,7 +27,7 @@ def recover_line(conn: psycopg.Connection, campaign_id: int, line_id: int, run_i
 
     Done by `run_id`, the line's new owner; None, and nothing done, once it has lost the line
     (it froze after taking it over: what the line holds now is a live run's).
-    The quota they took that day is kept: at most one claim's worth, and never an overrun.
+    The quota they took that day is kept: at most the claims the run held, never an overrun.
     """
     with conn.transaction():
         if not owns(conn, line_id, run_id):

@@ -128,12 +128,13 @@ def claim(
             return Claim([], room, tightest)
         contacts = _take(conn, campaign_id, limit)
         sendable = [c.id for c in contacts if c.send_status != ContactStatus.SUPPRESSED]
-        if len(sendable) < len(contacts):
+        suppressed = [c.id for c in contacts if c.send_status == ContactStatus.SUPPRESSED]
+        if suppressed:
             conn.execute(
                 sql.SQL("INSERT INTO {} (contact_id, line_id, status) SELECT unnest(%s::bigint[]), %s, {}").format(
                     outcome_table(campaign_id), sql.Literal(ContactStatus.SUPPRESSED)
                 ),
-                ([c.id for c in contacts if c.send_status == ContactStatus.SUPPRESSED], line_id),
+                (suppressed, line_id),
             )
         lease = None
         if sendable:
@@ -221,8 +222,8 @@ def _append_outcomes(
     statement = sql.SQL("COPY {} (contact_id, line_id, status, message_id, error) FROM STDIN (FORMAT BINARY)")
     with conn.cursor() as cur, cur.copy(statement.format(outcome_table(campaign_id))) as copy:
         copy.set_types(["int8", "int8", "int2", "text", "text"])
-        for row in zip(ids, statuses, message_ids, errors, strict=True):
-            copy.write_row((row[0], line_id, row[1], row[2], row[3]))
+        for contact_id, status, message_id, error in zip(ids, statuses, message_ids, errors, strict=True):
+            copy.write_row((contact_id, line_id, status, message_id, error))
 
 
 def release_lease(
@@ -257,14 +258,6 @@ def release_lease(
         released = int(row[0])
         quota_sql.charge(conn, quotas, -released)
         return released
-
-
-def close_call(conn: psycopg.Connection, line_id: int, run_id: str, call: int) -> None:
-    """A call that failed before the provider took anything: no longer in flight (its contacts
-    stay in their lease until `release_lease`)."""
-    with conn.transaction():
-        if owns(conn, line_id, run_id):
-            conn.execute("DELETE FROM inflight_calls WHERE id = %s", (call,))
 
 
 def fail_unsent(
