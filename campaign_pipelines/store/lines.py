@@ -142,8 +142,16 @@ def resume_lines(conn: psycopg.Connection, campaign_id: int) -> None:
 
 
 def reopen_lines(conn: psycopg.Connection, campaign_id: int) -> None:
-    """Finished lines take work again (unknown contacts put back in the pool)."""
-    _reset_lines(conn, campaign_id, LineStatus.DONE)
+    """Finished lines take work again: contacts are back in the pool (unknown ones put back by an
+    operator, or those a stopping line gave back). A line another transaction holds is left
+    alone (never waited for: a stopping line holds its own row): whoever holds it is starting
+    it, or an operator acting on every line."""
+    conn.execute(
+        "UPDATE campaign_channels SET status = %(pending)s, reason = NULL WHERE id IN"
+        " (SELECT id FROM campaign_channels WHERE campaign_id = %(campaign)s AND status = %(done)s"
+        " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED)",
+        {"pending": LineStatus.PENDING, "campaign": campaign_id, "done": LineStatus.DONE},
+    )
 
 
 def set_line_state(

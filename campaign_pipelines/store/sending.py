@@ -27,6 +27,7 @@ from psycopg.rows import args_row
 from psycopg.types.json import set_json_loads
 
 from campaign_pipelines.statuses import ContactStatus
+from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import quotas as quota_sql
 from campaign_pipelines.store.contacts import contact_table, outcome_table
 from campaign_pipelines.store.lines import owns
@@ -257,6 +258,8 @@ def release_lease(
         assert row is not None
         released = int(row[0])
         quota_sql.charge(conn, quotas, -released)
+        if released:  # finished lines have work again: the launch sensor starts them
+            line_sql.reopen_lines(conn, campaign_id)
         return released
 
 

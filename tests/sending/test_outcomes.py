@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from campaign_pipelines.providers import (
@@ -17,6 +18,7 @@ from campaign_pipelines.providers import (
     ServerError,
     Unreachable,
 )
+from campaign_pipelines.providers.client import ProviderClient
 from campaign_pipelines.sending.outcomes import (
     RETRY_LATER_S,
     LineOutcome,
@@ -156,6 +158,39 @@ def test_401_stops_the_line_and_another_line_takes_its_contacts(
     assert "revoked-key" not in refused.reason
     assert taking_over.sent == 40
     assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 40}
+
+
+def test_contacts_a_refused_line_gives_back_go_to_a_line_that_had_finished(
+    db, make_campaign, run_line, fakes, monkeypatch
+) -> None:
+    setup = make_campaign(250, [BREVO, SENDGRID])
+    db.execute("UPDATE servers SET batch_size = 100")
+    monkeypatch.setenv("BREVO_API_KEY", "revoked-key")
+    brevo_line, sendgrid_line = setup.line_ids
+    finished = []
+
+    def refuse_once_the_other_line_finished(request: httpx.Request) -> httpx.Response:
+        # Brevo's line holds the lease of this call (and maybe of the next one, claimed
+        # meanwhile); SendGrid's line sends the others and finishes.
+        if not finished:
+            finished.append(run_line(sendgrid_line))
+        return fakes.transport().handle_request(request)
+
+    refused = run_line(
+        brevo_line, client=ProviderClient(httpx.MockTransport(refuse_once_the_other_line_finished), timeout=5)
+    )
+
+    assert refused.status == "error" and finished[0].status == "done" and finished[0].sent >= 50
+    given_back = 250 - finished[0].sent
+    assert send_sql.status_counts(db, setup.campaign_id) == {
+        ContactStatus.SENT: finished[0].sent,
+        ContactStatus.PENDING: given_back,
+    }
+    line = line_sql.line_by_id(db, sendgrid_line)
+    assert line is not None and line.status == LineStatus.PENDING  # the launch sensor starts it again
+    assert run_line(sendgrid_line).sent == given_back
+    assert send_sql.status_counts(db, setup.campaign_id) == {ContactStatus.SENT: 250}
+    assert fakes.sent_count("sendgrid") == 250
 
 
 def test_partial_batch_failure_is_recorded_per_recipient(db, make_campaign, run_line, fakes) -> None:
