@@ -145,12 +145,18 @@ def reopen_lines(conn: psycopg.Connection, campaign_id: int) -> None:
     """Finished lines take work again: contacts are back in the pool (unknown ones put back by an
     operator, or those a stopping line gave back). A line another transaction holds is left
     alone (never waited for: a stopping line holds its own row): whoever holds it is starting
-    it, or an operator acting on every line."""
+    it, or an operator acting on every line. A cancelled campaign's lines stay as they are."""
     conn.execute(
         "UPDATE campaign_channels SET status = %(pending)s, reason = NULL WHERE id IN"
-        " (SELECT id FROM campaign_channels WHERE campaign_id = %(campaign)s AND status = %(done)s"
-        " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED)",
-        {"pending": LineStatus.PENDING, "campaign": campaign_id, "done": LineStatus.DONE},
+        " (SELECT l.id FROM campaign_channels l JOIN campaigns c ON c.id = l.campaign_id"
+        " WHERE l.campaign_id = %(campaign)s AND l.status = %(done)s AND c.status <> %(cancelled)s"
+        " ORDER BY l.id FOR NO KEY UPDATE OF l SKIP LOCKED)",
+        {
+            "pending": LineStatus.PENDING,
+            "campaign": campaign_id,
+            "done": LineStatus.DONE,
+            "cancelled": CampaignStatus.CANCELLED,
+        },
     )
 
 

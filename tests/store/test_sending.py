@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from campaign_pipelines.statuses import ContactStatus
+from campaign_pipelines.sending import campaign as lifecycle
+from campaign_pipelines.statuses import ContactStatus, LineStatus
 from campaign_pipelines.store import lines as line_sql
 from campaign_pipelines.store import recovery as recovery_sql
 from campaign_pipelines.store import sending as send_sql
@@ -196,3 +197,28 @@ def test_send_states_are_counted_as_of_one_moment_while_a_line_records(db, datab
         {ContactStatus.RESERVED: 5, ContactStatus.PENDING: 5},
         {ContactStatus.SENT: 5, ContactStatus.PENDING: 5},
     )
+
+
+def _finished_line_after_another_gives_back(db, make_campaign, *, cancel: bool) -> str:
+    setup = make_campaign(300, [SENDGRID, {**SENDGRID, "sender_email": "promo@mondomaine.com"}])
+    stopping, finished = setup.line_ids
+    assert line_sql.claim_line(db, stopping, "run", stale_after_s=120)
+    lease = send_sql.claim(db, setup.campaign_id, stopping, "run", 10).lease
+    assert line_sql.claim_line(db, finished, "other", stale_after_s=120)
+    line_sql.set_line_state(db, finished, "other", LineStatus.DONE)
+    if cancel:
+        lifecycle.control(db, setup.campaign_id, "cancel")
+
+    assert lease is not None
+    assert send_sql.release_lease(db, setup.campaign_id, stopping, "run", lease) == 10
+    line = line_sql.line_by_id(db, finished)
+    assert line is not None
+    return line.status
+
+
+def test_contacts_given_back_reopen_the_finished_lines_of_their_campaign(db, make_campaign) -> None:
+    assert _finished_line_after_another_gives_back(db, make_campaign, cancel=False) == LineStatus.PENDING
+
+
+def test_a_cancelled_campaign_s_finished_lines_stay_finished_whatever_is_given_back(db, make_campaign) -> None:
+    assert _finished_line_after_another_gives_back(db, make_campaign, cancel=True) == LineStatus.DONE
