@@ -1,8 +1,9 @@
 """`campaign_report`: one campaign's results, as Dagster metadata, an HTML file and a per-contact Parquet file.
 
-Materialized by `campaign_report_sensor` (every minute while the campaign runs, then daily for 30
-days) or on demand (Materialize, partition = campaign id). Its checks warn when a line's complaint
-or hard-bounce rate passes what mailbox providers tolerate, and fail when nothing can be sent.
+Materialized by `campaign_report_sensor` (every minute while the campaign runs, less often when a
+report takes over 6 s, then daily for 30 days) or on demand (Materialize, partition = campaign
+id). Its checks warn when a line's complaint or hard-bounce rate passes what mailbox providers
+tolerate, and fail when nothing can be sent.
 """
 
 import dagster as dg

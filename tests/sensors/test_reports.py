@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import dagster as dg
 import pytest
 
@@ -70,3 +72,33 @@ def test_nothing_due_says_so(tick, campaign):
     result = tick()
 
     assert result.run_requests == [] and "no campaign report is due" in result.skip_reason.skip_message
+
+
+def _report_ran(instance: dg.DagsterInstance, campaign_id: int, *, ended_s_ago: float, took_s: float) -> None:
+    job = dg.Definitions(jobs=[dg.define_asset_job("x")]).resolve_job_def("x")
+    run = instance.create_run_for_job(job, tags={"campaign": str(campaign_id), "report": "campaign"})
+    ended = time.time() - ended_s_ago
+    for kind, at in ((dg.DagsterEventType.RUN_START, ended - took_s), (dg.DagsterEventType.RUN_SUCCESS, ended)):
+        event = dg.DagsterEvent(event_type_value=kind.value, job_name="x")
+        instance.report_dagster_event(event, run.run_id, timestamp=at)
+
+
+def test_a_long_report_spaces_the_next_ones_to_a_tenth_of_the_time(tick, campaign, instance):
+    slow, quick = campaign("running"), campaign("running")
+    _report_ran(instance, slow, ended_s_ago=120, took_s=45)  # next one 405 s after it ended
+    _report_ran(instance, quick, ended_s_ago=60, took_s=5)
+
+    result = tick()
+
+    assert [request.partition_key for request in result.run_requests] == [str(quick)]
+    _report_ran(instance, quick, ended_s_ago=10, took_s=5)
+    skipped = tick().skip_reason.skip_message
+    assert f"campaign {slow}: its last report took 45 s: the next one after" in skipped
+    assert f"campaign {quick}: its last report took 5 s" in skipped
+
+
+def test_a_report_that_ran_long_ago_is_due_again(tick, campaign, instance):
+    running = campaign("running")
+    _report_ran(instance, running, ended_s_ago=500, took_s=45)
+
+    assert [request.partition_key for request in tick().run_requests] == [str(running)]
